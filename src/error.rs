@@ -1,0 +1,280 @@
+//! The error types of corio, kept together.
+//!
+//! [`Error`] is the one enum that corio's own operations return; [`JoinError`]
+//! is what [`JoinHandle::join`](crate::JoinHandle::join) returns when a task did
+//! not finish with a value.
+
+use std::any::Any;
+use std::fmt;
+use std::io;
+
+/// Everything that can go wrong inside corio itself.
+///
+/// Every variant that comes from a resource limit names the limit and says
+/// how to raise it. `Error` converts into [`std::io::Error`], so corio calls
+/// can be used with `?` in functions that return `io::Result`.
+///
+/// # Examples
+///
+/// ```
+/// let err = corio::Builder::new().stack_size(1).spawn(|| ()).unwrap_err();
+/// assert!(matches!(err, corio::Error::NoRuntime | corio::Error::InvalidStackSize { .. }));
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Mapping a coroutine stack failed because the process has as many memory
+    /// mappings as `vm.max_map_count` allows.
+    #[error(
+        "cannot map a {stack_size}-byte coroutine stack: the process has reached vm.max_map_count \
+         ({limit} memory mappings, {mappings} in use); raise it with \
+         `sysctl -w vm.max_map_count={suggested}` or use smaller/fewer stacks"
+    )]
+    MapLimit {
+        /// The current value of `vm.max_map_count`.
+        limit: u64,
+        /// Mappings the process had when the allocation failed.
+        mappings: u64,
+        /// The stack size that was requested, in bytes.
+        stack_size: usize,
+        /// A value worth setting `vm.max_map_count` to.
+        suggested: u64,
+    },
+    /// The kernel refused memory for a coroutine stack.
+    #[error(
+        "out of memory mapping a {stack_size}-byte coroutine stack ({os_error}); \
+         lower the stack size (corio::Builder::stack_size) or raise the memory limit \
+         (ulimit -v, vm.overcommit_memory)"
+    )]
+    OutOfMemory {
+        /// The stack size that was requested, in bytes.
+        stack_size: usize,
+        /// The error the kernel returned.
+        os_error: io::Error,
+    },
+    /// A stack size outside the range corio accepts.
+    #[error("invalid stack size {requested} bytes: it must be between {min} and {max} bytes")]
+    InvalidStackSize {
+        /// The size that was asked for.
+        requested: usize,
+        /// The smallest accepted size.
+        min: usize,
+        /// The largest accepted size.
+        max: usize,
+    },
+    /// The process hit its limit of open file descriptors.
+    #[error(
+        "too many open files: the process reached its limit of {limit} file descriptors \
+         (RLIMIT_NOFILE); raise it with `ulimit -n <more>` or setrlimit"
+    )]
+    FdLimit {
+        /// The soft `RLIMIT_NOFILE` limit.
+        limit: u64,
+    },
+    /// The current task was cancelled with
+    /// [`JoinHandle::cancel`](crate::JoinHandle::cancel) or by the end of its
+    /// runtime or scope.
+    #[error("the task was cancelled")]
+    Cancelled,
+    /// An operation that needs a running corio runtime was called outside one.
+    #[error("no corio runtime is running on this thread")]
+    NoRuntime,
+    /// A runtime was started on a thread that is already running one.
+    #[error(
+        "a corio runtime is already running on this thread; spawn a task instead of nesting runtimes"
+    )]
+    NestedRuntime,
+    /// An operating-system error.
+    #[error(transparent)]
+    Io(#[from] io::Error),
+}
+
+impl Error {
+    /// Returns `true` if `err` is a corio cancellation carried in an
+    /// [`io::Error`].
+    ///
+    /// ```
+    /// let err: std::io::Error = corio::Error::Cancelled.into();
+    /// assert!(corio::Error::is_cancellation(&err));
+    /// ```
+    pub fn is_cancellation(err: &io::Error) -> bool {
+        matches!(
+            err.get_ref().and_then(|e| e.downcast_ref::<Error>()),
+            Some(Error::Cancelled)
+        )
+    }
+}
+
+impl From<Error> for io::Error {
+    /// `Error::Io` unwraps to the inner error. A cancellation becomes
+    /// [`io::ErrorKind::Other`] — deliberately not `Interrupted`, which std's
+    /// `read_exact`, `write_all` and `io::copy` retry forever.
+    fn from(err: Error) -> io::Error {
+        match err {
+            Error::Io(e) => e,
+            Error::OutOfMemory { .. } => io::Error::new(io::ErrorKind::OutOfMemory, err),
+            Error::MapLimit { .. } => io::Error::new(io::ErrorKind::OutOfMemory, err),
+            Error::InvalidStackSize { .. } => io::Error::new(io::ErrorKind::InvalidInput, err),
+            other => io::Error::other(other),
+        }
+    }
+}
+
+/// Why a task did not return a value: it panicked or was cancelled.
+///
+/// Returned by [`JoinHandle::join`](crate::JoinHandle::join). A panic keeps its
+/// payload, so it can be re-raised with [`std::panic::resume_unwind`].
+///
+/// # Examples
+///
+/// ```
+/// corio::run(|| {
+///     let err = corio::spawn(|| panic!("boom")).join().unwrap_err();
+///     assert!(err.is_panic());
+///     assert_eq!(err.panic_message(), Some("boom"));
+/// });
+/// ```
+pub struct JoinError {
+    repr: JoinErrorRepr,
+    task: String,
+}
+
+enum JoinErrorRepr {
+    Panicked(Box<dyn Any + Send + 'static>),
+    Cancelled,
+}
+
+impl JoinError {
+    pub(crate) fn panicked(task: String, payload: Box<dyn Any + Send + 'static>) -> Self {
+        JoinError {
+            repr: JoinErrorRepr::Panicked(payload),
+            task,
+        }
+    }
+
+    pub(crate) fn cancelled(task: String) -> Self {
+        JoinError {
+            repr: JoinErrorRepr::Cancelled,
+            task,
+        }
+    }
+
+    /// Returns `true` if the task panicked.
+    pub fn is_panic(&self) -> bool {
+        matches!(self.repr, JoinErrorRepr::Panicked(_))
+    }
+
+    /// Returns `true` if the task was cancelled.
+    pub fn is_cancelled(&self) -> bool {
+        matches!(self.repr, JoinErrorRepr::Cancelled)
+    }
+
+    /// The panic message, when the task panicked with a `&str` or `String`
+    /// (as `panic!` does).
+    pub fn panic_message(&self) -> Option<&str> {
+        match &self.repr {
+            JoinErrorRepr::Panicked(p) => payload_str(p.as_ref()),
+            JoinErrorRepr::Cancelled => None,
+        }
+    }
+
+    /// Consumes the error and returns the panic payload.
+    ///
+    /// # Panics
+    ///
+    /// Panics if the task was cancelled rather than panicking; check with
+    /// [`is_panic`](Self::is_panic) or use [`try_into_panic`](Self::try_into_panic).
+    pub fn into_panic(self) -> Box<dyn Any + Send + 'static> {
+        self.try_into_panic()
+            .unwrap_or_else(|_| panic!("JoinError::into_panic called on a cancelled task"))
+    }
+
+    /// Consumes the error and returns the panic payload, or gives the error
+    /// back if the task was cancelled.
+    pub fn try_into_panic(self) -> Result<Box<dyn Any + Send + 'static>, JoinError> {
+        match self.repr {
+            JoinErrorRepr::Panicked(p) => Ok(p),
+            JoinErrorRepr::Cancelled => Err(self),
+        }
+    }
+}
+
+pub(crate) fn payload_str(payload: &(dyn Any + Send)) -> Option<&str> {
+    payload
+        .downcast_ref::<&'static str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+}
+
+impl fmt::Debug for JoinError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.repr {
+            JoinErrorRepr::Panicked(_) => f
+                .debug_struct("JoinError::Panicked")
+                .field("task", &self.task)
+                .field("message", &self.panic_message())
+                .finish(),
+            JoinErrorRepr::Cancelled => f
+                .debug_struct("JoinError::Cancelled")
+                .field("task", &self.task)
+                .finish(),
+        }
+    }
+}
+
+impl fmt::Display for JoinError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.repr {
+            JoinErrorRepr::Panicked(_) => match self.panic_message() {
+                Some(msg) => write!(f, "{} panicked: {msg}", self.task),
+                None => write!(f, "{} panicked", self.task),
+            },
+            JoinErrorRepr::Cancelled => write!(f, "{} was cancelled", self.task),
+        }
+    }
+}
+
+impl std::error::Error for JoinError {}
+
+impl From<JoinError> for io::Error {
+    fn from(err: JoinError) -> io::Error {
+        io::Error::other(err.to_string())
+    }
+}
+
+/// The soft open-files limit (`RLIMIT_NOFILE`), if it can be read.
+pub(crate) fn fd_limit() -> Option<u64> {
+    let mut rl = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `rl` is a valid out-pointer for getrlimit.
+    #[allow(unsafe_code)]
+    let rc = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) };
+    (rc == 0).then_some(rl.rlim_cur as u64)
+}
+
+/// Wraps an OS error, naming the open-files limit when that is what was hit.
+pub(crate) fn from_io(err: io::Error) -> Error {
+    match err.raw_os_error() {
+        Some(libc::EMFILE) | Some(libc::ENFILE) => Error::FdLimit {
+            limit: fd_limit().unwrap_or(0),
+        },
+        _ => Error::Io(err),
+    }
+}
+
+/// Like [`from_io`], kept as an `io::Error` (for APIs that return
+/// `io::Result`): an EMFILE keeps its kind and gains the limit in its message.
+#[allow(dead_code)]
+pub(crate) fn io_with_limit(err: io::Error) -> io::Error {
+    match err.raw_os_error() {
+        Some(libc::EMFILE) | Some(libc::ENFILE) => io::Error::new(
+            err.kind(),
+            Error::FdLimit {
+                limit: fd_limit().unwrap_or(0),
+            },
+        ),
+        _ => err,
+    }
+}

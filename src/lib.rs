@@ -1,0 +1,161 @@
+//! # corio — stackful coroutines for Rust, without `async`/`await`
+//!
+//! corio gives Rust the cooperative model of Python's asyncio and Go's
+//! goroutines: code in a task is written in ordinary blocking style —
+//! `stream.read(&mut buf)?`, `sleep(d)`, `handle.join()` — and when an
+//! operation would block, the task suspends to a per-thread scheduler
+//! instead of blocking the thread. A reactor built on [`polling`] resumes it
+//! when the OS reports readiness. There is no function colouring: the same
+//! code works with the synchronous Rust ecosystem (`std::io::Read`/`Write`).
+//!
+//! ```
+//! use std::time::Duration;
+//!
+//! corio::run(|| {
+//!     let handles: Vec<_> = (0..3)
+//!         .map(|i| corio::spawn(move || {
+//!             corio::time::sleep(Duration::from_millis(10 * i));
+//!             i * 10
+//!         }))
+//!         .collect();
+//!     let results: Vec<u64> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+//!     assert_eq!(results, [0, 10, 20]);
+//! });
+//! ```
+//!
+//! ## Layers
+//!
+//! Each layer is one module and uses only the ones above it:
+//!
+//! | module | job |
+//! | --- | --- |
+//! | [`stack`] | pooled, guard-protected stack memory |
+//! | [`generator`] | bare coroutines: `resume`/`yield_` with an explicit state |
+//! | [`task`] | scheduled coroutines: id, name, lifecycle state machine, `JoinHandle` |
+//! | `scheduler` | the per-thread run queue and loop, park/unpark |
+//! | `reactor` | the `polling` poller, registered fds, readiness |
+//! | [`time`] | `sleep`, `timeout` |
+//! | [`runtime`] | `Runtime`, `run` |
+//! | [`inspect`] | a snapshot of every task and what it waits on |
+//!
+//! ## The task lifecycle
+//!
+//! A task is `Ready` (queued), `Running`, `Waiting(reason)` or
+//! `Finished(Returned | Panicked | Cancelled)`; [`task::TaskState`] documents
+//! the transitions and [`tasks`] shows them live.
+//!
+//! ## Guarantees
+//!
+//! * A task never moves to another thread, so thread-locals are sound in it.
+//! * A panicking task is reported on its [`JoinHandle`]; the runtime and the
+//!   other tasks run on.
+//! * Nothing suspends while the thread is unwinding.
+//! * When the main task returns, the tasks still alive are unwound on their
+//!   own stacks and every destructor runs.
+//! * A stack overflow in a task is reported with the task's id, name and
+//!   stack size instead of a bare "Segmentation fault".
+#![deny(missing_docs)]
+#![deny(unsafe_code)]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(clippy::undocumented_unsafe_blocks, clippy::missing_safety_doc)]
+#![doc(test(attr(deny(warnings))))]
+
+mod error;
+pub mod generator;
+pub mod inspect;
+mod overflow;
+mod reactor;
+pub mod runtime;
+mod scheduler;
+pub mod stack;
+pub mod task;
+pub mod time;
+
+pub use error::{Error, JoinError};
+pub use inspect::tasks;
+pub use runtime::{Runtime, run};
+pub use task::{Builder, JoinHandle, Task, TaskId};
+
+/// Spawns a task running `f` on the current thread's runtime, like
+/// [`std::thread::spawn`].
+///
+/// The task starts when the current task next suspends (it is queued
+/// `Ready`). Dropping the returned handle detaches the task.
+///
+/// # Panics
+///
+/// Outside a corio runtime ("corio::spawn called outside of a corio
+/// runtime"), or if no stack can be mapped; [`Builder::spawn`] returns those
+/// as errors instead.
+///
+/// # Examples
+///
+/// ```
+/// corio::run(|| {
+///     let h = corio::spawn(|| "hello from a task");
+///     assert_eq!(h.join().unwrap(), "hello from a task");
+/// });
+/// ```
+pub fn spawn<F, T>(f: F) -> JoinHandle<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    match Builder::new().spawn(f) {
+        Ok(h) => h,
+        Err(Error::NoRuntime) => {
+            panic!("corio::spawn called outside of a corio runtime; start one with corio::run")
+        }
+        Err(e) => panic!("corio::spawn: {e}"),
+    }
+}
+
+/// Like [`spawn`], for closures and results that are not `Send` (tasks never
+/// leave their thread).
+///
+/// # Panics
+///
+/// As [`spawn`].
+pub fn spawn_local<F, T>(f: F) -> JoinHandle<T>
+where
+    F: FnOnce() -> T + 'static,
+    T: 'static,
+{
+    match Builder::new().spawn_local(f) {
+        Ok(h) => h,
+        Err(Error::NoRuntime) => {
+            panic!(
+                "corio::spawn_local called outside of a corio runtime; start one with corio::run"
+            )
+        }
+        Err(e) => panic!("corio::spawn_local: {e}"),
+    }
+}
+
+/// Lets the other ready tasks run, then continues (outside a task, yields
+/// the thread). The task stays `Ready` while it waits its turn.
+pub fn yield_now() {
+    scheduler::yield_now()
+}
+
+/// The task that calls it.
+///
+/// # Panics
+///
+/// Outside a task; see [`try_current`].
+pub fn current() -> Task {
+    try_current().expect("corio::current called outside of a corio task")
+}
+
+/// The task that calls it, or `None` outside a task.
+pub fn try_current() -> Option<Task> {
+    scheduler::current_task()
+}
+
+/// Runs `f` shielded from cancellation: blocking calls inside it do not fail
+/// with [`Error::Cancelled`], so cleanup that must finish can finish. A
+/// cancellation that arrives meanwhile stays pending and is reported by the
+/// first blocking call after `f`.
+pub fn shield<R>(f: impl FnOnce() -> R) -> R {
+    scheduler::shielded(f)
+}

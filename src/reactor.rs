@@ -1,0 +1,416 @@
+//! The reactor: one `polling::Poller` per runtime, the sources registered
+//! with it, and the tasks waiting on each source.
+//!
+//! # Rules
+//!
+//! 1. A file descriptor is registered once (edge-triggered, both
+//!    directions) the first time a task has to wait on it, and deleted from
+//!    the poller before it is closed (the IO types drop their
+//!    [`Registration`] before their fd).
+//! 2. Each source keeps a readiness word: a "readable" and a "writable" bit
+//!    and a tick counted up by every event. IO is tried while the bit is set;
+//!    a `WouldBlock` clears it — but only if no event arrived since the try
+//!    (same tick), so an edge is never lost.
+//! 3. Readers and writers wait in separate lists, so one task can read while
+//!    another writes the same socket. A waiter registers, re-checks the
+//!    readiness bit, and only then parks.
+//! 4. Poller keys carry the slab index and a generation: an event for a
+//!    source that was removed (and whose slot was reused) is ignored.
+//! 5. Only the runtime thread calls `wait`; other threads only `notify`.
+#![allow(unsafe_code)]
+// The IO types (net, process) are the users of most of this module.
+#![allow(dead_code)]
+
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
+
+use polling::{Event, Events, PollMode, Poller};
+use slab::Slab;
+
+use crate::scheduler::{self, Shared, Unparker};
+use crate::task::{Direction, WaitReason};
+
+const READ: u32 = 1;
+const WRITE: u32 = 2;
+const TICK_SHIFT: u32 = 2;
+
+fn bit(dir: Direction) -> u32 {
+    match dir {
+        Direction::Read => READ,
+        Direction::Write => WRITE,
+    }
+}
+
+/// The per-runtime reactor (lives in the runtime's `Shared`).
+pub(crate) struct Reactor {
+    poller: Poller,
+    sources: Mutex<Slab<Arc<Source>>>,
+    count: AtomicUsize,
+    next_generation: AtomicUsize,
+}
+
+/// A registered file descriptor.
+pub(crate) struct Source {
+    fd: RawFd,
+    /// The poller key: slab index in the low 32 bits, generation above.
+    key: usize,
+    /// Readiness bits and the event tick (rule 2).
+    readiness: AtomicU32,
+    waiters: Mutex<Waiters>,
+}
+
+#[derive(Default)]
+struct Waiters {
+    read: Vec<Unparker>,
+    write: Vec<Unparker>,
+}
+
+impl Waiters {
+    fn list(&mut self, dir: Direction) -> &mut Vec<Unparker> {
+        match dir {
+            Direction::Read => &mut self.read,
+            Direction::Write => &mut self.write,
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Reactor {
+    pub(crate) fn new() -> io::Result<Reactor> {
+        Ok(Reactor {
+            poller: Poller::new()?,
+            sources: Mutex::new(Slab::new()),
+            count: AtomicUsize::new(0),
+            next_generation: AtomicUsize::new(1),
+        })
+    }
+
+    /// Wakes the runtime thread out of `wait` (from any thread).
+    pub(crate) fn notify(&self) {
+        let _ = self.poller.notify();
+    }
+
+    /// Whether any fd is registered (if not, a zero-timeout poll is skipped).
+    pub(crate) fn has_sources(&self) -> bool {
+        self.count.load(Ordering::Relaxed) > 0
+    }
+
+    /// Waits for events; only the runtime thread calls this (rule 5).
+    pub(crate) fn wait(&self, events: &mut Events, timeout: Option<Duration>) {
+        if let Err(e) = self.poller.wait(events, timeout) {
+            // EINTR is retried inside polling; anything else means the epoll
+            // fd is broken, which we cannot recover from silently.
+            panic!("corio reactor: Poller::wait failed: {e}");
+        }
+    }
+
+    /// Marks sources ready and wakes their waiters.
+    pub(crate) fn dispatch(&self, events: &Events) {
+        if events.is_empty() {
+            return;
+        }
+        let sources = lock(&self.sources);
+        for ev in events.iter() {
+            let Some(source) = sources.get(ev.key & 0xffff_ffff) else {
+                continue;
+            };
+            if source.key != ev.key {
+                continue; // rule 4: a stale event for a reused slot
+            }
+            let mut bits = 0;
+            if ev.readable {
+                bits |= READ;
+            }
+            if ev.writable {
+                bits |= WRITE;
+            }
+            source.set_ready(bits);
+            let mut waiters = lock(&source.waiters);
+            if bits & READ != 0 {
+                for w in waiters.read.drain(..) {
+                    w.unpark();
+                }
+            }
+            if bits & WRITE != 0 {
+                for w in waiters.write.drain(..) {
+                    w.unpark();
+                }
+            }
+        }
+    }
+
+    fn register(&self, fd: BorrowedFd<'_>) -> io::Result<Arc<Source>> {
+        let mut sources = lock(&self.sources);
+        let entry = sources.vacant_entry();
+        let generation = self.next_generation.fetch_add(1, Ordering::Relaxed) & 0xffff_ffff;
+        let key = entry.key() | (generation << 32);
+        let source = Arc::new(Source {
+            fd: fd.as_raw_fd(),
+            key,
+            readiness: AtomicU32::new(READ | WRITE),
+            waiters: Mutex::new(Waiters::default()),
+        });
+        // SAFETY: `Poller::add` requires the fd to be deleted from the poller
+        // before it is closed. The fd is owned by the IO object that owns the
+        // returned `Registration`, and those objects drop the registration
+        // (which calls `deregister` → `Poller::delete`) before their fd (rule 1).
+        unsafe {
+            self.poller
+                .add_with_mode(fd.as_raw_fd(), Event::all(key), PollMode::Edge)?
+        };
+        entry.insert(Arc::clone(&source));
+        self.count.fetch_add(1, Ordering::Relaxed);
+        Ok(source)
+    }
+
+    fn deregister(&self, source: &Source) {
+        // SAFETY: the fd is still open (rule 1), so this is the fd that was
+        // registered.
+        let fd = unsafe { BorrowedFd::borrow_raw(source.fd) };
+        let _ = self.poller.delete(fd);
+        let mut sources = lock(&self.sources);
+        let index = source.key & 0xffff_ffff;
+        if sources.get(index).is_some_and(|s| s.key == source.key) {
+            sources.remove(index);
+            self.count.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Source {
+    fn set_ready(&self, bits: u32) {
+        let mut cur = self.readiness.load(Ordering::Acquire);
+        loop {
+            let tick = (cur >> TICK_SHIFT).wrapping_add(1);
+            let new = (tick << TICK_SHIFT) | (cur & (READ | WRITE)) | bits;
+            match self.readiness.compare_exchange_weak(
+                cur,
+                new,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return,
+                Err(actual) => cur = actual,
+            }
+        }
+    }
+}
+
+/// An fd's registration with the reactor of the runtime it was first waited
+/// on from. Dropping it removes the fd from the poller; the owner must drop
+/// it before closing the fd.
+pub(crate) struct Registration {
+    source: Arc<Source>,
+    runtime: Arc<Shared>,
+}
+
+/// A token saying "the fd was ready at this tick" (rule 2).
+#[derive(Clone, Copy)]
+pub(crate) struct ReadyTick(u32);
+
+impl Registration {
+    /// Registers `fd` with the current runtime's reactor; `Ok(None)` outside
+    /// a runtime.
+    pub(crate) fn new(fd: BorrowedFd<'_>) -> io::Result<Option<Registration>> {
+        let runtime = scheduler::with_scheduler(|s| Arc::clone(&s.shared));
+        let Some(runtime) = runtime else {
+            return Ok(None);
+        };
+        let source = runtime.reactor.register(fd)?;
+        Ok(Some(Registration { source, runtime }))
+    }
+
+    /// `Some` if the last known readiness for `dir` is set.
+    pub(crate) fn ready(&self, dir: Direction) -> Option<ReadyTick> {
+        let r = self.source.readiness.load(Ordering::Acquire);
+        (r & bit(dir) != 0).then_some(ReadyTick(r >> TICK_SHIFT))
+    }
+
+    /// Clears readiness for `dir` after a `WouldBlock`, unless an event came
+    /// in after `tick` was read.
+    pub(crate) fn clear(&self, dir: Direction, tick: ReadyTick) {
+        let mut cur = self.source.readiness.load(Ordering::Acquire);
+        while cur >> TICK_SHIFT == tick.0 && cur & bit(dir) != 0 {
+            match self.source.readiness.compare_exchange_weak(
+                cur,
+                cur & !bit(dir),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return,
+                Err(actual) => cur = actual,
+            }
+        }
+    }
+
+    /// Suspends the current task until `dir` may be ready, the deadline
+    /// passes, or the task is cancelled.
+    pub(crate) fn wait(&self, dir: Direction, deadline: Option<Instant>) -> io::Result<()> {
+        let me = Unparker::current();
+        {
+            let mut waiters = lock(&self.source.waiters);
+            let list = waiters.list(dir);
+            if !list.iter().any(|w| w.same(&me)) {
+                list.push(me);
+            }
+        }
+        if self.ready(dir).is_some() {
+            return Ok(());
+        }
+        let reason = WaitReason::Io {
+            fd: self.source.fd,
+            direction: dir,
+        };
+        scheduler::park(reason, deadline).map_err(io::Error::from)
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.runtime.reactor.deregister(&self.source);
+    }
+}
+
+/// A lazily made [`Registration`], for IO objects that may be created outside
+/// a runtime and used inside one.
+#[derive(Default)]
+pub(crate) struct LazyRegistration(OnceLock<Registration>);
+
+impl LazyRegistration {
+    pub(crate) fn new() -> Self {
+        Self(OnceLock::new())
+    }
+
+    fn get(&self, fd: BorrowedFd<'_>) -> io::Result<Option<&Registration>> {
+        if let Some(r) = self.0.get() {
+            return Ok(Some(r));
+        }
+        match Registration::new(fd)? {
+            // If another thread won the race, ours is dropped (deregistered).
+            Some(r) => Ok(Some(self.0.get_or_init(|| r))),
+            None => Ok(None),
+        }
+    }
+
+    /// Drops the registration now (before the fd it watches is closed).
+    pub(crate) fn take(&mut self) {
+        self.0.take();
+    }
+}
+
+/// Runs the non-blocking operation `op` on `fd` until it does not return
+/// `WouldBlock`, suspending the task (or, outside a runtime, blocking the
+/// thread in `poll(2)`) while the fd is not ready.
+///
+/// `deadline` is the operation's own deadline (socket timeouts); enclosing
+/// `timeout` scopes and cancellation apply too. Every call is a
+/// cancellation point, even when the fd is ready.
+pub(crate) fn io_op<R>(
+    fd: BorrowedFd<'_>,
+    reg: &LazyRegistration,
+    dir: Direction,
+    deadline: Option<Instant>,
+    mut op: impl FnMut() -> io::Result<R>,
+) -> io::Result<R> {
+    scheduler::check_current(deadline)?;
+    let in_task = scheduler::current_id().is_some();
+    let registration = if in_task { reg.get(fd)? } else { None };
+    match registration {
+        Some(reg) => loop {
+            if let Some(tick) = reg.ready(dir) {
+                match op() {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => reg.clear(dir, tick),
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    r => return r,
+                }
+            }
+            reg.wait(dir, deadline)?;
+        },
+        None => loop {
+            match op() {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => poll_fd(fd, dir, deadline)?,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                r => return r,
+            }
+        },
+    }
+}
+
+/// Waits for `fd` to become ready in `dir` without running `op`: the
+/// readiness API (`readable()`/`writable()`).
+pub(crate) fn wait_ready(
+    fd: BorrowedFd<'_>,
+    reg: &LazyRegistration,
+    dir: Direction,
+    deadline: Option<Instant>,
+) -> io::Result<()> {
+    scheduler::check_current(deadline)?;
+    let in_task = scheduler::current_id().is_some();
+    match if in_task { reg.get(fd)? } else { None } {
+        Some(reg) => {
+            while reg.ready(dir).is_none() {
+                reg.wait(dir, deadline)?;
+            }
+            Ok(())
+        }
+        None => poll_fd(fd, dir, deadline),
+    }
+}
+
+/// Clears readiness after an operation found the fd not ready (for callers
+/// of `try_read`/`try_write` style APIs that bypass [`io_op`]).
+pub(crate) fn clear_ready(fd: BorrowedFd<'_>, reg: &LazyRegistration, dir: Direction) {
+    let _ = fd;
+    if let Some(r) = reg.0.get() {
+        if let Some(tick) = r.ready(dir) {
+            r.clear(dir, tick);
+        }
+    }
+}
+
+/// Blocks the thread until `fd` is ready in `dir` or the deadline passes.
+fn poll_fd(fd: BorrowedFd<'_>, dir: Direction, deadline: Option<Instant>) -> io::Result<()> {
+    let deadline = match (deadline, scheduler::current_deadline()) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    let events = match dir {
+        Direction::Read => libc::POLLIN,
+        Direction::Write => libc::POLLOUT,
+    };
+    loop {
+        let timeout_ms = match deadline {
+            None => -1,
+            Some(at) => {
+                let left = at.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(io::Error::from(scheduler::Interrupt::TimedOut));
+                }
+                left.as_millis().clamp(1, i32::MAX as u128) as i32
+            }
+        };
+        let mut pfd = libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events,
+            revents: 0,
+        };
+        // SAFETY: `pfd` is one valid pollfd for the duration of the call.
+        let rc = unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
+        if rc < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        if rc > 0 {
+            return Ok(());
+        }
+    }
+}

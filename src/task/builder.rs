@@ -1,0 +1,85 @@
+//! [`Builder`]: spawn a task with a name or a stack size.
+
+use std::sync::Arc;
+
+use super::JoinHandle;
+use crate::error::Error;
+use crate::scheduler;
+use crate::stack;
+
+/// Configures a task before spawning it, like [`std::thread::Builder`].
+///
+/// # Examples
+///
+/// ```
+/// corio::run(|| {
+///     let h = corio::Builder::new()
+///         .name("worker")
+///         .stack_size(64 * 1024)
+///         .spawn(|| corio::current().name().map(String::from))
+///         .unwrap();
+///     assert_eq!(h.join().unwrap().as_deref(), Some("worker"));
+/// });
+/// ```
+#[derive(Debug, Default, Clone)]
+#[must_use]
+pub struct Builder {
+    name: Option<String>,
+    stack_size: Option<usize>,
+}
+
+impl Builder {
+    /// A builder with no name and the runtime's default stack size.
+    pub fn new() -> Builder {
+        Builder::default()
+    }
+
+    /// Names the task; the name shows in [`tasks`](crate::tasks), in
+    /// `JoinError` messages and in stack-overflow reports.
+    pub fn name(mut self, name: impl Into<String>) -> Builder {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Sets the task's stack size in bytes (rounded up to whole pages).
+    /// Only the pages the task touches cost memory.
+    pub fn stack_size(mut self, bytes: usize) -> Builder {
+        self.stack_size = Some(bytes);
+        self
+    }
+
+    /// Spawns a task running `f` on the current thread's runtime.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NoRuntime`] outside a runtime; [`Error::InvalidStackSize`];
+    /// [`Error::MapLimit`] or [`Error::OutOfMemory`] when no stack can be
+    /// mapped — each says which limit was hit and how to raise it.
+    pub fn spawn<F, T>(self, f: F) -> Result<JoinHandle<T>, Error>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        self.spawn_local(f)
+    }
+
+    /// Like [`spawn`](Self::spawn), for closures and results that are not
+    /// `Send`. Tasks never leave the thread that spawned them, so this is
+    /// sound; the `JoinHandle` of a `!Send` result stays on this thread.
+    ///
+    /// # Errors
+    ///
+    /// As for [`spawn`](Self::spawn).
+    pub fn spawn_local<F, T>(self, f: F) -> Result<JoinHandle<T>, Error>
+    where
+        F: FnOnce() -> T + 'static,
+        T: 'static,
+    {
+        let name = self.name.map(Arc::<str>::from);
+        scheduler::with_scheduler(|s| {
+            let size = stack::checked_size(self.stack_size.unwrap_or(s.default_stack_size()))?;
+            s.spawn(f, name, size)
+        })
+        .unwrap_or(Err(Error::NoRuntime))
+    }
+}

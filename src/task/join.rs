@@ -1,0 +1,151 @@
+//! [`JoinHandle`]: the owned permission to wait for a task's result.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use super::{Packet, RawTask, TaskId, TaskRef};
+use crate::error::JoinError;
+use crate::scheduler::{self, Unparker};
+use crate::task::WaitReason;
+
+/// An owned permission to join a task (wait for its result), like
+/// [`std::thread::JoinHandle`].
+///
+/// Dropping the handle *detaches* the task: it keeps running and its result
+/// is dropped when it finishes.
+///
+/// # Examples
+///
+/// ```
+/// corio::run(|| {
+///     let h = corio::spawn(|| 6 * 7);
+///     assert_eq!(h.join().unwrap(), 42);
+/// });
+/// ```
+#[must_use = "dropping a JoinHandle detaches the task; call join() to wait for it"]
+pub struct JoinHandle<T> {
+    packet: Arc<Packet<T>>,
+    /// `JoinHandle<T>` is `Send` only when `T` is.
+    _marker: PhantomData<T>,
+}
+
+impl<T> JoinHandle<T> {
+    pub(crate) fn new(packet: Arc<Packet<T>>) -> JoinHandle<T> {
+        JoinHandle {
+            packet,
+            _marker: PhantomData,
+        }
+    }
+
+    /// Waits for the task to finish and returns its value, or a [`JoinError`]
+    /// if it panicked or was cancelled.
+    ///
+    /// Inside a task this suspends the calling task (state: waiting on
+    /// join); on a plain thread it blocks the thread.
+    ///
+    /// # Errors
+    ///
+    /// [`JoinError::is_panic`] if the task panicked (the payload is kept),
+    /// [`JoinError::is_cancelled`] if it was cancelled.
+    ///
+    /// # Panics
+    ///
+    /// Panics if called on a plain thread for a task of a runtime on that same
+    /// thread that is not running (it could never finish), or if the calling
+    /// task was cancelled while waiting and the result never arrives.
+    pub fn join(self) -> Result<T, JoinError> {
+        let header = &self.packet.header;
+        if !header.is_complete() {
+            let waiter = Unparker::current();
+            if let Unparker::Thread(_) = &waiter {
+                assert!(
+                    !header.runtime.is_owned_by_current_thread(),
+                    "JoinHandle::join on the runtime's own thread outside the runtime \
+                     would block forever; join from inside a task or run block_on"
+                );
+            }
+            if header.set_join_waiter(waiter) {
+                while !header.is_complete() {
+                    // A join is not a cancellation point that loses the result:
+                    // a cancelled joiner keeps waiting inside a shield.
+                    let _ =
+                        scheduler::shielded(|| scheduler::park(WaitReason::Join(header.id), None));
+                }
+            }
+        }
+        self.packet
+            .take_result()
+            .expect("task result is taken only once")
+    }
+
+    /// Whether the task has finished (returned, panicked or was cancelled).
+    /// Does not block.
+    pub fn is_finished(&self) -> bool {
+        self.packet.header.is_complete()
+    }
+
+    /// The task's id.
+    pub fn id(&self) -> TaskId {
+        self.packet.header.id
+    }
+
+    /// The task's name, if it has one.
+    pub fn name(&self) -> Option<&str> {
+        self.packet.header.name.as_deref()
+    }
+
+    /// Cancels the task.
+    ///
+    /// The task's current blocking operation — or its next one — fails with
+    /// [`Error::Cancelled`](crate::Error::Cancelled), and so does every later
+    /// one (the cancellation is sticky), so the task unwinds back to its
+    /// closure with every destructor run. [`join`](Self::join) then returns a
+    /// `JoinError` with [`is_cancelled`](JoinError::is_cancelled). Cancelling
+    /// a finished task does nothing.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// corio::run(|| {
+    ///     let h = corio::spawn(|| corio::time::sleep(Duration::from_secs(3600)));
+    ///     corio::yield_now();
+    ///     h.cancel();
+    ///     assert!(h.join().unwrap_err().is_cancelled());
+    /// });
+    /// ```
+    pub fn cancel(&self)
+    where
+        T: 'static,
+    {
+        super::cancel(&self.task_ref());
+    }
+
+    pub(crate) fn task_ref(&self) -> TaskRef
+    where
+        T: 'static,
+    {
+        Arc::clone(&self.packet) as Arc<dyn RawTask>
+    }
+
+    /// Registers `waiter` to be woken when the task finishes; `false` if it
+    /// already has.
+    pub(crate) fn set_waiter(&self, waiter: Unparker) -> bool {
+        self.packet.header.set_join_waiter(waiter)
+    }
+}
+
+impl<T> Drop for JoinHandle<T> {
+    fn drop(&mut self) {
+        self.packet.detach();
+    }
+}
+
+impl<T> fmt::Debug for JoinHandle<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JoinHandle")
+            .field("id", &self.id())
+            .field("name", &self.name())
+            .field("finished", &self.is_finished())
+            .finish()
+    }
+}

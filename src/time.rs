@@ -1,0 +1,120 @@
+//! Time: sleeping and deadlines.
+//!
+//! [`sleep`] suspends the calling task (not the thread) on a timer of its
+//! runtime. [`timeout`] runs a closure with a deadline: from the deadline on,
+//! every corio blocking operation inside it fails with
+//! [`io::ErrorKind::TimedOut`](std::io::ErrorKind::TimedOut) (calls with no
+//! error to return, like `sleep` and `JoinHandle::join`, unwind to the
+//! `timeout` instead), and `timeout` returns `Err(Elapsed)`.
+
+use std::fmt;
+use std::io;
+use std::panic::{self, AssertUnwindSafe};
+
+pub use std::time::{Duration, Instant};
+
+use crate::scheduler::{self, Interrupt, TimeoutUnwind};
+use crate::task::WaitReason;
+
+/// Suspends the current task for at least `dur` (outside a task, sleeps the
+/// thread).
+///
+/// A cancellation point: if the task is cancelled it unwinds from here, and
+/// inside an expired [`timeout`] it unwinds to that `timeout`.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// corio::run(|| {
+///     let t = Instant::now();
+///     corio::time::sleep(Duration::from_millis(20));
+///     assert!(t.elapsed() >= Duration::from_millis(20));
+/// });
+/// ```
+pub fn sleep(dur: Duration) {
+    match Instant::now().checked_add(dur) {
+        Some(at) => sleep_until(at),
+        None => sleep_until_or_forever(None),
+    }
+}
+
+/// Suspends the current task until `deadline`.
+pub fn sleep_until(deadline: Instant) {
+    sleep_until_or_forever(Some(deadline))
+}
+
+fn sleep_until_or_forever(deadline: Option<Instant>) {
+    loop {
+        if deadline.is_some_and(|at| Instant::now() >= at) {
+            return;
+        }
+        match scheduler::park(WaitReason::Timer, deadline) {
+            Ok(()) => {}
+            // Our own deadline: the sleep is over.
+            Err(Interrupt::TimedOut)
+                if deadline.is_some_and(|at| Instant::now() >= at)
+                    && scheduler::current_deadline().is_none_or(|d| Instant::now() < d) =>
+            {
+                return;
+            }
+            // Cannot suspend while unwinding: return early.
+            Err(Interrupt::Unwinding) => return,
+            Err(i) => scheduler::unwind_for(i),
+        }
+    }
+}
+
+/// The error of a [`timeout`] whose deadline passed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Elapsed(());
+
+impl fmt::Display for Elapsed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("deadline has elapsed")
+    }
+}
+
+impl std::error::Error for Elapsed {}
+
+impl From<Elapsed> for io::Error {
+    fn from(e: Elapsed) -> io::Error {
+        io::Error::new(io::ErrorKind::TimedOut, e)
+    }
+}
+
+/// Runs `f` with a deadline `dur` from now.
+///
+/// From the deadline on, every corio blocking operation inside `f` fails with
+/// `io::ErrorKind::TimedOut` (or unwinds, for calls without an error), so
+/// `f` comes back quickly; `timeout` then returns `Err(Elapsed)` — even if
+/// `f` swallowed those errors, and even if `f` returned a value after the
+/// deadline. Nested timeouts take the earliest deadline.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use corio::time::{sleep, timeout};
+///
+/// corio::run(|| {
+///     assert!(timeout(Duration::from_millis(10), || sleep(Duration::from_secs(10))).is_err());
+///     assert_eq!(timeout(Duration::from_secs(10), || 5), Ok(5));
+/// });
+/// ```
+pub fn timeout<T>(dur: Duration, f: impl FnOnce() -> T) -> Result<T, Elapsed> {
+    let Some(deadline) = Instant::now().checked_add(dur) else {
+        return Ok(f());
+    };
+    timeout_at(deadline, f)
+}
+
+/// Like [`timeout`], with a deadline given as an instant.
+pub fn timeout_at<T>(deadline: Instant, f: impl FnOnce() -> T) -> Result<T, Elapsed> {
+    let result = scheduler::with_deadline(deadline, || panic::catch_unwind(AssertUnwindSafe(f)));
+    let expired = Instant::now() >= deadline;
+    match result {
+        Ok(_) if expired => Err(Elapsed(())),
+        Ok(v) => Ok(v),
+        Err(p) if expired && p.is::<TimeoutUnwind>() => Err(Elapsed(())),
+        Err(p) => panic::resume_unwind(p),
+    }
+}

@@ -1,0 +1,119 @@
+//! What happens to tasks still alive when the main task returns.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+struct Counted(Arc<AtomicUsize>);
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn destructors_of_tasks_left_at_exit_all_run() {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let d = Arc::clone(&drops);
+    corio::run(move || {
+        for i in 0..100 {
+            let d = Arc::clone(&d);
+            // Suspended in different ways, each with a value on its stack.
+            drop(corio::spawn(move || {
+                let _on_stack = Counted(Arc::clone(&d));
+                match i % 3 {
+                    0 => corio::time::sleep(Duration::from_secs(3600)),
+                    1 => loop {
+                        corio::yield_now();
+                    },
+                    _ => {
+                        let _nested = Counted(d);
+                        corio::time::sleep(Duration::from_secs(3600));
+                    }
+                }
+            }));
+        }
+        // Tasks that never started: their captured values are dropped too.
+        for _ in 0..10 {
+            let c = Counted(Arc::clone(&d));
+            drop(corio::spawn(move || drop(c)));
+        }
+        corio::yield_now();
+    });
+    // 100 on-stack values, 33 nested ones (i % 3 == 2), 10 captures.
+    assert_eq!(drops.load(Ordering::SeqCst), 100 + 33 + 10);
+}
+
+#[test]
+fn join_of_a_task_cancelled_at_exit_reports_cancellation() {
+    let (tx, rx) = std::sync::mpsc::channel();
+    corio::run(move || {
+        let h = corio::spawn(|| corio::time::sleep(Duration::from_secs(3600)));
+        corio::yield_now();
+        tx.send(h).unwrap();
+    });
+    let h = rx.recv().unwrap();
+    assert!(h.is_finished());
+    assert!(h.join().unwrap_err().is_cancelled());
+}
+
+#[test]
+fn a_runtime_can_run_again_after_block_on() {
+    let rt = corio::Runtime::new().unwrap();
+    assert_eq!(rt.block_on(|| corio::spawn(|| 1).join().unwrap()), 1);
+    assert_eq!(rt.block_on(|| corio::spawn(|| 2).join().unwrap()), 2);
+}
+
+#[test]
+fn main_task_may_borrow_from_the_caller() {
+    let data = vec![1, 2, 3];
+    let sum: i32 = corio::run(|| data.iter().sum());
+    assert_eq!(sum, 6);
+}
+
+#[test]
+fn runtimes_on_many_threads_are_independent() {
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            std::thread::spawn(move || {
+                corio::run(move || {
+                    let hs: Vec<_> = (0..1000).map(|i| corio::spawn(move || i * t)).collect();
+                    hs.into_iter().map(|h| h.join().unwrap()).sum::<u64>()
+                })
+            })
+        })
+        .collect();
+    let sums: Vec<u64> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    let base: u64 = (0..1000).sum();
+    assert_eq!(sums, [0, base, 2 * base, 3 * base]);
+}
+
+#[test]
+fn cancel_wakes_a_sleeping_task_and_runs_destructors() {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let d = Arc::clone(&drops);
+    corio::run(move || {
+        let h = corio::spawn(move || {
+            let _guard = Counted(d);
+            corio::time::sleep(Duration::from_secs(3600));
+            "not reached"
+        });
+        corio::yield_now();
+        h.cancel();
+        h.cancel(); // idempotent
+        assert!(h.join().unwrap_err().is_cancelled());
+    });
+    assert_eq!(drops.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn cancelling_a_finished_task_is_a_noop() {
+    corio::run(|| {
+        let h = corio::spawn(|| 5);
+        corio::yield_now();
+        assert!(h.is_finished());
+        h.cancel();
+        assert_eq!(h.join().unwrap(), 5);
+    });
+}

@@ -251,7 +251,9 @@ pub(crate) fn fd_limit() -> Option<u64> {
     // SAFETY: `rl` is a valid out-pointer for getrlimit.
     #[allow(unsafe_code)]
     let rc = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) };
-    (rc == 0).then_some(rl.rlim_cur as u64)
+    #[allow(clippy::unnecessary_cast)] // rlim_t is not u64 everywhere
+    let limit = rl.rlim_cur as u64;
+    (rc == 0).then_some(limit)
 }
 
 /// Wraps an OS error, naming the open-files limit when that is what was hit.

@@ -146,18 +146,28 @@ impl<Y, R> Generator<Y, R> {
             self.status != Status::Completed,
             "resumed a generator that has completed"
         );
-        struct Completed<'a>(&'a mut Status);
-        impl Drop for Completed<'_> {
+        /// Restores the overflow report's notion of what runs, and marks the
+        /// generator completed if its body panics through `resume`.
+        struct Running<'a> {
+            status: &'a mut Status,
+            prev: Option<overflow::Running>,
+        }
+        impl Drop for Running<'_> {
             fn drop(&mut self) {
-                *self.0 = Status::Completed;
+                if let Some(prev) = self.prev.take() {
+                    overflow::leave(prev);
+                    *self.status = Status::Completed;
+                }
             }
         }
         self.status = Status::Running;
-        let prev = overflow::enter(self.guard, self.stack_size, std::ptr::null());
-        let on_panic = Completed(&mut self.status);
+        let mut running = Running {
+            prev: Some(overflow::enter(self.guard, self.stack_size)),
+            status: &mut self.status,
+        };
         let result = self.coroutine.resume(());
-        std::mem::forget(on_panic);
-        overflow::leave(prev);
+        overflow::leave(running.prev.take().expect("set above"));
+        drop(running);
         match result {
             CoroutineResult::Yield(y) => {
                 self.status = Status::Suspended;

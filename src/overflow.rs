@@ -41,15 +41,16 @@ thread_local! {
     static RUNNING: Cell<Running> = const { Cell::new(NONE) };
 }
 
-/// Records that the coroutine with this guard page is about to run; returns
-/// what was running before, for [`leave`].
-pub(crate) fn enter(guard: (usize, usize), stack_size: usize, header: *const Header) -> Running {
+/// Records that the generator with this guard page is about to run; returns
+/// what was running before, for [`leave`]. (Tasks need no such call: the
+/// handler finds the running task through the scheduler.)
+pub(crate) fn enter(guard: (usize, usize), stack_size: usize) -> Running {
     RUNNING.with(|r| {
         r.replace(Running {
             guard_lo: guard.0,
             guard_hi: guard.1,
             stack_size,
-            header,
+            header: ptr::null(),
         })
     })
 }
@@ -157,7 +158,22 @@ fn write_u64(n: u64) {
 extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
     // SAFETY: the kernel passes a valid siginfo for SA_SIGINFO handlers.
     let addr = unsafe { (*info).si_addr() } as usize;
-    let running = RUNNING.with(Cell::get);
+    let mut running = RUNNING.with(Cell::get);
+    let in_generator = running.guard_hi != 0 && addr >= running.guard_lo && addr < running.guard_hi;
+    if !in_generator {
+        let header = crate::scheduler::running_task_header();
+        if !header.is_null() {
+            // SAFETY: the header of the task running on this thread, alive
+            // while it runs; only immutable fields are read.
+            let h = unsafe { &*header };
+            running = Running {
+                guard_lo: h.stack_guard.0,
+                guard_hi: h.stack_guard.1,
+                stack_size: h.stack_size,
+                header,
+            };
+        }
+    }
     if running.guard_hi != 0 && addr >= running.guard_lo && addr < running.guard_hi {
         write_stderr(b"\ncorio: ");
         if running.header.is_null() {

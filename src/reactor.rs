@@ -367,10 +367,10 @@ pub(crate) fn wait_ready(
 /// of `try_read`/`try_write` style APIs that bypass [`io_op`]).
 pub(crate) fn clear_ready(fd: BorrowedFd<'_>, reg: &LazyRegistration, dir: Direction) {
     let _ = fd;
-    if let Some(r) = reg.0.get() {
-        if let Some(tick) = r.ready(dir) {
-            r.clear(dir, tick);
-        }
+    if let Some(r) = reg.0.get()
+        && let Some(tick) = r.ready(dir)
+    {
+        r.clear(dir, tick);
     }
 }
 

@@ -29,10 +29,10 @@
 //!    fail or return instead.
 #![allow(unsafe_code)]
 
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, RefCell, UnsafeCell};
 use std::collections::{BTreeMap, VecDeque};
 use std::panic::{self, AssertUnwindSafe};
-use std::ptr;
+use std::ptr::{self, NonNull};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, ThreadId};
@@ -45,6 +45,7 @@ use crate::error::{Error, JoinError};
 use crate::overflow;
 use crate::reactor::Reactor;
 use crate::stack::{self, PooledStack};
+
 use crate::task::{
     EMPTY, Header, JoinHandle, NOTIFIED, Outcome, PARKED, Packet, Task, TaskId, TaskRef, TaskState,
     Transition, WaitReason,
@@ -130,7 +131,7 @@ impl Unparker {
                 }
                 let local = with_scheduler(|s| {
                     if ptr::eq(Arc::as_ptr(&s.shared), Arc::as_ptr(&header.runtime)) {
-                        s.schedule(header.key);
+                        s.schedule(task.core());
                         true
                     } else {
                         false
@@ -197,11 +198,30 @@ impl Shared {
     }
 }
 
-/// A task as its scheduler sees it.
-struct LocalTask {
-    /// `None` while it runs (the coroutine is moved out so the slab may grow).
-    coroutine: Option<Coro>,
-    task: TaskRef,
+/// The scheduler's part of a task, at the start of every task allocation
+/// (see `task::Packet`).
+///
+/// # Thread rules
+///
+/// `header` is thread-safe. `coroutine` and `local` are touched only by the
+/// thread of the runtime that spawned the task: the scheduler reaches them
+/// through its registry, run queue and `current` pointer, which never leave
+/// that thread, and a `TaskRef` held elsewhere only ever reads `header`. The
+/// coroutine is dropped by the scheduler, on that thread, before it releases
+/// its registry reference, so the last `TaskRef` (which may be dropped on any
+/// thread) never owns a coroutine.
+///
+/// `coroutine` is only borrowed by `run_task`/`abandon` (for the whole
+/// resume), `local` only briefly and never across a resume, so the two
+/// borrows never overlap.
+pub(crate) struct Core {
+    pub(crate) header: Header,
+    coroutine: UnsafeCell<Option<Coro>>,
+    local: UnsafeCell<LocalState>,
+}
+
+/// Per-task state only the scheduler's thread reads and writes.
+struct LocalState {
     state: TaskState,
     since: Instant,
     yielder: *const Yielder<(), Suspend>,
@@ -213,8 +233,20 @@ struct LocalTask {
     cancel_observed: bool,
     /// The pending timer of the current park, if any.
     timer: Option<(Instant, u64)>,
-    stack_size: usize,
-    guard: (usize, usize),
+}
+
+impl Core {
+    /// The local state.
+    ///
+    /// # Safety
+    ///
+    /// Only on the task's runtime thread, and the returned reference must not
+    /// be held across a resume or a call that may reach `local` again.
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn local(&self) -> &mut LocalState {
+        // SAFETY: per the contract, this is the only live reference.
+        unsafe { &mut *self.local.get() }
+    }
 }
 
 /// Tunables of a scheduler, set by `runtime::Builder`.
@@ -229,15 +261,19 @@ pub(crate) struct Config {
 pub(crate) struct Scheduler {
     pub(crate) shared: Arc<Shared>,
     config: Config,
-    tasks: RefCell<Slab<LocalTask>>,
-    run_queue: RefCell<VecDeque<u32>>,
+    /// Every live task; holding a reference here keeps the pointers in
+    /// `run_queue` and `current` valid.
+    tasks: RefCell<Slab<TaskRef>>,
+    run_queue: RefCell<VecDeque<NonNull<Core>>>,
     timers: RefCell<BTreeMap<(Instant, u64), TaskRef>>,
     timer_seq: Cell<u64>,
-    /// Key of the running task.
-    current: Cell<Option<u32>>,
-    current_yielder: Cell<*const Yielder<(), Suspend>>,
-    /// Key of the task being force-unwound at shutdown.
-    forcing: Cell<Option<u32>>,
+    /// The running task (null between tasks).
+    current: Cell<*const Core>,
+    /// The task being force-unwound at shutdown.
+    forcing: Cell<*const Core>,
+    /// The main task of `block_on`, and whether it has finished.
+    main: Cell<*const Core>,
+    main_done: Cell<bool>,
     /// Time of the last poll, used for `since` stamps (cheaper than
     /// reading the clock at every transition).
     tick: Cell<Instant>,
@@ -257,9 +293,40 @@ pub(crate) fn with_scheduler<R>(f: impl FnOnce(&Scheduler) -> R) -> Option<R> {
     if p.is_null() {
         None
     } else {
-        // SAFETY: CONTEXT is non-null only while `Scheduler::enter`'s guard is
-        // alive, and the scheduler outlives that guard (it is borrowed by it).
+        // SAFETY: CONTEXT is non-null only while an `EnterGuard` is alive,
+        // and the scheduler outlives its guard (the guard borrows it).
         Some(f(unsafe { &*p }))
+    }
+}
+
+/// Runs `f` with the scheduler and the running task, if the caller is a task.
+fn with_current<R>(f: impl FnOnce(&Scheduler, &Core) -> R) -> Option<R> {
+    with_scheduler(|s| {
+        let core = s.current.get();
+        if core.is_null() {
+            None
+        } else {
+            // SAFETY: `current` points to a task in `s.tasks` while it runs.
+            Some(f(s, unsafe { &*core }))
+        }
+    })
+    .flatten()
+}
+
+/// The guard page and stack size of the task running on this thread, read
+/// by the stack-overflow handler (async-signal-safe: plain loads).
+pub(crate) fn running_task_header() -> *const Header {
+    let p = CONTEXT.with(Cell::get);
+    if p.is_null() {
+        return ptr::null();
+    }
+    // SAFETY: as in `with_scheduler`.
+    let core = unsafe { (*p).current.get() };
+    if core.is_null() {
+        ptr::null()
+    } else {
+        // SAFETY: `current` points to a live task while it runs.
+        unsafe { &(*core).header }
     }
 }
 
@@ -280,20 +347,12 @@ pub(crate) fn in_runtime() -> bool {
 }
 
 fn current_task_ref() -> Option<TaskRef> {
-    with_scheduler(|s| {
-        let key = s.current.get()?;
-        Some(Arc::clone(&s.tasks.borrow()[key as usize].task))
-    })
-    .flatten()
+    with_current(|s, core| Arc::clone(&s.tasks.borrow()[core.header.key as usize]))
 }
 
 /// The running task's identity, if the caller is a task.
 pub(crate) fn current_task() -> Option<Task> {
-    with_scheduler(|s| {
-        let key = s.current.get()?;
-        Some(s.tasks.borrow()[key as usize].task.header().task())
-    })
-    .flatten()
+    with_current(|_, core| core.header.task())
 }
 
 impl Scheduler {
@@ -305,9 +364,10 @@ impl Scheduler {
             run_queue: RefCell::new(VecDeque::new()),
             timers: RefCell::new(BTreeMap::new()),
             timer_seq: Cell::new(0),
-            current: Cell::new(None),
-            current_yielder: Cell::new(ptr::null()),
-            forcing: Cell::new(None),
+            current: Cell::new(ptr::null()),
+            forcing: Cell::new(ptr::null()),
+            main: Cell::new(ptr::null()),
+            main_done: Cell::new(false),
             tick: Cell::new(Instant::now()),
             events: RefCell::new(polling::Events::new()),
         })
@@ -336,9 +396,9 @@ impl Scheduler {
     ///
     /// # Safety
     ///
-    /// `f` and `T` may borrow data that must outlive the task: the caller
-    /// guarantees the task finishes or is unwound (by `shutdown`) before that
-    /// data goes away. With `'static` bounds this always holds.
+    /// `f` may borrow data that must outlive the task: the caller guarantees
+    /// the task finishes or is unwound (by `shutdown`) before that data goes
+    /// away. With a `'static` closure this always holds.
     pub(crate) unsafe fn spawn_unchecked<F, T>(
         &self,
         f: F,
@@ -350,16 +410,35 @@ impl Scheduler {
         T: 'static,
     {
         let stack = stack::take(stack_size)?;
-        let guard = stack.guard_range();
         let mut tasks = self.tasks.borrow_mut();
         let entry = tasks.vacant_entry();
         let key = u32::try_from(entry.key()).expect("more than 2^32 tasks");
-        let header = Header::new(name, key, Arc::clone(&self.shared));
-        let packet: Arc<Packet<T>> = Arc::new(Packet::new(header));
-        let erased: TaskRef = packet.clone();
-        let body_packet = Arc::clone(&packet);
+        let header = Header::new(
+            name,
+            key,
+            Arc::clone(&self.shared),
+            stack.guard_range(),
+            stack_size,
+        );
+        let packet: Arc<Packet<T>> = Arc::new(Packet::new(Core {
+            header,
+            coroutine: UnsafeCell::new(None),
+            local: UnsafeCell::new(LocalState {
+                state: TaskState::Ready,
+                since: self.tick.get(),
+                yielder: ptr::null(),
+                deadline: None,
+                shield: 0,
+                cancel_observed: false,
+                timer: None,
+            }),
+        }));
+        // The coroutine lives inside the packet it points to; the packet
+        // outlives it (the registry reference is dropped after it).
+        let raw = SendPtr(Arc::as_ptr(&packet));
         let body = move |yielder: &Yielder<(), Suspend>, ()| -> Outcome {
-            run_body(key, yielder, f, &body_packet)
+            // SAFETY: see above: the packet outlives its coroutine.
+            run_body(yielder, f, unsafe { &*raw.0 })
         };
         // A closure bigger than 1 KiB would make corosensei panic; box it.
         let coroutine = if std::mem::size_of_val(&body) <= 512 {
@@ -374,21 +453,14 @@ impl Scheduler {
                 })
             }
         };
-        entry.insert(LocalTask {
-            coroutine: Some(coroutine),
-            task: erased,
-            state: TaskState::Ready,
-            since: self.tick.get(),
-            yielder: ptr::null(),
-            deadline: None,
-            shield: 0,
-            cancel_observed: false,
-            timer: None,
-            stack_size,
-            guard,
-        });
+        // SAFETY: nobody else can reach the packet yet.
+        unsafe { *packet.core.coroutine.get() = Some(coroutine) };
+        let erased: TaskRef = packet.clone();
+        entry.insert(erased);
         drop(tasks);
-        self.run_queue.borrow_mut().push_back(key);
+        self.run_queue
+            .borrow_mut()
+            .push_back(NonNull::from(&packet.core));
         Ok(JoinHandle::new(packet))
     }
 
@@ -417,43 +489,46 @@ impl Scheduler {
         struct Shutdown<'a>(&'a Scheduler);
         impl Drop for Shutdown<'_> {
             fn drop(&mut self) {
+                self.0.main.set(ptr::null());
                 self.0.shutdown();
             }
         }
         let shutdown = Shutdown(self);
         let size = self.default_stack_size();
         // SAFETY: `f` and `T` may borrow from our caller. The main task either
-        // finishes inside `run_until`, or `shutdown` — run by the guard above
-        // on every exit path, unwinding included — unwinds it before this
-        // function returns.
+        // finishes inside `run_until_main`, or `shutdown` — run by the guard
+        // above on every exit path, unwinding included — unwinds it before
+        // this function returns.
         let handle = unsafe { self.spawn_unchecked(f, Some("main".into()), size) }
             .unwrap_or_else(|e| panic!("corio: cannot start the main task: {e}"));
-        self.run_until(|| handle.is_finished());
+        self.main_done.set(false);
+        self.main.set(handle.core_ptr());
+        self.run_until_main();
         drop(shutdown);
         handle
     }
 
     /// Queues a waiting task again (`Waiting → Ready`).
-    fn schedule(&self, key: u32) {
-        let mut tasks = self.tasks.borrow_mut();
-        let Some(t) = tasks.get_mut(key as usize) else {
-            return;
-        };
-        t.state = t.state.next(Transition::Wake);
-        t.since = self.tick.get();
-        drop(tasks);
-        self.run_queue.borrow_mut().push_back(key);
+    fn schedule(&self, core: &Core) {
+        // SAFETY: on the runtime thread; not held across anything.
+        let local = unsafe { core.local() };
+        local.state = local.state.next(Transition::Wake);
+        local.since = self.tick.get();
+        self.run_queue.borrow_mut().push_back(NonNull::from(core));
     }
 
-    /// Runs tasks until `done()` is true after a task step.
-    pub(crate) fn run_until(&self, done: impl Fn() -> bool) {
+    /// Runs tasks until the main task has finished.
+    fn run_until_main(&self) {
         let mut budget = self.config.event_interval;
         loop {
             loop {
                 let next = self.run_queue.borrow_mut().pop_front();
-                let Some(key) = next else { break };
-                self.run_task(key);
-                if done() {
+                let Some(core) = next else { break };
+                // SAFETY: queued tasks are in `tasks` (they are removed only
+                // when finished, and a finished task is never queued; shutdown
+                // clears the queue).
+                self.run_task(unsafe { core.as_ref() });
+                if self.main_done.get() {
                     return;
                 }
                 budget -= 1;
@@ -462,63 +537,69 @@ impl Scheduler {
                     self.poll_events(false);
                 }
             }
-            if done() {
-                return;
-            }
             self.poll_events(true);
         }
     }
 
     /// Resumes one task until it suspends or ends.
-    fn run_task(&self, key: u32) {
-        let (mut coroutine, yielder, guard, stack_size, header_ptr) = {
-            let mut tasks = self.tasks.borrow_mut();
-            let Some(t) = tasks.get_mut(key as usize) else {
-                return;
-            };
-            let Some(co) = t.coroutine.take() else {
-                return;
-            };
-            t.state = t.state.next(Transition::Resume);
-            let header: *const Header = t.task.header();
-            (co, t.yielder, t.guard, t.stack_size, header)
+    fn run_task(&self, core: &Core) {
+        {
+            // SAFETY: on the runtime thread; released before the resume.
+            let local = unsafe { core.local() };
+            local.state = local.state.next(Transition::Resume);
+        }
+        self.current.set(core);
+        // SAFETY: only `run_task` and `abandon` borrow the coroutine, never
+        // both at once (the running task cannot reach its own coroutine).
+        let slot = unsafe { &mut *core.coroutine.get() };
+        let Some(coroutine) = slot.as_mut() else {
+            self.current.set(ptr::null());
+            return;
         };
-        self.current.set(Some(key));
-        self.current_yielder.set(yielder);
-        let prev = overflow::enter(guard, stack_size, header_ptr);
         let result = coroutine.resume(());
-        overflow::leave(prev);
-        self.current.set(None);
+        self.current.set(ptr::null());
         match result {
             CoroutineResult::Yield(suspend) => {
-                let mut tasks = self.tasks.borrow_mut();
-                let t = &mut tasks[key as usize];
-                t.coroutine = Some(coroutine);
-                t.since = self.tick.get();
+                // SAFETY: on the runtime thread; the task is suspended.
+                let local = unsafe { core.local() };
+                local.since = self.tick.get();
                 match suspend {
                     Suspend::Yield => {
-                        t.state = t.state.next(Transition::Yield);
-                        drop(tasks);
-                        self.run_queue.borrow_mut().push_back(key);
+                        local.state = local.state.next(Transition::Yield);
+                        self.run_queue.borrow_mut().push_back(NonNull::from(core));
                     }
                     Suspend::Park(reason) => {
-                        t.state = t.state.next(Transition::Block(reason));
+                        local.state = local.state.next(Transition::Block(reason));
                     }
                 }
             }
             CoroutineResult::Return(outcome) => {
-                let mut t = self.tasks.borrow_mut().remove(key as usize);
-                t.state = t.state.next(Transition::Finish(outcome));
-                // Dropped outside the borrow: it may run user destructors.
-                drop(t);
+                // SAFETY: on the runtime thread; the task has finished.
+                let local = unsafe { core.local() };
+                local.state = local.state.next(Transition::Finish(outcome));
+                if ptr::eq(core, self.main.get()) {
+                    self.main_done.set(true);
+                }
+                self.retire(core);
             }
         }
+    }
+
+    /// Drops a finished or abandoned task's coroutine (returning its stack to
+    /// the pool) and then its registry entry, in that order.
+    fn retire(&self, core: &Core) {
+        // SAFETY: the coroutine is not running (it returned or was unwound).
+        let coroutine = unsafe { (*core.coroutine.get()).take() };
+        drop(coroutine);
+        let task = self.tasks.borrow_mut().remove(core.header.key as usize);
+        // Dropped outside the borrow: it may run user destructors (`T`).
+        drop(task);
     }
 
     /// Polls for IO events, wakeups from other threads and expired timers.
     /// With `block`, waits until one of them arrives (or the next timer).
     fn poll_events(&self, block: bool) {
-        let mut woke = self.drain_inject();
+        let woke = self.drain_inject();
         let idle = block && !woke && self.run_queue.borrow().is_empty();
         let timeout = if idle {
             self.timers
@@ -532,6 +613,8 @@ impl Scheduler {
             if timeout != Some(Duration::ZERO) {
                 self.shared.sleeping.store(true, Ordering::SeqCst);
             }
+            // Rule 2's other half: a wakeup injected after our drain but
+            // before `sleeping` was set must not be slept through.
             let timeout = if self.shared.has_inject.load(Ordering::SeqCst) {
                 Some(Duration::ZERO)
             } else {
@@ -543,9 +626,8 @@ impl Scheduler {
             self.shared.sleeping.store(false, Ordering::SeqCst);
             self.shared.reactor.dispatch(&events);
             drop(events);
-            woke |= self.drain_inject();
+            self.drain_inject();
         }
-        let _ = woke;
         self.tick.set(Instant::now());
         self.fire_timers();
     }
@@ -558,7 +640,7 @@ impl Scheduler {
             std::mem::take(&mut *self.shared.inject.lock().unwrap_or_else(|e| e.into_inner()));
         let any = !woken.is_empty();
         for task in woken {
-            self.schedule(task.header().key);
+            self.schedule(task.core());
         }
         any
     }
@@ -584,16 +666,22 @@ impl Scheduler {
     /// (rule 7 of the lifecycle). Tasks spawned by those destructors are
     /// unwound too.
     pub(crate) fn shutdown(&self) {
+        self.run_queue.borrow_mut().clear();
         loop {
-            let keys: Vec<u32> = self.tasks.borrow().iter().map(|(k, _)| k as u32).collect();
-            if keys.is_empty() {
+            let tasks: Vec<TaskRef> = self
+                .tasks
+                .borrow()
+                .iter()
+                .map(|(_, t)| Arc::clone(t))
+                .collect();
+            if tasks.is_empty() {
                 break;
             }
-            for key in keys {
-                self.abandon(key);
+            for task in tasks {
+                self.abandon(&task);
             }
+            self.run_queue.borrow_mut().clear();
         }
-        self.run_queue.borrow_mut().clear();
         let timers = std::mem::take(&mut *self.timers.borrow_mut());
         drop(timers);
         let inject =
@@ -601,31 +689,28 @@ impl Scheduler {
         drop(inject);
     }
 
-    fn abandon(&self, key: u32) {
-        let (coroutine, guard, stack_size, header_ptr) = {
-            let mut tasks = self.tasks.borrow_mut();
-            let Some(t) = tasks.get_mut(key as usize) else {
-                return;
-            };
-            let header: *const Header = t.task.header();
-            (t.coroutine.take(), t.guard, t.stack_size, header)
-        };
-        if let Some(mut coroutine) = coroutine {
-            self.current.set(Some(key));
-            self.current_yielder
-                .set(self.tasks.borrow()[key as usize].yielder);
-            self.forcing.set(Some(key));
-            let prev = overflow::enter(guard, stack_size, header_ptr);
+    fn abandon(&self, task: &TaskRef) {
+        let core = task.core();
+        // SAFETY: nothing is running: shutdown runs between tasks.
+        let slot = unsafe { &mut *core.coroutine.get() };
+        if let Some(coroutine) = slot.as_mut() {
+            self.current.set(core);
+            self.forcing.set(core);
             coroutine.force_unwind();
-            overflow::leave(prev);
-            self.forcing.set(None);
-            self.current.set(None);
-            drop(coroutine);
+            self.forcing.set(ptr::null());
+            self.current.set(ptr::null());
         }
-        let mut t = self.tasks.borrow_mut().remove(key as usize);
-        t.state = t.state.next(Transition::Abandon);
-        t.task.complete_cancelled();
-        drop(t);
+        {
+            // SAFETY: on the runtime thread; the task is unwound.
+            let local = unsafe { core.local() };
+            if !local.state.is_finished() {
+                local.state = local.state.next(Transition::Abandon);
+            }
+        }
+        task.complete_cancelled();
+        if self.tasks.borrow().contains(core.header.key as usize) {
+            self.retire(core);
+        }
     }
 
     /// A snapshot of every live task.
@@ -634,31 +719,22 @@ impl Scheduler {
         self.tasks
             .borrow()
             .iter()
-            .map(|(_, t)| crate::inspect::TaskInfo {
-                task: t.task.header().task(),
-                state: t.state,
-                in_state: now.saturating_duration_since(t.since),
-                stack_size: t.stack_size,
+            .map(|(_, t)| {
+                let core = t.core();
+                // SAFETY: on the runtime thread (the caller is one of its
+                // tasks); read and released at once.
+                let (state, since) = unsafe {
+                    let l = core.local();
+                    (l.state, l.since)
+                };
+                crate::inspect::TaskInfo {
+                    task: core.header.task(),
+                    state,
+                    in_state: now.saturating_duration_since(since),
+                    stack_size: core.header.stack_size,
+                }
             })
             .collect()
-    }
-
-    /// Suspends the running task with `s`.
-    fn suspend(&self, s: Suspend) {
-        let y = self.current_yielder.get();
-        debug_assert!(!y.is_null());
-        // SAFETY: `current_yielder` is set by `run_task` to the yielder of the
-        // task it resumes (stored by `run_body` on that task's own stack,
-        // which lives as long as the task), and the caller runs inside that
-        // task. The pointer is reloaded by `run_task` before every resume.
-        let y = unsafe { &*y };
-        y.suspend(s);
-        // Back in this task; `run_task` restored current/current_yielder.
-    }
-
-    fn with_current<R>(&self, f: impl FnOnce(&mut LocalTask) -> R) -> Option<R> {
-        let key = self.current.get()?;
-        Some(f(&mut self.tasks.borrow_mut()[key as usize]))
     }
 }
 
@@ -677,24 +753,22 @@ impl Drop for Scheduler {
     }
 }
 
+/// A pointer moved into a task's body closure.
+struct SendPtr<T>(*const T);
+
 /// The body of every task, running on its own stack.
-fn run_body<F, T>(key: u32, yielder: &Yielder<(), Suspend>, f: F, packet: &Packet<T>) -> Outcome
+fn run_body<F, T>(yielder: &Yielder<(), Suspend>, f: F, packet: &Packet<T>) -> Outcome
 where
     F: FnOnce() -> T,
 {
-    with_scheduler(|s| {
-        s.tasks.borrow_mut()[key as usize].yielder = yielder;
-        s.current_yielder.set(yielder);
-    });
+    let core = &packet.core;
+    // SAFETY: this task runs on its runtime thread; released at once.
+    unsafe { core.local().yielder = yielder };
     let result = panic::catch_unwind(AssertUnwindSafe(f));
-    let describe = || packet.header.describe();
-    let (forcing, observed) = with_scheduler(|s| {
-        (
-            s.forcing.get() == Some(key),
-            s.tasks.borrow()[key as usize].cancel_observed,
-        )
-    })
-    .unwrap_or((false, false));
+    let describe = || core.header.describe();
+    let forcing = with_scheduler(|s| ptr::eq(s.forcing.get(), core)).unwrap_or(false);
+    // SAFETY: as above.
+    let observed = unsafe { core.local().cancel_observed };
     match result {
         Err(payload) if forcing => {
             // The runtime is unwinding this task: let corosensei finish it.
@@ -722,6 +796,17 @@ where
     }
 }
 
+/// Suspends the running task with `s`.
+fn suspend(core: &Core, s: Suspend) {
+    // SAFETY: on the runtime thread; read and released at once.
+    let y = unsafe { core.local().yielder };
+    debug_assert!(!y.is_null());
+    // SAFETY: `yielder` was stored by `run_body` on this task's own stack,
+    // which lives as long as the task, and the caller runs inside the task.
+    let y = unsafe { &*y };
+    y.suspend(s);
+}
+
 /// Suspends the caller until it is unparked, `deadline` (or an enclosing
 /// `timeout`) passes, or — in a task — it is cancelled. Outside a task it
 /// parks the thread. May return `Ok` spuriously: callers re-check.
@@ -729,12 +814,7 @@ pub(crate) fn park(reason: WaitReason, deadline: Option<Instant>) -> Result<(), 
     if thread::panicking() {
         return Err(Interrupt::Unwinding);
     }
-    let parked = with_scheduler(|s| {
-        let key = s.current.get()?;
-        Some(park_task(s, key, reason, deadline))
-    })
-    .flatten();
-    match parked {
+    match with_current(|s, core| park_task(s, core, reason, deadline)) {
         Some(r) => r,
         None => park_thread(deadline),
     }
@@ -750,17 +830,14 @@ fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
 
 fn park_task(
     s: &Scheduler,
-    key: u32,
+    core: &Core,
     reason: WaitReason,
     deadline: Option<Instant>,
 ) -> Result<(), Interrupt> {
-    let (task, scope_deadline) = {
-        let mut tasks = s.tasks.borrow_mut();
-        let t = &mut tasks[key as usize];
-        (Arc::clone(&t.task), t.deadline)
-    };
-    let header = task.header();
-    check_interrupt(s, key, header, earliest(deadline, scope_deadline))?;
+    let header = &core.header;
+    // SAFETY: on the runtime thread; read and released at once.
+    let deadline = earliest(deadline, unsafe { core.local().deadline });
+    check_interrupt(core, deadline)?;
     // Rule 1: consume a pending notification instead of suspending.
     if header.park.swap(EMPTY, Ordering::AcqRel) == NOTIFIED {
         return Ok(());
@@ -773,40 +850,37 @@ fn park_task(
         header.park.store(EMPTY, Ordering::Release);
         return Ok(());
     }
-    let deadline = earliest(deadline, scope_deadline);
     if let Some(at) = deadline {
         let seq = s.timer_seq.get();
         s.timer_seq.set(seq + 1);
-        s.timers.borrow_mut().insert((at, seq), Arc::clone(&task));
-        s.tasks.borrow_mut()[key as usize].timer = Some((at, seq));
+        let task = Arc::clone(&s.tasks.borrow()[header.key as usize]);
+        s.timers.borrow_mut().insert((at, seq), task);
+        // SAFETY: as above.
+        unsafe { core.local().timer = Some((at, seq)) };
     }
-    s.suspend(Suspend::Park(reason));
+    suspend(core, Suspend::Park(reason));
     // Resumed: whoever queued us swapped in NOTIFIED; consume it.
     header.park.store(EMPTY, Ordering::Release);
-    if let Some(timer) = s.tasks.borrow_mut()[key as usize].timer.take() {
+    // SAFETY: as above.
+    if let Some(timer) = unsafe { core.local().timer.take() } {
         s.timers.borrow_mut().remove(&timer);
     }
-    check_interrupt(s, key, header, deadline)
+    check_interrupt(core, deadline)
 }
 
-fn check_interrupt(
-    s: &Scheduler,
-    key: u32,
-    header: &Header,
-    deadline: Option<Instant>,
-) -> Result<(), Interrupt> {
-    if header.cancelled.load(Ordering::Acquire) {
-        let mut tasks = s.tasks.borrow_mut();
-        let t = &mut tasks[key as usize];
-        if t.shield == 0 {
-            t.cancel_observed = true;
+fn check_interrupt(core: &Core, deadline: Option<Instant>) -> Result<(), Interrupt> {
+    if core.header.cancelled.load(Ordering::Acquire) {
+        // SAFETY: on the runtime thread; released at once.
+        let local = unsafe { core.local() };
+        if local.shield == 0 {
+            local.cancel_observed = true;
             return Err(Interrupt::Cancelled);
         }
     }
-    if let Some(at) = deadline {
-        if Instant::now() >= at {
-            return Err(Interrupt::TimedOut);
-        }
+    if let Some(at) = deadline
+        && Instant::now() >= at
+    {
+        return Err(Interrupt::TimedOut);
     }
     Ok(())
 }
@@ -832,22 +906,12 @@ fn park_thread(deadline: Option<Instant>) -> Result<(), Interrupt> {
 /// Checks for cancellation and an expired `timeout` scope without blocking:
 /// the test a non-blocking operation makes before it starts.
 pub(crate) fn check_current(deadline: Option<Instant>) -> Result<(), Interrupt> {
-    let r = with_scheduler(|s| {
-        let key = s.current.get()?;
-        let (task, scope) = {
-            let tasks = s.tasks.borrow();
-            let t = &tasks[key as usize];
-            (Arc::clone(&t.task), t.deadline)
-        };
-        Some(check_interrupt(
-            s,
-            key,
-            task.header(),
-            earliest(deadline, scope),
-        ))
-    })
-    .flatten();
-    match r {
+    let in_task = with_current(|_, core| {
+        // SAFETY: on the runtime thread; read and released at once.
+        let scope = unsafe { core.local().deadline };
+        check_interrupt(core, earliest(deadline, scope))
+    });
+    match in_task {
         Some(r) => r,
         None => match earliest(deadline, THREAD_DEADLINE.with(Cell::get)) {
             Some(at) if Instant::now() >= at => Err(Interrupt::TimedOut),
@@ -862,23 +926,15 @@ pub(crate) fn yield_now() {
     if thread::panicking() {
         return;
     }
-    let yielded = with_scheduler(|s| {
-        if s.current.get().is_some() {
-            s.suspend(Suspend::Yield);
-            true
-        } else {
-            false
-        }
-    });
-    if yielded != Some(true) {
+    if with_current(|_, core| suspend(core, Suspend::Yield)).is_none() {
         thread::yield_now();
     }
 }
 
 /// The earliest `timeout` deadline around the caller.
 pub(crate) fn current_deadline() -> Option<Instant> {
-    with_scheduler(|s| s.with_current(|t| t.deadline))
-        .flatten()
+    // SAFETY: on the runtime thread; read and released at once.
+    with_current(|_, core| unsafe { core.local().deadline })
         .unwrap_or_else(|| THREAD_DEADLINE.with(Cell::get))
 }
 
@@ -886,8 +942,9 @@ pub(crate) fn current_deadline() -> Option<Instant> {
 /// deadlines take the earliest), restoring it afterwards however `f` ends.
 pub(crate) fn with_deadline<R>(deadline: Instant, f: impl FnOnce() -> R) -> R {
     fn set(d: Option<Instant>) -> Option<Instant> {
+        // SAFETY: on the runtime thread; released at once.
         let in_task =
-            with_scheduler(|s| s.with_current(|t| std::mem::replace(&mut t.deadline, d))).flatten();
+            with_current(|_, core| std::mem::replace(unsafe { &mut core.local().deadline }, d));
         match in_task {
             Some(prev) => prev,
             None => THREAD_DEADLINE.with(|c| c.replace(d)),
@@ -911,19 +968,17 @@ pub(crate) fn shielded<R>(f: impl FnOnce() -> R) -> R {
     struct Unshield;
     impl Drop for Unshield {
         fn drop(&mut self) {
-            with_scheduler(|s| s.with_current(|t| t.shield -= 1));
+            // SAFETY: on the runtime thread; released at once.
+            with_current(|_, core| unsafe { core.local().shield -= 1 });
         }
     }
-    let entered = with_scheduler(|s| s.with_current(|t| t.shield += 1)).flatten();
+    // SAFETY: as above.
+    let entered = with_current(|_, core| unsafe { core.local().shield += 1 });
     let _unshield = entered.map(|()| Unshield);
     f()
 }
 
 /// The id of the running task, if any.
 pub(crate) fn current_id() -> Option<TaskId> {
-    with_scheduler(|s| {
-        let key = s.current.get()?;
-        Some(s.tasks.borrow()[key as usize].task.header().id)
-    })
-    .flatten()
+    with_current(|_, core| core.header.id)
 }

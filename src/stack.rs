@@ -165,7 +165,8 @@ impl Drop for Chunk {
 /// A stack slot: `bottom` is the start of its guard page; the usable stack is
 /// `size` bytes above the guard.
 struct Slot {
-    chunk: Rc<Chunk>,
+    /// Keeps the mapping alive while this slot exists.
+    _chunk: Rc<Chunk>,
     bottom: usize,
 }
 
@@ -177,11 +178,6 @@ pub struct PooledStack {
 }
 
 impl PooledStack {
-    /// The usable size in bytes (excluding the guard page).
-    pub(crate) fn size(&self) -> usize {
-        self.size
-    }
-
     /// The address range of the guard page: a fault there is an overflow.
     pub(crate) fn guard_range(&self) -> (usize, usize) {
         let bottom = self.slot.as_ref().map_or(0, |s| s.bottom);
@@ -351,7 +347,7 @@ fn new_chunk(size: usize, slots: usize, mode: GuardMode) -> Result<Vec<Slot>, Er
             return Err(map_error(size, io::Error::last_os_error()));
         }
         out.push(Slot {
-            chunk: Rc::clone(&chunk),
+            _chunk: Rc::clone(&chunk),
             bottom,
         });
     }
@@ -371,18 +367,17 @@ fn map_stack() -> libc::c_int {
 /// Turns a failed `mmap`/`mprotect`/`madvise` into the error that names the
 /// limit that was hit.
 fn map_error(stack_size: usize, os_error: io::Error) -> Error {
-    if os_error.raw_os_error() == Some(libc::ENOMEM) {
-        if let (Some(limit), Some(mappings)) = (max_map_count(), mapping_count()) {
-            // mmap fails a little before the count reaches the limit exactly.
-            if mappings + 16 >= limit {
-                return Error::MapLimit {
-                    limit,
-                    mappings,
-                    stack_size,
-                    suggested: (limit * 4).max(262_144),
-                };
-            }
-        }
+    if os_error.raw_os_error() == Some(libc::ENOMEM)
+        && let (Some(limit), Some(mappings)) = (max_map_count(), mapping_count())
+        // mmap fails a little before the count reaches the limit exactly.
+        && mappings + 16 >= limit
+    {
+        return Error::MapLimit {
+            limit,
+            mappings,
+            stack_size,
+            suggested: (limit * 4).max(262_144),
+        };
     }
     Error::OutOfMemory {
         stack_size,

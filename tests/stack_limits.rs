@@ -8,7 +8,10 @@ use std::process::Command;
 use std::time::Duration;
 
 fn mapping_count() -> usize {
-    std::fs::read_to_string("/proc/self/maps").unwrap().lines().count()
+    std::fs::read_to_string("/proc/self/maps")
+        .unwrap()
+        .lines()
+        .count()
 }
 
 fn max_map_count() -> usize {
@@ -22,7 +25,13 @@ fn max_map_count() -> usize {
 /// Runs the ignored test `name` of this binary in a child process.
 fn child(name: &str, envs: &[(&str, &str)]) -> std::process::Output {
     let mut cmd = Command::new(std::env::current_exe().unwrap());
-    cmd.args(["--ignored", "--exact", name, "--nocapture", "--test-threads=1"]);
+    cmd.args([
+        "--ignored",
+        "--exact",
+        name,
+        "--nocapture",
+        "--test-threads=1",
+    ]);
     for (k, v) in envs {
         cmd.env(k, v);
     }
@@ -55,10 +64,20 @@ fn child_stack_reuse() {
 fn stack_reuse_maps_no_new_memory() {
     let out = child("child_stack_reuse", &[]);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    let line = stdout.lines().find(|l| l.starts_with("MAPS ")).expect("MAPS line");
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("MAPS "))
+        .expect("MAPS line");
     let n: Vec<usize> = line[5..].split(' ').map(|x| x.parse().unwrap()).collect();
-    assert_eq!(n[0], n[1], "a second and third wave of 5000 tasks mapped new memory");
+    assert_eq!(
+        n[0], n[1],
+        "a second and third wave of 5000 tasks mapped new memory"
+    );
 }
 
 #[test]
@@ -89,17 +108,29 @@ fn child_200k_suspended() {
 #[test]
 fn suspended_tasks_200k_within_max_map_count() {
     if !corio::stack::uses_guard_install() {
-        eprintln!("kernel lacks MADV_GUARD_INSTALL: covered by mprotect_fallback_reports_map_limit");
+        eprintln!(
+            "kernel lacks MADV_GUARD_INSTALL: covered by mprotect_fallback_reports_map_limit"
+        );
         return;
     }
     let out = child("child_200k_suspended", &[]);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    let line = stdout.lines().find(|l| l.starts_with("WAITING ")).expect("WAITING line");
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("WAITING "))
+        .expect("WAITING line");
     let parts: Vec<&str> = line.split(' ').collect();
     assert_eq!(parts[1], "200000");
     let maps: usize = parts[3].parse().unwrap();
-    assert!(maps < max_map_count() / 10, "{maps} mappings for 200k stacks");
+    assert!(
+        maps < max_map_count() / 10,
+        "{maps} mappings for 200k stacks"
+    );
 }
 
 #[test]
@@ -123,13 +154,19 @@ fn child_until_map_limit() {
         let is_map_limit = matches!(err, corio::Error::MapLimit { .. });
         // Drop the tasks (and so their mappings stay pooled, but nothing new is
         // needed to print).
-        println!("\nSPAWNED {} MAPLIMIT {is_map_limit} ERROR {msg}", handles.len());
+        println!(
+            "\nSPAWNED {} MAPLIMIT {is_map_limit} ERROR {msg}",
+            handles.len()
+        );
     });
 }
 
 #[test]
 fn mprotect_fallback_reports_map_limit() {
-    let out = child("child_until_map_limit", &[("CORIO_STACK_GUARD", "mprotect")]);
+    let out = child(
+        "child_until_map_limit",
+        &[("CORIO_STACK_GUARD", "mprotect")],
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     let line = stdout
@@ -142,7 +179,10 @@ fn mprotect_fallback_reports_map_limit() {
     let spawned: usize = line.split(' ').nth(1).unwrap().parse().unwrap();
     // Two mappings per stack: about half of vm.max_map_count.
     let limit = max_map_count();
-    assert!(spawned > limit / 3 && spawned < limit / 2 + 100, "{spawned}");
+    assert!(
+        spawned > limit / 3 && spawned < limit / 2 + 100,
+        "{spawned}"
+    );
 }
 
 #[inline(never)]

@@ -111,8 +111,14 @@ fn builder_spawn_outside_runtime_is_an_error() {
 #[test]
 fn invalid_stack_size_is_a_typed_error() {
     corio::run(|| {
-        let err = corio::Builder::new().stack_size(100).spawn(|| ()).unwrap_err();
-        assert!(matches!(err, corio::Error::InvalidStackSize { requested: 100, .. }));
+        let err = corio::Builder::new()
+            .stack_size(100)
+            .spawn(|| ())
+            .unwrap_err();
+        assert!(matches!(
+            err,
+            corio::Error::InvalidStackSize { requested: 100, .. }
+        ));
         let io: std::io::Error = err.into();
         assert_eq!(io.kind(), std::io::ErrorKind::InvalidInput);
     });
@@ -179,15 +185,24 @@ fn is_finished_and_task_table() {
         let table = corio::tasks();
         let s = table.iter().find(|t| t.id() == sleeper.id()).unwrap();
         assert_eq!(s.state(), TaskState::Waiting(WaitReason::Timer));
-        assert!(!table.iter().any(|t| t.id() == quick.id()), "finished tasks leave the table");
+        assert!(
+            !table.iter().any(|t| t.id() == quick.id()),
+            "finished tasks leave the table"
+        );
         assert!(quick.is_finished());
         let dump = corio::inspect::dump();
-        assert!(dump.contains("sleeper") && dump.contains("waiting: timer"), "{dump}");
+        assert!(
+            dump.contains("sleeper") && dump.contains("waiting: timer"),
+            "{dump}"
+        );
         // A task waiting on a join says which task.
         let id = sleeper.id();
         let joiner = corio::spawn(move || sleeper.join().unwrap());
         corio::yield_now();
-        let j = corio::tasks().into_iter().find(|t| t.id() == joiner.id()).unwrap();
+        let j = corio::tasks()
+            .into_iter()
+            .find(|t| t.id() == joiner.id())
+            .unwrap();
         assert_eq!(j.state(), TaskState::Waiting(WaitReason::Join(id)));
         joiner.join().unwrap();
     });

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::{Packet, RawTask, TaskId, TaskRef};
 use crate::error::JoinError;
-use crate::scheduler::{self, Unparker};
+use crate::scheduler::{self, Interrupt, Unparker};
 use crate::task::WaitReason;
 
 /// An owned permission to join a task (wait for its result), like
@@ -52,10 +52,18 @@ impl<T> JoinHandle<T> {
     /// # Panics
     ///
     /// Panics if called on a plain thread for a task of a runtime on that same
-    /// thread that is not running (it could never finish), or if the calling
-    /// task was cancelled while waiting and the result never arrives.
+    /// thread that is not running (it could never finish).
+    ///
+    /// # Cancellation
+    ///
+    /// `join` is a cancellation point. It has no error of its own to report a
+    /// cancellation of the *calling* task with, so a cancelled caller unwinds
+    /// from here (its destructors run; its own `join` reports it cancelled),
+    /// and inside an expired [`time::timeout`](crate::time::timeout) it
+    /// unwinds to that `timeout`. Called while the caller is already
+    /// unwinding, it cannot wait and returns a cancelled `JoinError`.
     pub fn join(self) -> Result<T, JoinError> {
-        let header = &self.packet.header;
+        let header = &self.packet.core.header;
         if !header.is_complete() {
             let waiter = Unparker::current();
             if let Unparker::Thread(_) = &waiter {
@@ -67,10 +75,16 @@ impl<T> JoinHandle<T> {
             }
             if header.set_join_waiter(waiter) {
                 while !header.is_complete() {
-                    // A join is not a cancellation point that loses the result:
-                    // a cancelled joiner keeps waiting inside a shield.
-                    let _ =
-                        scheduler::shielded(|| scheduler::park(WaitReason::Join(header.id), None));
+                    match scheduler::park(WaitReason::Join(header.id), None) {
+                        Ok(()) => {}
+                        // Cannot wait while unwinding: give up on the result.
+                        Err(Interrupt::Unwinding) => {
+                            return Err(JoinError::cancelled(header.describe()));
+                        }
+                        // join has no error of its own to return: a cancelled
+                        // joiner unwinds, and an expired `timeout` unwinds to it.
+                        Err(i) => scheduler::unwind_for(i),
+                    }
                 }
             }
         }
@@ -82,17 +96,17 @@ impl<T> JoinHandle<T> {
     /// Whether the task has finished (returned, panicked or was cancelled).
     /// Does not block.
     pub fn is_finished(&self) -> bool {
-        self.packet.header.is_complete()
+        self.packet.core.header.is_complete()
     }
 
     /// The task's id.
     pub fn id(&self) -> TaskId {
-        self.packet.header.id
+        self.packet.core.header.id
     }
 
     /// The task's name, if it has one.
     pub fn name(&self) -> Option<&str> {
-        self.packet.header.name.as_deref()
+        self.packet.core.header.name.as_deref()
     }
 
     /// Cancels the task.
@@ -120,6 +134,11 @@ impl<T> JoinHandle<T> {
         super::cancel(&self.task_ref());
     }
 
+    /// The task's scheduler core, for identity comparisons.
+    pub(crate) fn core_ptr(&self) -> *const crate::scheduler::Core {
+        &self.packet.core
+    }
+
     pub(crate) fn task_ref(&self) -> TaskRef
     where
         T: 'static,
@@ -129,8 +148,9 @@ impl<T> JoinHandle<T> {
 
     /// Registers `waiter` to be woken when the task finishes; `false` if it
     /// already has.
+    #[allow(dead_code)] // for select and the future bridge
     pub(crate) fn set_waiter(&self, waiter: Unparker) -> bool {
-        self.packet.header.set_join_waiter(waiter)
+        self.packet.core.header.set_join_waiter(waiter)
     }
 }
 

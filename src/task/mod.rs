@@ -26,7 +26,7 @@ pub use join::JoinHandle;
 pub use state::{Direction, IllegalTransition, Outcome, TaskState, Transition, WaitReason};
 
 use crate::error::JoinError;
-use crate::scheduler::{Shared, Unparker};
+use crate::scheduler::{Core, Shared, Unparker};
 
 /// A unique identifier of a task, never reused within a process.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
@@ -94,8 +94,12 @@ const WAITER: u8 = 4;
 pub(crate) struct Header {
     pub(crate) id: TaskId,
     pub(crate) name: Option<Arc<str>>,
-    /// Key of the task in its scheduler's slab.
+    /// Key of the task in its scheduler's registry.
     pub(crate) key: u32,
+    /// The guard page of the task's stack and its usable size, for
+    /// stack-overflow reports.
+    pub(crate) stack_guard: (usize, usize),
+    pub(crate) stack_size: usize,
     /// The runtime that owns the task; wakes from other threads go through it.
     pub(crate) runtime: Arc<Shared>,
     /// `EMPTY`, `NOTIFIED` or `PARKED`: the park/unpark handshake.
@@ -108,11 +112,19 @@ pub(crate) struct Header {
 }
 
 impl Header {
-    pub(crate) fn new(name: Option<Arc<str>>, key: u32, runtime: Arc<Shared>) -> Header {
+    pub(crate) fn new(
+        name: Option<Arc<str>>,
+        key: u32,
+        runtime: Arc<Shared>,
+        stack_guard: (usize, usize),
+        stack_size: usize,
+    ) -> Header {
         Header {
             id: TaskId::next(),
             name,
             key,
+            stack_guard,
+            stack_size,
             runtime,
             park: AtomicU8::new(EMPTY),
             cancelled: AtomicBool::new(false),
@@ -150,7 +162,10 @@ impl Header {
 
 /// A type-erased task: the header plus a typed result slot.
 pub(crate) trait RawTask: Send + Sync {
-    fn header(&self) -> &Header;
+    fn core(&self) -> &Core;
+    fn header(&self) -> &Header {
+        &self.core().header
+    }
     /// Completes the task as cancelled unless it already completed (used when
     /// the runtime unwinds a task that never reached its end).
     fn complete_cancelled(&self);
@@ -159,9 +174,12 @@ pub(crate) trait RawTask: Send + Sync {
 /// A counted reference to a task, usable from any thread to wake it.
 pub(crate) type TaskRef = Arc<dyn RawTask>;
 
-/// Header plus the result of a task returning `T`.
+/// A whole task in one allocation: the scheduler's `Core` (header, coroutine,
+/// local state) first, then the typed result. `repr(C)` keeps `core` at
+/// offset 0, so the scheduler's run queue can hold thin `Core` pointers.
+#[repr(C)]
 pub(crate) struct Packet<T> {
-    pub(crate) header: Header,
+    pub(crate) core: Core,
     result: UnsafeCell<Option<Result<T, JoinError>>>,
 }
 
@@ -171,27 +189,27 @@ pub(crate) struct Packet<T> {
 // task itself when DETACHED was already set). A `T` is only ever dropped or
 // handed out on the thread that holds the JoinHandle or on the task's own
 // thread; for `T: !Send` the JoinHandle is `!Send`, so both are the task's
-// thread. The header is `Sync` by itself.
+// thread. `Core` upholds its own thread rules (see `scheduler::Core`).
 unsafe impl<T> Sync for Packet<T> {}
 // SAFETY: as above.
 unsafe impl<T> Send for Packet<T> {}
 
 impl<T> RawTask for Packet<T> {
-    fn header(&self) -> &Header {
-        &self.header
+    fn core(&self) -> &Core {
+        &self.core
     }
 
     fn complete_cancelled(&self) {
-        if !self.header.is_complete() {
-            self.complete(Err(JoinError::cancelled(self.header.describe())));
+        if !self.core.header.is_complete() {
+            self.complete(Err(JoinError::cancelled(self.core.header.describe())));
         }
     }
 }
 
 impl<T> Packet<T> {
-    pub(crate) fn new(header: Header) -> Packet<T> {
+    pub(crate) fn new(core: Core) -> Packet<T> {
         Packet {
-            header,
+            core,
             result: UnsafeCell::new(None),
         }
     }
@@ -203,12 +221,17 @@ impl<T> Packet<T> {
         // SAFETY: COMPLETE is not set yet, so nobody else reads the slot
         // (see the `Sync` impl).
         unsafe { *self.result.get() = Some(result) };
-        let prev = self.header.join_state.fetch_or(COMPLETE, Ordering::AcqRel);
+        let prev = self
+            .core
+            .header
+            .join_state
+            .fetch_or(COMPLETE, Ordering::AcqRel);
         if prev & DETACHED != 0 {
             // SAFETY: the handle is gone, so we own the slot again.
             drop(unsafe { (*self.result.get()).take() });
         } else if prev & WAITER != 0 {
             let waiter = self
+                .core
                 .header
                 .join_waiter
                 .lock()
@@ -223,14 +246,18 @@ impl<T> Packet<T> {
     /// Takes the result. Only the join-interest owner calls it, after
     /// observing COMPLETE.
     fn take_result(&self) -> Option<Result<T, JoinError>> {
-        debug_assert!(self.header.is_complete());
+        debug_assert!(self.core.header.is_complete());
         // SAFETY: COMPLETE was observed with Acquire; see the `Sync` impl.
         unsafe { (*self.result.get()).take() }
     }
 
     /// The handle is dropped: drop the result if it is there.
     fn detach(&self) {
-        let prev = self.header.join_state.fetch_or(DETACHED, Ordering::AcqRel);
+        let prev = self
+            .core
+            .header
+            .join_state
+            .fetch_or(DETACHED, Ordering::AcqRel);
         if prev & COMPLETE != 0 {
             drop(self.take_result());
         }

@@ -79,8 +79,7 @@ impl<Y> Yielder<'_, Y> {
 pub struct Generator<Y, R> {
     coroutine: Coroutine<(), Y, R, PooledStack>,
     status: Status,
-    guard: (usize, usize),
-    stack_size: usize,
+    stack: overflow::StackInfo,
 }
 
 impl<Y: 'static, R: 'static> Generator<Y, R> {
@@ -127,8 +126,10 @@ impl<Y: 'static, R: 'static> Generator<Y, R> {
         Ok(Generator {
             coroutine,
             status: Status::Created,
-            guard,
-            stack_size,
+            stack: overflow::StackInfo {
+                guard,
+                size: stack_size,
+            },
         })
     }
 }
@@ -146,28 +147,19 @@ impl<Y, R> Generator<Y, R> {
             self.status != Status::Completed,
             "resumed a generator that has completed"
         );
-        /// Restores the overflow report's notion of what runs, and marks the
-        /// generator completed if its body panics through `resume`.
-        struct Running<'a> {
-            status: &'a mut Status,
-            prev: Option<overflow::Running>,
-        }
-        impl Drop for Running<'_> {
+        /// Restores the overflow handler's view of what runs, however
+        /// `resume` ends.
+        struct Leave(*const overflow::StackInfo);
+        impl Drop for Leave {
             fn drop(&mut self) {
-                if let Some(prev) = self.prev.take() {
-                    overflow::leave(prev);
-                    *self.status = Status::Completed;
-                }
+                overflow::leave(self.0);
             }
         }
-        self.status = Status::Running;
-        let mut running = Running {
-            prev: Some(overflow::enter(self.guard, self.stack_size)),
-            status: &mut self.status,
-        };
+        // `Running` cannot be observed from outside (we hold `&mut self`);
+        // if the body panics through `resume`, the generator stays completed.
+        self.status = Status::Completed;
+        let _leave = Leave(overflow::enter(&self.stack));
         let result = self.coroutine.resume(());
-        overflow::leave(running.prev.take().expect("set above"));
-        drop(running);
         match result {
             CoroutineResult::Yield(y) => {
                 self.status = Status::Suspended;

@@ -18,46 +18,31 @@ use std::mem::MaybeUninit;
 use std::ptr;
 use std::sync::Once;
 
-use crate::task::Header;
-
-/// What the handler needs to know about the coroutine running on a thread.
+/// The guard page and size of a generator's stack.
 #[derive(Clone, Copy)]
-pub(crate) struct Running {
-    guard_lo: usize,
-    guard_hi: usize,
-    stack_size: usize,
-    /// The task's header, or null for a generator.
-    header: *const Header,
+pub(crate) struct StackInfo {
+    pub(crate) guard: (usize, usize),
+    pub(crate) size: usize,
 }
-
-const NONE: Running = Running {
-    guard_lo: 0,
-    guard_hi: 0,
-    stack_size: 0,
-    header: ptr::null(),
-};
 
 thread_local! {
-    static RUNNING: Cell<Running> = const { Cell::new(NONE) };
+    /// The innermost generator running on this thread (null if none). Tasks
+    /// need no such slot: the handler finds the running task through the
+    /// scheduler.
+    static GENERATOR: Cell<*const StackInfo> = const { Cell::new(ptr::null()) };
 }
 
-/// Records that the generator with this guard page is about to run; returns
-/// what was running before, for [`leave`]. (Tasks need no such call: the
-/// handler finds the running task through the scheduler.)
-pub(crate) fn enter(guard: (usize, usize), stack_size: usize) -> Running {
-    RUNNING.with(|r| {
-        r.replace(Running {
-            guard_lo: guard.0,
-            guard_hi: guard.1,
-            stack_size,
-            header: ptr::null(),
-        })
-    })
+/// Records that the generator with this stack is about to run; returns the
+/// previous value for [`leave`]. `info` must stay in place until then.
+#[inline]
+pub(crate) fn enter(info: &StackInfo) -> *const StackInfo {
+    GENERATOR.with(|g| g.replace(info))
 }
 
 /// Restores what [`enter`] returned.
-pub(crate) fn leave(prev: Running) {
-    RUNNING.with(|r| r.set(prev));
+#[inline]
+pub(crate) fn leave(prev: *const StackInfo) {
+    GENERATOR.with(|g| g.set(prev));
 }
 
 static mut PREV_SEGV: MaybeUninit<libc::sigaction> = MaybeUninit::uninit();
@@ -158,30 +143,30 @@ fn write_u64(n: u64) {
 extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
     // SAFETY: the kernel passes a valid siginfo for SA_SIGINFO handlers.
     let addr = unsafe { (*info).si_addr() } as usize;
-    let mut running = RUNNING.with(Cell::get);
-    let in_generator = running.guard_hi != 0 && addr >= running.guard_lo && addr < running.guard_hi;
-    if !in_generator {
-        let header = crate::scheduler::running_task_header();
-        if !header.is_null() {
+    let generator = GENERATOR.with(Cell::get);
+    // SAFETY: a non-null GENERATOR points to the StackInfo of a generator that
+    // is being resumed on this thread (reset by its resume guard on exit).
+    let generator = (!generator.is_null()).then(|| unsafe { *generator });
+    let task = crate::scheduler::running_task_header();
+    let hit = |guard: (usize, usize)| guard.1 != 0 && addr >= guard.0 && addr < guard.1;
+    let report = match generator {
+        Some(g) if hit(g.guard) => Some((g.size, ptr::null())),
+        _ if !task.is_null() => {
             // SAFETY: the header of the task running on this thread, alive
             // while it runs; only immutable fields are read.
-            let h = unsafe { &*header };
-            running = Running {
-                guard_lo: h.stack_guard.0,
-                guard_hi: h.stack_guard.1,
-                stack_size: h.stack_size,
-                header,
-            };
+            let h = unsafe { &*task };
+            hit(h.stack_guard).then_some((h.stack_size, task))
         }
-    }
-    if running.guard_hi != 0 && addr >= running.guard_lo && addr < running.guard_hi {
+        _ => None,
+    };
+    if let Some((stack_size, header)) = report {
         write_stderr(b"\ncorio: ");
-        if running.header.is_null() {
+        if header.is_null() {
             write_stderr(b"a generator");
         } else {
             // SAFETY: the header belongs to the task running on this thread,
             // which is alive while it runs (the scheduler holds a reference).
-            let header = unsafe { &*running.header };
+            let header = unsafe { &*header };
             write_stderr(b"task ");
             write_u64(header.id.as_u64());
             if let Some(name) = &header.name {
@@ -191,7 +176,7 @@ extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut li
             }
         }
         write_stderr(b" overflowed its stack of ");
-        write_u64(running.stack_size as u64);
+        write_u64(stack_size as u64);
         write_stderr(
             b" bytes; give it a bigger stack with corio::Builder::stack_size \
               (or corio::runtime::Builder::stack_size for every task)\n",

@@ -198,6 +198,41 @@ impl Shared {
     }
 }
 
+/// The run queue: tasks that are `Ready`, in FIFO order.
+///
+/// Not a `RefCell`: it is the hottest structure of the scheduler (a push and
+/// a pop per yield), it is only touched by the scheduler's own thread, and
+/// its methods never call out while borrowing, so borrows never overlap.
+#[derive(Default)]
+struct RunQueue(UnsafeCell<VecDeque<NonNull<Core>>>);
+
+impl RunQueue {
+    #[inline]
+    fn with<R>(&self, f: impl FnOnce(&mut VecDeque<NonNull<Core>>) -> R) -> R {
+        // SAFETY: see the type's docs: one thread, and the closures passed
+        // below only call `VecDeque` methods.
+        f(unsafe { &mut *self.0.get() })
+    }
+
+    #[inline]
+    fn push(&self, core: NonNull<Core>) {
+        self.with(|q| q.push_back(core))
+    }
+
+    #[inline]
+    fn pop(&self) -> Option<NonNull<Core>> {
+        self.with(|q| q.pop_front())
+    }
+
+    fn is_empty(&self) -> bool {
+        self.with(|q| q.is_empty())
+    }
+
+    fn clear(&self) {
+        self.with(|q| q.clear())
+    }
+}
+
 /// The scheduler's part of a task, at the start of every task allocation
 /// (see `task::Packet`).
 ///
@@ -264,7 +299,7 @@ pub(crate) struct Scheduler {
     /// Every live task; holding a reference here keeps the pointers in
     /// `run_queue` and `current` valid.
     tasks: RefCell<Slab<TaskRef>>,
-    run_queue: RefCell<VecDeque<NonNull<Core>>>,
+    run_queue: RunQueue,
     timers: RefCell<BTreeMap<(Instant, u64), TaskRef>>,
     timer_seq: Cell<u64>,
     /// The running task (null between tasks).
@@ -361,7 +396,7 @@ impl Scheduler {
             shared: Arc::new(Shared::new()?),
             config,
             tasks: RefCell::new(Slab::new()),
-            run_queue: RefCell::new(VecDeque::new()),
+            run_queue: RunQueue::default(),
             timers: RefCell::new(BTreeMap::new()),
             timer_seq: Cell::new(0),
             current: Cell::new(ptr::null()),
@@ -458,9 +493,7 @@ impl Scheduler {
         let erased: TaskRef = packet.clone();
         entry.insert(erased);
         drop(tasks);
-        self.run_queue
-            .borrow_mut()
-            .push_back(NonNull::from(&packet.core));
+        self.run_queue.push(NonNull::from(&packet.core));
         Ok(JoinHandle::new(packet))
     }
 
@@ -514,7 +547,7 @@ impl Scheduler {
         let local = unsafe { core.local() };
         local.state = local.state.next(Transition::Wake);
         local.since = self.tick.get();
-        self.run_queue.borrow_mut().push_back(NonNull::from(core));
+        self.run_queue.push(NonNull::from(core));
     }
 
     /// Runs tasks until the main task has finished.
@@ -522,7 +555,7 @@ impl Scheduler {
         let mut budget = self.config.event_interval;
         loop {
             loop {
-                let next = self.run_queue.borrow_mut().pop_front();
+                let next = self.run_queue.pop();
                 let Some(core) = next else { break };
                 // SAFETY: queued tasks are in `tasks` (they are removed only
                 // when finished, and a finished task is never queued; shutdown
@@ -566,7 +599,7 @@ impl Scheduler {
                 match suspend {
                     Suspend::Yield => {
                         local.state = local.state.next(Transition::Yield);
-                        self.run_queue.borrow_mut().push_back(NonNull::from(core));
+                        self.run_queue.push(NonNull::from(core));
                     }
                     Suspend::Park(reason) => {
                         local.state = local.state.next(Transition::Block(reason));
@@ -600,7 +633,7 @@ impl Scheduler {
     /// With `block`, waits until one of them arrives (or the next timer).
     fn poll_events(&self, block: bool) {
         let woke = self.drain_inject();
-        let idle = block && !woke && self.run_queue.borrow().is_empty();
+        let idle = block && !woke && self.run_queue.is_empty();
         let timeout = if idle {
             self.timers
                 .borrow()
@@ -666,7 +699,7 @@ impl Scheduler {
     /// (rule 7 of the lifecycle). Tasks spawned by those destructors are
     /// unwound too.
     pub(crate) fn shutdown(&self) {
-        self.run_queue.borrow_mut().clear();
+        self.run_queue.clear();
         loop {
             let tasks: Vec<TaskRef> = self
                 .tasks
@@ -680,7 +713,7 @@ impl Scheduler {
             for task in tasks {
                 self.abandon(&task);
             }
-            self.run_queue.borrow_mut().clear();
+            self.run_queue.clear();
         }
         let timers = std::mem::take(&mut *self.timers.borrow_mut());
         drop(timers);

@@ -175,6 +175,9 @@ struct Slot {
 pub struct PooledStack {
     slot: Option<Slot>,
     size: usize,
+    /// The top (highest address) of the stack, cached: corosensei asks for
+    /// it on every resume.
+    top: usize,
 }
 
 impl PooledStack {
@@ -185,7 +188,7 @@ impl PooledStack {
     }
 
     fn top(&self) -> usize {
-        self.slot.as_ref().map_or(0, |s| s.bottom) + page_size() + self.size
+        self.top
     }
 
     fn top_of(&self, slot: &Slot) -> usize {
@@ -223,8 +226,10 @@ impl PooledStack {
 // the chunk is mapped), the usable range is at least MIN_STACK_SIZE, and
 // `base`/`limit` are page-aligned and so STACK_ALIGNMENT-aligned.
 unsafe impl corosensei::stack::Stack for PooledStack {
+    #[inline]
     fn base(&self) -> corosensei::stack::StackPointer {
-        NonZeroUsize::new(self.top()).expect("stack slot present")
+        // SAFETY: `top` is above a non-null mapping, so it is never 0.
+        unsafe { NonZeroUsize::new_unchecked(self.top) }
     }
 
     fn limit(&self) -> corosensei::stack::StackPointer {
@@ -405,6 +410,7 @@ pub(crate) fn mapping_count() -> Option<u64> {
 pub(crate) fn take(size: usize) -> Result<PooledStack, Error> {
     let slot = POOL.with(|pool| pool.borrow_mut().take(size))?;
     Ok(PooledStack {
+        top: slot.bottom + page_size() + size,
         slot: Some(slot),
         size,
     })

@@ -187,10 +187,6 @@ impl PooledStack {
         (bottom, bottom + page_size())
     }
 
-    fn top(&self) -> usize {
-        self.top
-    }
-
     fn top_of(&self, slot: &Slot) -> usize {
         slot.bottom + page_size() + self.size
     }
@@ -436,23 +432,23 @@ mod tests {
     fn stacks_are_reused_lifo() {
         let size = checked_size(64 * 1024).unwrap();
         let a = take(size).unwrap();
-        let base = a.top();
+        let base = a.top;
         drop(a);
         let b = take(size).unwrap();
-        assert_eq!(b.top(), base);
+        assert_eq!(b.top, base);
     }
 
     #[test]
     fn deep_stack_is_trimmed() {
         let size = checked_size(128 * 1024).unwrap();
         let s = take(size).unwrap();
-        let probe = (s.top() - TRIM_DEPTH) as *mut u64;
+        let probe = (s.top - TRIM_DEPTH) as *mut u64;
         // SAFETY: inside the usable range of a stack nobody runs on.
         unsafe { probe.write_volatile(7) };
-        let top = s.top();
+        let top = s.top;
         drop(s);
         let s = take(size).unwrap();
-        assert_eq!(s.top(), top);
+        assert_eq!(s.top, top);
         // SAFETY: as above; MADV_DONTNEED made the page read as zero again.
         assert_eq!(unsafe { probe.read_volatile() }, 0);
     }

@@ -142,6 +142,7 @@ impl<Y, R> Generator<Y, R> {
     /// If the generator has completed. A panic inside the generator
     /// propagates to the caller of `resume` (and the generator is then
     /// completed).
+    #[inline]
     pub fn resume(&mut self) -> GeneratorState<Y, R> {
         assert!(
             self.status != Status::Completed,
@@ -151,6 +152,7 @@ impl<Y, R> Generator<Y, R> {
         /// `resume` ends.
         struct Leave(*const overflow::StackInfo);
         impl Drop for Leave {
+            #[inline]
             fn drop(&mut self) {
                 overflow::leave(self.0);
             }

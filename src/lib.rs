@@ -159,3 +159,8 @@ pub fn try_current() -> Option<Task> {
 pub fn shield<R>(f: impl FnOnce() -> R) -> R {
     scheduler::shielded(f)
 }
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -250,3 +250,30 @@ fn thread_overflow_still_reaches_std_handler() {
     );
     assert!(!stderr.contains("corio:"), "{stderr}");
 }
+
+#[test]
+#[ignore = "run in a child process by a_panic_printing_a_backtrace_fits_a_64k_stack"]
+fn child_backtrace_in_small_task() {
+    corio::run(|| {
+        let err = corio::Builder::new()
+            .stack_size(64 * 1024)
+            .spawn(|| panic!("printing a full backtrace"))
+            .unwrap()
+            .join()
+            .unwrap_err();
+        println!("\nJOINED {}", err.panic_message().unwrap());
+    });
+}
+
+/// The default stack (256 KiB) must hold a panic that prints a backtrace
+/// (measured: 20–24 KiB); a quarter of it must already be enough.
+#[test]
+fn a_panic_printing_a_backtrace_fits_a_64k_stack() {
+    let out = child("child_backtrace_in_small_task", &[("RUST_BACKTRACE", "full")]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("JOINED printing a full backtrace"), "{stdout}");
+    assert!(stderr.contains("stack backtrace:"), "{stderr}");
+    assert!(corio::stack::DEFAULT_STACK_SIZE >= 4 * 64 * 1024);
+}

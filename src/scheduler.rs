@@ -13,16 +13,20 @@
 //! # The park/unpark protocol
 //!
 //! Every blocking operation is a loop: check the condition, register an
-//! [`Unparker`] with whatever will make it true, check again, [`park`]. The
-//! task header holds a token, `EMPTY`, `NOTIFIED` or `PARKED`:
+//! [`Unparker`] with whatever will make it true, check again, [`park`].
+//! Park and unpark are thread-local: the token lives in the task's
+//! thread-owned state and only the owning thread touches it, so neither
+//! costs an atomic instruction (switching between two tasks of one thread is
+//! the hot path of every channel ping-pong):
 //!
-//! 1. `park` consumes a `NOTIFIED` token and returns at once; otherwise it
-//!    sets `PARKED` and suspends the task (`Running → Waiting`).
-//! 2. `unpark` swaps in `NOTIFIED`; only the caller that saw `PARKED` queues the
-//!    task (`Waiting → Ready`) — on the local run queue from the owning
-//!    thread, through the inject queue and `Poller::notify` from any other.
-//!    So a task is queued at most once per park, and a wakeup that comes
-//!    before the park is not lost (it leaves the token `NOTIFIED`).
+//! 1. `park` consumes a pending `notified` token and returns at once;
+//!    otherwise it suspends the task (`Running → Waiting`).
+//! 2. `unpark` on the owning thread queues a `Waiting` task
+//!    (`Waiting → Ready`) and sets the token of any other, so a wakeup that
+//!    comes before the park is not lost. From any other thread, `unpark`
+//!    pushes the task (a counted reference, which keeps it alive) on the
+//!    runtime's inject queue and wakes the poller if the loop sleeps; the
+//!    loop then unparks it locally. A task is queued at most once per park.
 //! 3. Wakeups may be spurious (a stale unpark from an earlier wait); every
 //!    caller re-checks its condition, so they are harmless.
 //! 4. Nothing suspends while the thread is panicking: `park` and `yield_now`
@@ -47,8 +51,7 @@ use crate::reactor::Reactor;
 use crate::stack::{self, PooledStack};
 
 use crate::task::{
-    EMPTY, Header, JoinHandle, NOTIFIED, Outcome, PARKED, Packet, Task, TaskId, TaskRef, TaskState,
-    Transition, WaitReason,
+    Header, JoinHandle, Outcome, Packet, Task, TaskId, TaskRef, TaskState, Transition, WaitReason,
 };
 
 /// What a task hands the scheduler when it suspends.
@@ -126,16 +129,12 @@ impl Unparker {
             Unparker::Thread(t) => t.unpark(),
             Unparker::Task(task) => {
                 let header = task.header();
-                if header.park.swap(NOTIFIED, Ordering::AcqRel) != PARKED {
-                    return;
-                }
                 let local = with_scheduler(|s| {
-                    if ptr::eq(Arc::as_ptr(&s.shared), Arc::as_ptr(&header.runtime)) {
-                        s.schedule(task.core());
-                        true
-                    } else {
-                        false
+                    let local = ptr::eq(Arc::as_ptr(&s.shared), Arc::as_ptr(&header.runtime));
+                    if local {
+                        s.unpark_local(task.core());
                     }
+                    local
                 });
                 if local != Some(true) {
                     header.runtime.inject(Arc::clone(task));
@@ -150,6 +149,102 @@ impl Unparker {
             (Unparker::Task(a), Unparker::Task(b)) => ptr::addr_eq(Arc::as_ptr(a), Arc::as_ptr(b)),
             (Unparker::Thread(a), Unparker::Thread(b)) => a.id() == b.id(),
             _ => false,
+        }
+    }
+}
+
+/// The calling task or thread, to be woken later — an [`Unparker`] without
+/// the reference count, for waiters that live on the caller's own stack
+/// (`corio::sync`): one is made and dropped per blocking call, so counting
+/// would cost two atomic instructions each time.
+#[allow(dead_code)] // the users are in corio::sync
+pub(crate) struct UnparkRef(UnparkRefInner);
+
+#[allow(dead_code)]
+enum UnparkRefInner {
+    /// The running task, borrowed: alive as long as it has not finished,
+    /// which it cannot while it waits in the call that made this.
+    Task {
+        core: NonNull<Core>,
+        runtime: *const Shared,
+    },
+    Other(Unparker),
+}
+
+// SAFETY: the task pointer is only dereferenced under the contract of
+// `unpark`/`to_unparker` (the task is alive), and then only its thread-safe
+// header is read off the owning thread; the local path runs on the owner.
+unsafe impl Send for UnparkRef {}
+// SAFETY: as above.
+unsafe impl Sync for UnparkRef {}
+
+#[allow(dead_code)]
+impl UnparkRef {
+    /// The caller's: its task, or its thread outside a task.
+    pub(crate) fn current() -> UnparkRef {
+        let task = with_current(|s, core| UnparkRefInner::Task {
+            core: NonNull::from(core),
+            runtime: Arc::as_ptr(&s.shared),
+        });
+        UnparkRef(task.unwrap_or_else(|| UnparkRefInner::Other(Unparker::current())))
+    }
+
+    /// Whether it wakes a task of the runtime running on the calling thread
+    /// (which cannot run before the caller suspends).
+    pub(crate) fn is_local(&self) -> bool {
+        match self.0 {
+            UnparkRefInner::Task { runtime, .. } => {
+                with_scheduler(|s| ptr::eq(Arc::as_ptr(&s.shared), runtime)).unwrap_or(false)
+            }
+            UnparkRefInner::Other(_) => false,
+        }
+    }
+
+    /// Wakes it.
+    ///
+    /// # Safety
+    ///
+    /// The task it names (if a task) has not finished — e.g. the waiter
+    /// holding this is still registered, so its owner is still waiting.
+    pub(crate) unsafe fn unpark(&self) {
+        match &self.0 {
+            UnparkRefInner::Task { core, runtime } => {
+                let local = with_scheduler(|s| {
+                    let local = ptr::eq(Arc::as_ptr(&s.shared), *runtime);
+                    if local {
+                        // SAFETY: alive per the contract; on its own thread.
+                        s.unpark_local(unsafe { core.as_ref() });
+                    }
+                    local
+                });
+                if local != Some(true) {
+                    // SAFETY: forwarded contract.
+                    unsafe { self.to_unparker() }.unpark();
+                }
+            }
+            UnparkRefInner::Other(u) => u.unpark(),
+        }
+    }
+
+    /// An owned, counted [`Unparker`] for the same task or thread.
+    ///
+    /// # Safety
+    ///
+    /// As for [`unpark`](Self::unpark).
+    pub(crate) unsafe fn to_unparker(&self) -> Unparker {
+        match &self.0 {
+            UnparkRefInner::Task { core, .. } => {
+                // SAFETY: alive per the contract; `this` is the pointer the
+                // task's own `Arc` was made from (set at spawn), so bumping
+                // the count and rebuilding an `Arc` from it is sound.
+                let task = unsafe {
+                    let raw = core.as_ref().header.this.get();
+                    Arc::increment_strong_count(raw);
+                    Arc::from_raw(raw)
+                };
+                Unparker::Task(task)
+            }
+            UnparkRefInner::Other(u) => u.clone(),
         }
     }
 }
@@ -266,6 +361,8 @@ struct LocalState {
     shield: u32,
     /// A blocking call reported the cancellation to the task.
     cancel_observed: bool,
+    /// An unpark came while the task was not waiting (rule 1).
+    notified: bool,
     /// The pending timer of the current park, if any.
     timer: Option<(Instant, u64)>,
 }
@@ -465,6 +562,7 @@ impl Scheduler {
                 deadline: None,
                 shield: 0,
                 cancel_observed: false,
+                notified: false,
                 timer: None,
             }),
         }));
@@ -491,6 +589,7 @@ impl Scheduler {
         // SAFETY: nobody else can reach the packet yet.
         unsafe { *packet.core.coroutine.get() = Some(coroutine) };
         let erased: TaskRef = packet.clone();
+        packet.core.header.this.set(Arc::as_ptr(&erased));
         entry.insert(erased);
         drop(tasks);
         self.run_queue.push(NonNull::from(&packet.core));
@@ -539,6 +638,19 @@ impl Scheduler {
         self.run_until_main();
         drop(shutdown);
         handle
+    }
+
+    /// Wakes a task of this runtime, on this thread (rule 2): a waiting task
+    /// is queued, any other keeps a token for its next park.
+    fn unpark_local(&self, core: &Core) {
+        // SAFETY: on the runtime thread; read and released at once.
+        let state = unsafe { core.local().state };
+        match state {
+            TaskState::Waiting(_) => self.schedule(core),
+            TaskState::Finished(_) => {}
+            // SAFETY: as above.
+            _ => unsafe { core.local().notified = true },
+        }
     }
 
     /// Queues a waiting task again (`Waiting → Ready`).
@@ -673,7 +785,7 @@ impl Scheduler {
             std::mem::take(&mut *self.shared.inject.lock().unwrap_or_else(|e| e.into_inner()));
         let any = !woken.is_empty();
         for task in woken {
-            self.schedule(task.core());
+            self.unpark_local(task.core());
         }
         any
     }
@@ -872,15 +984,8 @@ fn park_task(
     let deadline = earliest(deadline, unsafe { core.local().deadline });
     check_interrupt(core, deadline)?;
     // Rule 1: consume a pending notification instead of suspending.
-    if header.park.swap(EMPTY, Ordering::AcqRel) == NOTIFIED {
-        return Ok(());
-    }
-    if header
-        .park
-        .compare_exchange(EMPTY, PARKED, Ordering::AcqRel, Ordering::Acquire)
-        .is_err()
-    {
-        header.park.store(EMPTY, Ordering::Release);
+    // SAFETY: on the runtime thread; released at once.
+    if std::mem::take(unsafe { &mut core.local().notified }) {
         return Ok(());
     }
     if let Some(at) = deadline {
@@ -892,10 +997,15 @@ fn park_task(
         unsafe { core.local().timer = Some((at, seq)) };
     }
     suspend(core, Suspend::Park(reason));
-    // Resumed: whoever queued us swapped in NOTIFIED; consume it.
-    header.park.store(EMPTY, Ordering::Release);
+    // Resumed. Unparks that came while we sat in the run queue are covered
+    // by the caller's re-check: drop their token.
     // SAFETY: as above.
-    if let Some(timer) = unsafe { core.local().timer.take() } {
+    let timer = unsafe {
+        let local = core.local();
+        local.notified = false;
+        local.timer.take()
+    };
+    if let Some(timer) = timer {
         s.timers.borrow_mut().remove(&timer);
     }
     check_interrupt(core, deadline)

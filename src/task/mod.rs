@@ -80,11 +80,6 @@ impl fmt::Debug for Task {
     }
 }
 
-/// The park token: see `scheduler::park`.
-pub(crate) const EMPTY: u8 = 0;
-pub(crate) const NOTIFIED: u8 = 1;
-pub(crate) const PARKED: u8 = 2;
-
 /// Join-state bits.
 const COMPLETE: u8 = 1;
 const DETACHED: u8 = 2;
@@ -102,8 +97,9 @@ pub(crate) struct Header {
     pub(crate) stack_size: usize,
     /// The runtime that owns the task; wakes from other threads go through it.
     pub(crate) runtime: Arc<Shared>,
-    /// `EMPTY`, `NOTIFIED` or `PARKED`: the park/unpark handshake.
-    pub(crate) park: AtomicU8,
+    /// The task's own `Arc` pointer (set once at spawn), so an uncounted
+    /// reference can be turned back into a counted one.
+    pub(crate) this: std::cell::Cell<*const dyn RawTask>,
     /// Set by `JoinHandle::cancel` (and by scopes); sticky.
     pub(crate) cancelled: AtomicBool,
     /// `COMPLETE | DETACHED | WAITER` bits.
@@ -126,7 +122,7 @@ impl Header {
             stack_guard,
             stack_size,
             runtime,
-            park: AtomicU8::new(EMPTY),
+            this: std::cell::Cell::new(std::ptr::null::<Packet<()>>()),
             cancelled: AtomicBool::new(false),
             join_state: AtomicU8::new(0),
             join_waiter: Mutex::new(None),
@@ -189,7 +185,9 @@ pub(crate) struct Packet<T> {
 // task itself when DETACHED was already set). A `T` is only ever dropped or
 // handed out on the thread that holds the JoinHandle or on the task's own
 // thread; for `T: !Send` the JoinHandle is `!Send`, so both are the task's
-// thread. `Core` upholds its own thread rules (see `scheduler::Core`).
+// thread. `Core` upholds its own thread rules (see `scheduler::Core`); the
+// header's `this` cell is written once, by the spawning thread, before the
+// packet is shared, and only read afterwards.
 unsafe impl<T> Sync for Packet<T> {}
 // SAFETY: as above.
 unsafe impl<T> Send for Packet<T> {}

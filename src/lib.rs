@@ -54,6 +54,38 @@
 //!   own stacks and every destructor runs.
 //! * A stack overflow in a task is reported with the task's id, name and
 //!   stack size instead of a bare "Segmentation fault".
+//!
+//! The compiler enforces the thread rules. A runtime, a generator and a
+//! handle to a task returning a `!Send` value stay on their thread:
+//!
+//! ```compile_fail
+//! fn assert_send<T: Send>(_: &T) {}
+//! let rt = corio::Runtime::new().unwrap();
+//! assert_send(&rt);
+//! ```
+//!
+//! ```compile_fail
+//! fn assert_send<T: Send>(_: &T) {}
+//! let g = corio::generator::Generator::<u32, ()>::new(|y| y.yield_(1));
+//! assert_send(&g);
+//! ```
+//!
+//! ```compile_fail
+//! fn assert_send<T: Send>(_: &T) {}
+//! corio::run(|| {
+//!     let h = corio::spawn_local(|| std::rc::Rc::new(1));
+//!     assert_send(&h);
+//! });
+//! ```
+//!
+//! and `spawn` only takes `Send` closures (use `spawn_local` for others):
+//!
+//! ```compile_fail
+//! corio::run(|| {
+//!     let rc = std::rc::Rc::new(1);
+//!     corio::spawn(move || *rc);
+//! });
+//! ```
 #![deny(missing_docs)]
 #![deny(unsafe_code)]
 #![deny(unsafe_op_in_unsafe_fn)]

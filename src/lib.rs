@@ -4,9 +4,10 @@
 //! goroutines: code in a task is written in ordinary blocking style —
 //! `stream.read(&mut buf)?`, `sleep(d)`, `handle.join()` — and when an
 //! operation would block, the task suspends to a per-thread scheduler
-//! instead of blocking the thread. A reactor built on [`polling`] resumes it
-//! when the OS reports readiness. There is no function colouring: the same
-//! code works with the synchronous Rust ecosystem (`std::io::Read`/`Write`).
+//! instead of blocking the thread. A reactor (epoll on Linux, the
+//! [`polling`] crate elsewhere) resumes it when the OS reports readiness.
+//! There is no function colouring: the same code works with the synchronous
+//! Rust ecosystem (`std::io::Read`/`Write`).
 //!
 //! ```
 //! use std::time::Duration;
@@ -33,7 +34,7 @@
 //! | [`generator`] | bare coroutines: `resume`/`yield_` with an explicit state |
 //! | [`task`] | scheduled coroutines: id, name, lifecycle state machine, `JoinHandle` |
 //! | `scheduler` | the per-thread run queue and loop, park/unpark |
-//! | `reactor` | the `polling` poller, registered fds, readiness |
+//! | `reactor` | the poller (epoll, or `polling`), registered fds, readiness |
 //! | [`time`] | `sleep`, `timeout` |
 //! | [`runtime`] | `Runtime`, `run` |
 //! | [`inspect`] | a snapshot of every task and what it waits on |
@@ -96,6 +97,7 @@ mod error;
 pub mod generator;
 pub mod inspect;
 mod overflow;
+mod poller;
 mod reactor;
 pub mod runtime;
 mod scheduler;

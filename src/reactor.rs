@@ -1,5 +1,6 @@
-//! The reactor: one `polling::Poller` per runtime, the sources registered
-//! with it, and the tasks waiting on each source.
+//! The reactor: one [`Poller`](crate::poller) per runtime (epoll on Linux,
+//! the `polling` crate elsewhere), the sources registered with it, and the
+//! tasks waiting on each source.
 //!
 //! # Rules
 //!
@@ -10,7 +11,12 @@
 //! 2. Each source keeps a readiness word: a "readable" and a "writable" bit
 //!    and a tick counted up by every event. IO is tried while the bit is set;
 //!    a `WouldBlock` clears it — but only if no event arrived since the try
-//!    (same tick), so an edge is never lost.
+//!    (same tick), so an edge is never lost. An operation that can tell it
+//!    drained the fd (a short stream read or write) clears it the same way,
+//!    saving the `WouldBlock` syscall — except a read once the read side is
+//!    closed: a "closed" bit, set by an event reporting the peer's FIN
+//!    (`EPOLLRDHUP`), a hang-up or an error, is never cleared, because a
+//!    FIN that came with the last data gives no later edge to wait for.
 //! 3. Readers and writers wait in separate lists, so one task can read while
 //!    another writes the same socket. A waiter registers, re-checks the
 //!    readiness bit, and only then parks.
@@ -27,15 +33,23 @@ use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
-use polling::{Event, Events, PollMode, Poller};
 use slab::Slab;
+
+pub(crate) use crate::poller::Events;
+use crate::poller::Poller;
 
 use crate::scheduler::{self, Shared, Unparker};
 use crate::task::{Direction, WaitReason};
 
 const READ: u32 = 1;
 const WRITE: u32 = 2;
-const TICK_SHIFT: u32 = 2;
+/// The read side is closed for good (rule 2).
+const CLOSED: u32 = 4;
+const TICK_SHIFT: u32 = 3;
+
+/// Whether the poller reports the read side closing, which makes clearing
+/// read readiness after a short read safe (rule 2).
+pub(crate) const DRAIN_READS: bool = crate::poller::REPORTS_CLOSED;
 
 fn bit(dir: Direction) -> u32 {
     match dir {
@@ -104,8 +118,8 @@ impl Reactor {
     /// Waits for events; only the runtime thread calls this (rule 5).
     pub(crate) fn wait(&self, events: &mut Events, timeout: Option<Duration>) {
         if let Err(e) = self.poller.wait(events, timeout) {
-            // EINTR is retried inside polling; anything else means the epoll
-            // fd is broken, which we cannot recover from silently.
+            // EINTR returns no events; anything else means the epoll fd is
+            // broken, which we cannot recover from silently.
             panic!("corio reactor: Poller::wait failed: {e}");
         }
     }
@@ -129,6 +143,9 @@ impl Reactor {
             }
             if ev.writable {
                 bits |= WRITE;
+            }
+            if ev.closed {
+                bits |= CLOSED;
             }
             source.set_ready(bits);
             let mut waiters = lock(&source.waiters);
@@ -160,10 +177,7 @@ impl Reactor {
         // before it is closed. The fd is owned by the IO object that owns the
         // returned `Registration`, and those objects drop the registration
         // (which calls `deregister` → `Poller::delete`) before their fd (rule 1).
-        unsafe {
-            self.poller
-                .add_with_mode(fd.as_raw_fd(), Event::all(key), PollMode::Edge)?
-        };
+        unsafe { self.poller.add(fd.as_raw_fd(), key)? };
         entry.insert(Arc::clone(&source));
         self.count.fetch_add(1, Ordering::Relaxed);
         Ok(source)
@@ -188,7 +202,7 @@ impl Source {
         let mut cur = self.readiness.load(Ordering::Acquire);
         loop {
             let tick = (cur >> TICK_SHIFT).wrapping_add(1);
-            let new = (tick << TICK_SHIFT) | (cur & (READ | WRITE)) | bits;
+            let new = (tick << TICK_SHIFT) | (cur & (READ | WRITE | CLOSED)) | bits;
             match self.readiness.compare_exchange_weak(
                 cur,
                 new,
@@ -249,6 +263,16 @@ impl Registration {
         }
     }
 
+    /// Clears readiness for `dir` after an operation drained the fd (rule 2):
+    /// like [`clear`](Self::clear), but read readiness stays once the read
+    /// side is closed.
+    pub(crate) fn clear_drained(&self, dir: Direction, tick: ReadyTick) {
+        let closed = self.source.readiness.load(Ordering::Acquire) & CLOSED != 0;
+        if !(closed && dir == Direction::Read) {
+            self.clear(dir, tick);
+        }
+    }
+
     /// Suspends the current task until `dir` may be ready, the deadline
     /// passes, or the task is cancelled.
     pub(crate) fn wait(&self, dir: Direction, deadline: Option<Instant>) -> io::Result<()> {
@@ -289,7 +313,17 @@ impl LazyRegistration {
 
     fn get(&self, fd: BorrowedFd<'_>) -> io::Result<Option<&Registration>> {
         if let Some(r) = self.0.get() {
-            return Ok(Some(r));
+            // Only the runtime that registered the fd polls it: a task of
+            // another runtime would wait for events nobody delivers.
+            let here = scheduler::with_scheduler(|s| Arc::ptr_eq(&s.shared, &r.runtime));
+            return match here {
+                Some(true) => Ok(Some(r)),
+                _ => Err(io::Error::other(
+                    "corio: this fd is registered with another runtime (the one where a task \
+                     first waited on it); move sockets between runtimes before they are used, \
+                     or through into_std/from_std",
+                )),
+            };
         }
         match Registration::new(fd)? {
             // If another thread won the race, ours is dropped (deregistered).
@@ -316,7 +350,25 @@ pub(crate) fn io_op<R>(
     reg: &LazyRegistration,
     dir: Direction,
     deadline: Option<Instant>,
+    op: impl FnMut() -> io::Result<R>,
+) -> io::Result<R> {
+    io_op_drain(fd, reg, dir, deadline, op, |_| false)
+}
+
+/// [`io_op`] for operations that can tell from their result that they
+/// drained the fd: when `drained(&result)` is true, readiness for `dir` is
+/// cleared as if the next try had returned `WouldBlock` (rule 2, with the
+/// tick read before `op`), which saves that syscall. Stream sockets use it
+/// for short reads and writes: a read that returns fewer bytes than asked
+/// emptied the receive buffer, a write that took fewer filled the send
+/// buffer.
+pub(crate) fn io_op_drain<R>(
+    fd: BorrowedFd<'_>,
+    reg: &LazyRegistration,
+    dir: Direction,
+    deadline: Option<Instant>,
     mut op: impl FnMut() -> io::Result<R>,
+    drained: impl Fn(&R) -> bool,
 ) -> io::Result<R> {
     scheduler::check_current(deadline)?;
     let in_task = scheduler::current_id().is_some();
@@ -327,6 +379,12 @@ pub(crate) fn io_op<R>(
                 match op() {
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => reg.clear(dir, tick),
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Ok(r) => {
+                        if drained(&r) {
+                            reg.clear_drained(dir, tick);
+                        }
+                        return Ok(r);
+                    }
                     r => return r,
                 }
             }
@@ -342,6 +400,34 @@ pub(crate) fn io_op<R>(
     }
 }
 
+/// Runs `op` once, without waiting: the `try_read`/`try_write` half of the
+/// readiness API. A `WouldBlock` (or a result for which `drained` is true)
+/// clears readiness for `dir` with the tick read before `op` ran, so an
+/// event that arrived meanwhile is kept (rule 2) and the next
+/// [`wait_ready`] waits for a new one.
+pub(crate) fn try_op<R>(
+    fd: BorrowedFd<'_>,
+    reg: &LazyRegistration,
+    dir: Direction,
+    mut op: impl FnMut() -> io::Result<R>,
+    drained: impl Fn(&R) -> bool,
+) -> io::Result<R> {
+    let _ = fd;
+    let Some(r) = reg.0.get() else {
+        return op();
+    };
+    let tick = r.ready(dir);
+    let result = op();
+    if let Some(tick) = tick {
+        match &result {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => r.clear(dir, tick),
+            Ok(v) if drained(v) => r.clear_drained(dir, tick),
+            _ => {}
+        }
+    }
+    result
+}
+
 /// Waits for `fd` to become ready in `dir` without running `op`: the
 /// readiness API (`readable()`/`writable()`).
 pub(crate) fn wait_ready(
@@ -353,24 +439,18 @@ pub(crate) fn wait_ready(
     scheduler::check_current(deadline)?;
     let in_task = scheduler::current_id().is_some();
     match if in_task { reg.get(fd)? } else { None } {
-        Some(reg) => {
-            while reg.ready(dir).is_none() {
-                reg.wait(dir, deadline)?;
+        Some(reg) => loop {
+            match reg.ready(dir) {
+                // Tick 0: no event yet, the bit is only the optimistic
+                // guess made at registration (which lets the first IO try
+                // at once). A waiter asked for real readiness: check.
+                Some(tick) if tick.0 == 0 && !poll_once(fd, dir, 0)? => reg.clear(dir, tick),
+                Some(_) => return Ok(()),
+                None => {}
             }
-            Ok(())
-        }
+            reg.wait(dir, deadline)?;
+        },
         None => poll_fd(fd, dir, deadline),
-    }
-}
-
-/// Clears readiness after an operation found the fd not ready (for callers
-/// of `try_read`/`try_write` style APIs that bypass [`io_op`]).
-pub(crate) fn clear_ready(fd: BorrowedFd<'_>, reg: &LazyRegistration, dir: Direction) {
-    let _ = fd;
-    if let Some(r) = reg.0.get()
-        && let Some(tick) = r.ready(dir)
-    {
-        r.clear(dir, tick);
     }
 }
 
@@ -379,10 +459,6 @@ fn poll_fd(fd: BorrowedFd<'_>, dir: Direction, deadline: Option<Instant>) -> io:
     let deadline = match (deadline, scheduler::current_deadline()) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
-    };
-    let events = match dir {
-        Direction::Read => libc::POLLIN,
-        Direction::Write => libc::POLLOUT,
     };
     loop {
         let timeout_ms = match deadline {
@@ -395,22 +471,32 @@ fn poll_fd(fd: BorrowedFd<'_>, dir: Direction, deadline: Option<Instant>) -> io:
                 left.as_millis().clamp(1, i32::MAX as u128) as i32
             }
         };
-        let mut pfd = libc::pollfd {
-            fd: fd.as_raw_fd(),
-            events,
-            revents: 0,
-        };
-        // SAFETY: `pfd` is one valid pollfd for the duration of the call.
-        let rc = unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
-        if rc < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(e);
-        }
-        if rc > 0 {
+        if poll_once(fd, dir, timeout_ms)? {
             return Ok(());
         }
     }
+}
+
+/// One `poll(2)` of `fd` for `dir`: whether it is ready (or has an error
+/// or hang-up pending) within `timeout_ms`. A signal counts as "not yet".
+fn poll_once(fd: BorrowedFd<'_>, dir: Direction, timeout_ms: i32) -> io::Result<bool> {
+    let events = match dir {
+        Direction::Read => libc::POLLIN,
+        Direction::Write => libc::POLLOUT,
+    };
+    let mut pfd = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events,
+        revents: 0,
+    };
+    // SAFETY: `pfd` is one valid pollfd for the duration of the call.
+    let rc = unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
+    if rc < 0 {
+        let e = io::Error::last_os_error();
+        if e.kind() == io::ErrorKind::Interrupted {
+            return Ok(false);
+        }
+        return Err(e);
+    }
+    Ok(rc > 0)
 }

@@ -409,7 +409,7 @@ pub(crate) struct Scheduler {
     /// Time of the last poll, used for `since` stamps (cheaper than
     /// reading the clock at every transition).
     tick: Cell<Instant>,
-    events: RefCell<polling::Events>,
+    events: RefCell<crate::reactor::Events>,
 }
 
 thread_local! {
@@ -501,7 +501,7 @@ impl Scheduler {
             main: Cell::new(ptr::null()),
             main_done: Cell::new(false),
             tick: Cell::new(Instant::now()),
-            events: RefCell::new(polling::Events::new()),
+            events: RefCell::new(crate::reactor::Events::new()),
         })
     }
 

@@ -36,6 +36,7 @@
 //! | `scheduler` | the per-thread run queue and loop, park/unpark |
 //! | `reactor` | the poller (epoll, or `polling`), registered fds, readiness |
 //! | [`time`] | `sleep`, `timeout` |
+//! | [`net`] | TCP, UDP and Unix sockets that suspend the task, not the thread |
 //! | [`runtime`] | `Runtime`, `run` |
 //! | [`inspect`] | a snapshot of every task and what it waits on |
 //!
@@ -96,6 +97,7 @@
 mod error;
 pub mod generator;
 pub mod inspect;
+pub mod net;
 mod overflow;
 mod poller;
 mod reactor;

@@ -1,0 +1,294 @@
+//! The part every corio socket shares: the non-blocking fd, its lazy
+//! registration with the reactor, and the std-style options (timeouts,
+//! non-blocking mode) that decide how long an operation may wait.
+
+use std::io;
+use std::os::fd::AsFd;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::reactor::{self, LazyRegistration};
+use crate::task::Direction;
+
+/// Options that std keeps in the socket (`SO_RCVTIMEO`, `SO_SNDTIMEO`,
+/// `O_NONBLOCK`), so handles made by `try_clone` share them. corio's fds are
+/// always `O_NONBLOCK`, so it keeps its own copy, shared the same way.
+#[derive(Debug, Default)]
+pub(crate) struct Options {
+    /// Nanoseconds; 0 means none (std rejects a zero timeout).
+    read_timeout: AtomicU64,
+    write_timeout: AtomicU64,
+    /// `set_nonblocking(true)`: fail with `WouldBlock` instead of waiting.
+    nonblocking: AtomicBool,
+}
+
+fn to_nanos(d: Option<Duration>) -> u64 {
+    d.map_or(0, |d| {
+        u64::try_from(d.as_nanos()).unwrap_or(u64::MAX).max(1)
+    })
+}
+
+impl Options {
+    /// Options that start with the timeouts std reports for a socket.
+    pub(crate) fn with_timeouts(read: Option<Duration>, write: Option<Duration>) -> Options {
+        let o = Options::default();
+        o.set_timeout(Direction::Read, read);
+        o.set_timeout(Direction::Write, write);
+        o
+    }
+
+    fn slot(&self, dir: Direction) -> &AtomicU64 {
+        match dir {
+            Direction::Read => &self.read_timeout,
+            Direction::Write => &self.write_timeout,
+        }
+    }
+
+    pub(crate) fn set_timeout(&self, dir: Direction, d: Option<Duration>) {
+        self.slot(dir).store(to_nanos(d), Ordering::Relaxed);
+    }
+
+    /// The timeout for `dir`, exactly as set.
+    pub(crate) fn timeout(&self, dir: Direction) -> Option<Duration> {
+        match self.slot(dir).load(Ordering::Relaxed) {
+            0 => None,
+            n => Some(Duration::from_nanos(n)),
+        }
+    }
+
+    fn deadline(&self, dir: Direction) -> Option<Instant> {
+        match self.slot(dir).load(Ordering::Relaxed) {
+            0 => None,
+            n => Instant::now().checked_add(Duration::from_nanos(n)),
+        }
+    }
+
+    pub(crate) fn set_nonblocking(&self, on: bool) {
+        self.nonblocking.store(on, Ordering::Relaxed);
+    }
+
+    fn is_nonblocking(&self) -> bool {
+        self.nonblocking.load(Ordering::Relaxed)
+    }
+}
+
+/// A non-blocking socket `S` and its reactor registration.
+///
+/// # Invariant
+///
+/// `reg` is declared before `sock`, so it is dropped (and the fd deleted
+/// from the poller) before the fd closes (reactor rule 1); `into_inner` drops
+/// it first too.
+pub(crate) struct Io<S: AsFd> {
+    reg: LazyRegistration,
+    sock: S,
+    opts: Arc<Options>,
+}
+
+/// Whether a stream transfer of `len` bytes that moved `n` drained the
+/// socket: a read that returned fewer (but some) bytes emptied the receive
+/// buffer, a write that took fewer filled the send buffer. Knowing it saves
+/// the `WouldBlock` syscall that would otherwise find out (reactor rule 2).
+/// Reads only where the poller reports a FIN that came with the data, which
+/// a short read cannot tell apart.
+fn drained(dir: Direction, len: usize) -> impl Fn(&usize) -> bool {
+    let applies = dir == Direction::Write || reactor::DRAIN_READS;
+    move |&n| applies && n > 0 && n < len
+}
+
+impl<S: AsFd> Io<S> {
+    /// Wraps `sock`, which must already be `O_NONBLOCK`.
+    pub(crate) fn new(sock: S) -> Io<S> {
+        Io::with_options(sock, Arc::default())
+    }
+
+    pub(crate) fn with_options(sock: S, opts: Arc<Options>) -> Io<S> {
+        Io {
+            reg: LazyRegistration::new(),
+            sock,
+            opts,
+        }
+    }
+
+    pub(crate) fn get(&self) -> &S {
+        &self.sock
+    }
+
+    pub(crate) fn options(&self) -> &Arc<Options> {
+        &self.opts
+    }
+
+    /// The socket, deregistered from the reactor (still `O_NONBLOCK`).
+    pub(crate) fn into_inner(self) -> S {
+        let Io { reg, sock, .. } = self;
+        drop(reg);
+        sock
+    }
+
+    /// Runs `op` until it does not return `WouldBlock`, waiting for `dir`
+    /// readiness in between, up to the socket's timeout for `dir`; in
+    /// non-blocking mode, tries once.
+    pub(crate) fn op<R>(
+        &self,
+        dir: Direction,
+        mut op: impl FnMut(&S) -> io::Result<R>,
+    ) -> io::Result<R> {
+        self.op_drain(dir, move |s| op(s), |_| false)
+    }
+
+    /// [`op`](Self::op) for a stream read or write of `len` bytes: a short
+    /// transfer clears readiness (see `reactor::io_op_drain`).
+    pub(crate) fn stream_op(
+        &self,
+        dir: Direction,
+        len: usize,
+        op: impl FnMut(&S) -> io::Result<usize>,
+    ) -> io::Result<usize> {
+        self.op_drain(dir, op, drained(dir, len))
+    }
+
+    fn op_drain<R>(
+        &self,
+        dir: Direction,
+        mut op: impl FnMut(&S) -> io::Result<R>,
+        drained: impl Fn(&R) -> bool,
+    ) -> io::Result<R> {
+        let fd = self.sock.as_fd();
+        if self.opts.is_nonblocking() {
+            return reactor::try_op(fd, &self.reg, dir, || op(&self.sock), drained);
+        }
+        let deadline = self.opts.deadline(dir);
+        reactor::io_op_drain(fd, &self.reg, dir, deadline, || op(&self.sock), drained)
+    }
+
+    /// Runs `op` once without waiting; `WouldBlock` clears readiness so that
+    /// the next [`ready`](Self::ready) waits for the OS.
+    pub(crate) fn try_op<R>(
+        &self,
+        dir: Direction,
+        mut op: impl FnMut(&S) -> io::Result<R>,
+    ) -> io::Result<R> {
+        reactor::try_op(
+            self.sock.as_fd(),
+            &self.reg,
+            dir,
+            || op(&self.sock),
+            |_| false,
+        )
+    }
+
+    /// [`try_op`](Self::try_op) for a stream transfer of `len` bytes.
+    pub(crate) fn try_stream_op(
+        &self,
+        dir: Direction,
+        len: usize,
+        mut op: impl FnMut(&S) -> io::Result<usize>,
+    ) -> io::Result<usize> {
+        reactor::try_op(
+            self.sock.as_fd(),
+            &self.reg,
+            dir,
+            || op(&self.sock),
+            drained(dir, len),
+        )
+    }
+
+    /// Waits until the socket may be ready for `dir` (`readable()` /
+    /// `writable()`); enclosing `timeout` scopes and cancellation apply.
+    pub(crate) fn ready(&self, dir: Direction) -> io::Result<()> {
+        reactor::wait_ready(self.sock.as_fd(), &self.reg, dir, None)
+    }
+
+    /// Waits for `dir` readiness until `deadline`: used by connect.
+    pub(crate) fn op_until<R>(
+        &self,
+        dir: Direction,
+        deadline: Option<Instant>,
+        mut op: impl FnMut(&S) -> io::Result<R>,
+    ) -> io::Result<R> {
+        reactor::io_op(self.sock.as_fd(), &self.reg, dir, deadline, || {
+            op(&self.sock)
+        })
+    }
+}
+
+/// `Read` and `Write` for a stream type `$t` (with an `io: Io<_>` field
+/// whose socket implements them for `&S`) and for `&$t`.
+macro_rules! stream_read_write {
+    ($t:ty) => {
+        impl ::std::io::Read for &$t {
+            fn read(&mut self, buf: &mut [u8]) -> ::std::io::Result<usize> {
+                let len = buf.len();
+                self.io.stream_op($crate::task::Direction::Read, len, |s| {
+                    ::std::io::Read::read(&mut &*s, buf)
+                })
+            }
+
+            fn read_vectored(
+                &mut self,
+                bufs: &mut [::std::io::IoSliceMut<'_>],
+            ) -> ::std::io::Result<usize> {
+                let len = bufs.iter().map(|b| b.len()).sum();
+                self.io.stream_op($crate::task::Direction::Read, len, |s| {
+                    ::std::io::Read::read_vectored(&mut &*s, bufs)
+                })
+            }
+        }
+
+        impl ::std::io::Read for $t {
+            fn read(&mut self, buf: &mut [u8]) -> ::std::io::Result<usize> {
+                ::std::io::Read::read(&mut &*self, buf)
+            }
+
+            fn read_vectored(
+                &mut self,
+                bufs: &mut [::std::io::IoSliceMut<'_>],
+            ) -> ::std::io::Result<usize> {
+                ::std::io::Read::read_vectored(&mut &*self, bufs)
+            }
+        }
+
+        impl ::std::io::Write for &$t {
+            fn write(&mut self, buf: &[u8]) -> ::std::io::Result<usize> {
+                self.io
+                    .stream_op($crate::task::Direction::Write, buf.len(), |s| {
+                        ::std::io::Write::write(&mut &*s, buf)
+                    })
+            }
+
+            fn write_vectored(
+                &mut self,
+                bufs: &[::std::io::IoSlice<'_>],
+            ) -> ::std::io::Result<usize> {
+                let len = bufs.iter().map(|b| b.len()).sum();
+                self.io.stream_op($crate::task::Direction::Write, len, |s| {
+                    ::std::io::Write::write_vectored(&mut &*s, bufs)
+                })
+            }
+
+            fn flush(&mut self) -> ::std::io::Result<()> {
+                Ok(())
+            }
+        }
+
+        impl ::std::io::Write for $t {
+            fn write(&mut self, buf: &[u8]) -> ::std::io::Result<usize> {
+                ::std::io::Write::write(&mut &*self, buf)
+            }
+
+            fn write_vectored(
+                &mut self,
+                bufs: &[::std::io::IoSlice<'_>],
+            ) -> ::std::io::Result<usize> {
+                ::std::io::Write::write_vectored(&mut &*self, bufs)
+            }
+
+            fn flush(&mut self) -> ::std::io::Result<()> {
+                Ok(())
+            }
+        }
+    };
+}
+
+pub(crate) use stream_read_write;

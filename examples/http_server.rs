@@ -1,0 +1,295 @@
+//! An HTTP/1.1 "hello world" server: keep-alive, pipelining, request
+//! timeouts, and clean rejection of bad requests — one task per connection,
+//! written as a plain blocking loop.
+//!
+//! ```text
+//! cargo run --release --example http_server -- --addr 127.0.0.1:8080
+//! wrk -t1 -c50 -d5s http://127.0.0.1:8080/
+//! ```
+//!
+//! Each connection's task reads into a buffer, answers every complete
+//! request in it (so pipelined requests get their responses in one write),
+//! and reads again. What it guards against:
+//!
+//! * a client that sends nothing, or half a request, is dropped when
+//!   `--timeout-ms` (default 5000) has passed since the server started
+//!   waiting for that request — a `corio::time::timeout_at` scope around the
+//!   read, so dribbling bytes does not extend it (a half request gets a
+//!   `408` first);
+//! * a request head over 8 KiB, or with more than 32 headers, gets `431`;
+//! * anything `httparse` rejects, or a bad `Content-Length`, gets `400`;
+//!   chunked request bodies get `501`. All of these close the connection;
+//!   none of them can crash the server.
+//!
+//! Request bodies with a `Content-Length` are skipped, so pipelined POSTs
+//! work. Options: `--addr HOST:PORT` (port 0 picks a free one; the first
+//! line printed is `listening on ADDR`), `--timeout-ms MS`, `--duration
+//! SECS` (exit after that long).
+
+use std::io::{self, Read, Write};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use corio::net::{TcpListener, TcpStream};
+use corio::time::timeout_at;
+
+const BODY: &[u8] = b"Hello, World!";
+const MAX_HEAD: usize = 8 * 1024;
+const MAX_HEADERS: usize = 32;
+
+fn main() -> io::Result<()> {
+    let mut addr = String::from("127.0.0.1:8080");
+    let mut request_timeout = Duration::from_secs(5);
+    let mut duration = None;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let value = args.next().ok_or_else(|| usage(&arg))?;
+        match arg.as_str() {
+            "--addr" => addr = value,
+            "--timeout-ms" => {
+                request_timeout = Duration::from_millis(value.parse().map_err(|_| usage(&value))?)
+            }
+            "--duration" => {
+                duration = Some(Duration::from_secs_f64(
+                    value.parse().map_err(|_| usage(&value))?,
+                ))
+            }
+            _ => return Err(usage(&arg)),
+        }
+    }
+    corio::run(move || {
+        let listener = TcpListener::bind(addr.as_str())?;
+        println!("listening on {}", listener.local_addr()?);
+        let acceptor = corio::spawn(move || {
+            for stream in listener.incoming() {
+                match stream {
+                    Ok(stream) => {
+                        let _conn = corio::spawn(move || {
+                            if let Err(e) = serve(stream, request_timeout) {
+                                // Resets and timeouts are the client's business.
+                                if !matches!(
+                                    e.kind(),
+                                    io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe
+                                ) {
+                                    eprintln!("connection error: {e}");
+                                }
+                            }
+                        });
+                    }
+                    Err(e) => eprintln!("accept: {e}"),
+                }
+            }
+        });
+        match duration {
+            Some(d) => corio::time::sleep(d),
+            None => drop(acceptor.join()),
+        }
+        Ok(())
+    })
+}
+
+/// What the head of the buffered bytes is.
+enum Parsed {
+    /// A complete request head of this many bytes, then a body to skip.
+    Request {
+        head_len: usize,
+        body_len: usize,
+        keep_alive: bool,
+        head_only: bool,
+    },
+    /// Not all of it has arrived.
+    Partial,
+    /// Answer with this status line and close.
+    Reject(&'static str),
+}
+
+fn parse(buf: &[u8]) -> Parsed {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
+    let head_len = match req.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) if buf.len() >= MAX_HEAD => {
+            return Parsed::Reject("431 Request Header Fields Too Large");
+        }
+        Ok(httparse::Status::Partial) => return Parsed::Partial,
+        Err(httparse::Error::TooManyHeaders) => {
+            return Parsed::Reject("431 Request Header Fields Too Large");
+        }
+        Err(_) => return Parsed::Reject("400 Bad Request"),
+    };
+    if head_len > MAX_HEAD {
+        return Parsed::Reject("431 Request Header Fields Too Large");
+    }
+    let mut keep_alive = req.version == Some(1);
+    let mut body_len = 0;
+    for h in req.headers.iter() {
+        if h.name.eq_ignore_ascii_case("connection") {
+            if h.value.eq_ignore_ascii_case(b"close") {
+                keep_alive = false;
+            } else if h.value.eq_ignore_ascii_case(b"keep-alive") {
+                keep_alive = true;
+            }
+        } else if h.name.eq_ignore_ascii_case("content-length") {
+            match std::str::from_utf8(h.value)
+                .ok()
+                .and_then(|v| v.trim().parse().ok())
+            {
+                Some(n) => body_len = n,
+                None => return Parsed::Reject("400 Bad Request"),
+            }
+        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+            return Parsed::Reject("501 Not Implemented");
+        }
+    }
+    Parsed::Request {
+        head_len,
+        body_len,
+        keep_alive,
+        head_only: req.method == Some("HEAD"),
+    }
+}
+
+/// Serves one connection until the client closes it, a request is
+/// rejected, or a request does not arrive in time.
+fn serve(mut stream: TcpStream, request_timeout: Duration) -> io::Result<()> {
+    stream.set_nodelay(true)?;
+    let mut buf = vec![0u8; 2 * MAX_HEAD];
+    let (mut start, mut end) = (0, 0);
+    let mut out = Vec::with_capacity(4096);
+    // Body bytes of the last request still to be skipped.
+    let mut skip = 0usize;
+    // When the server started waiting for the request being read.
+    let mut deadline: Option<Instant> = None;
+    let mut date = HttpDate::default();
+    loop {
+        // Answer every complete request in the buffer (pipelining).
+        loop {
+            let dropped = skip.min(end - start);
+            start += dropped;
+            skip -= dropped;
+            if skip > 0 || start == end {
+                break;
+            }
+            match parse(&buf[start..end]) {
+                Parsed::Request {
+                    head_len,
+                    body_len,
+                    keep_alive,
+                    head_only,
+                } => {
+                    respond(&mut out, "200 OK", date.now(), keep_alive, !head_only);
+                    start += head_len;
+                    skip = body_len;
+                    deadline = None;
+                    if !keep_alive {
+                        stream.write_all(&out)?;
+                        return Ok(());
+                    }
+                }
+                Parsed::Partial => break,
+                Parsed::Reject(status) => {
+                    respond(&mut out, status, date.now(), false, false);
+                    return stream.write_all(&out);
+                }
+            }
+        }
+        if !out.is_empty() {
+            stream.write_all(&out)?;
+            out.clear();
+        }
+        // Keep the unparsed tail at the front of the buffer.
+        if start == end {
+            (start, end) = (0, 0);
+        } else if start > 0 && end == buf.len() {
+            buf.copy_within(start..end, 0);
+            (start, end) = (0, end - start);
+        }
+        let at = *deadline.get_or_insert_with(|| Instant::now() + request_timeout);
+        let read = timeout_at(at, || stream.read(&mut buf[end..]));
+        match read {
+            Ok(Ok(0)) => return Ok(()),
+            Ok(Ok(n)) => end += n,
+            Ok(Err(e)) if e.kind() != io::ErrorKind::TimedOut => return Err(e),
+            // Out of time: drop the client, telling it why if it had started.
+            Ok(Err(_)) | Err(_) => {
+                if end > start || skip > 0 {
+                    respond(&mut out, "408 Request Timeout", date.now(), false, false);
+                    let _ = stream.write_all(&out);
+                }
+                return Ok(());
+            }
+        }
+    }
+}
+
+fn respond(out: &mut Vec<u8>, status: &str, date: &str, keep_alive: bool, body: bool) {
+    let ok = status.starts_with("200");
+    let len = if ok { BODY.len() } else { 0 };
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(status.as_bytes());
+    out.extend_from_slice(b"\r\nServer: corio\r\nDate: ");
+    out.extend_from_slice(date.as_bytes());
+    out.extend_from_slice(b"\r\nContent-Type: text/plain\r\nContent-Length: ");
+    out.extend_from_slice(len.to_string().as_bytes());
+    if !keep_alive {
+        out.extend_from_slice(b"\r\nConnection: close");
+    }
+    out.extend_from_slice(b"\r\n\r\n");
+    if ok && body {
+        out.extend_from_slice(BODY);
+    }
+}
+
+/// The `Date` header value (RFC 9110 IMF-fixdate), recomputed once a
+/// second.
+#[derive(Default)]
+struct HttpDate {
+    secs: u64,
+    text: String,
+}
+
+impl HttpDate {
+    fn now(&mut self) -> &str {
+        let secs = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        if secs != self.secs || self.text.is_empty() {
+            self.secs = secs;
+            self.text = format_date(secs);
+        }
+        &self.text
+    }
+}
+
+fn format_date(secs: u64) -> String {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let days = secs / 86_400;
+    let (h, m, s) = (secs % 86_400 / 3600, secs % 3600 / 60, secs % 60);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{}, {day:02} {} {year} {h:02}:{m:02}:{s:02} GMT",
+        DAYS[(days % 7) as usize],
+        MONTHS[(month - 1) as usize]
+    )
+}
+
+fn usage(arg: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!(
+            "bad argument {arg:?}; usage: http_server [--addr HOST:PORT] [--timeout-ms MS] \
+             [--duration SECS]"
+        ),
+    )
+}

@@ -30,6 +30,12 @@
 //!   read a socket while another writes it, through `&TcpStream`.
 //! * **Name resolution** runs on a thread pool (see [`ToSocketAddrs`]); IP
 //!   literals never leave the thread.
+//! * **One runtime per socket.** A socket registers with the runtime of the
+//!   first task that waits on it; a task of another runtime that then uses
+//!   it gets an error rather than waiting for events nobody delivers. Hand
+//!   sockets to another runtime before any task waits on them (a freshly
+//!   accepted stream is not registered yet), or pass them through
+//!   `into_std`/`from_std`.
 //! * **Readiness API.** `readable()`/`writable()` wait without doing IO;
 //!   `try_read`/`try_write` (`try_recv`/`try_send` for datagrams) do IO
 //!   without waiting — for protocol code that manages its own buffers.

@@ -577,3 +577,15 @@ fn a_socket_stays_with_the_runtime_that_registered_it() {
         assert_eq!(&reader.join().unwrap().unwrap(), b"move");
     });
 }
+
+/// Like std's, corio's sockets can be sent to and shared with other threads.
+#[test]
+fn sockets_are_send_and_sync() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<TcpStream>();
+    assert_send_sync::<TcpListener>();
+    assert_send_sync::<corio::net::UdpSocket>();
+    assert_send_sync::<corio::net::unix::UnixStream>();
+    assert_send_sync::<corio::net::unix::UnixListener>();
+    assert_send_sync::<corio::net::unix::UnixDatagram>();
+}

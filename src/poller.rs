@@ -17,8 +17,9 @@
 //! `epoll_wait` per poll (the `polling` crate adds a `timerfd_settime`, an
 //! `epoll_ctl` re-arm and an eventfd read to every wait, which is most of the
 //! syscall cost per request under load), and `EPOLLRDHUP` is reported, which
-//! `polling` does not expose. Timeouts have millisecond resolution, rounded
-//! up, so a timer never fires early.
+//! `polling` does not expose. Timeouts are exact to the nanosecond with
+//! `epoll_pwait2` (Linux ≥ 5.11); older kernels get `epoll_wait` with the
+//! timeout rounded up to milliseconds, so a timer never fires early.
 //!
 //! Elsewhere it is the `polling` crate in edge mode, without `closed`.
 #![allow(unsafe_code)]
@@ -133,22 +134,8 @@ mod epoll {
             events: &mut Events,
             timeout: Option<Duration>,
         ) -> io::Result<()> {
-            let ms = match timeout {
-                None => -1,
-                // Round up: waking early would make the caller spin until
-                // the timer is due.
-                Some(d) => d
-                    .as_nanos()
-                    .div_ceil(1_000_000)
-                    .min(libc::c_int::MAX as u128) as libc::c_int,
-            };
             events.list.clear();
-            let cap = events.list.capacity() as libc::c_int;
-            // SAFETY: the buffer has room for `cap` events; the kernel writes
-            // at most that many and returns how many it wrote.
-            let n = unsafe {
-                libc::epoll_wait(self.epoll.as_raw_fd(), events.list.as_mut_ptr(), cap, ms)
-            };
+            let n = self.epoll_wait(&mut events.list, timeout);
             if n < 0 {
                 let e = io::Error::last_os_error();
                 return if e.kind() == io::ErrorKind::Interrupted {
@@ -168,6 +155,67 @@ mod epoll {
                 unsafe { libc::read(self.eventfd.as_raw_fd(), buf.as_mut_ptr().cast(), 8) };
             }
             Ok(())
+        }
+
+        /// One `epoll_pwait2` (nanosecond timeout, Linux ≥ 5.11), or
+        /// `epoll_wait` with the timeout rounded up to milliseconds where
+        /// the kernel lacks it. Returns what the syscall returned.
+        fn epoll_wait(
+            &self,
+            list: &mut Vec<libc::epoll_event>,
+            timeout: Option<Duration>,
+        ) -> isize {
+            let cap = list.capacity() as libc::c_int;
+            #[cfg(target_os = "linux")]
+            {
+                use std::sync::atomic::AtomicBool;
+                static NO_PWAIT2: AtomicBool = AtomicBool::new(false);
+                if !NO_PWAIT2.load(Ordering::Relaxed) {
+                    let ts = timeout.map(|d| libc::timespec {
+                        tv_sec: d.as_secs().min(libc::time_t::MAX as u64) as libc::time_t,
+                        tv_nsec: d.subsec_nanos() as _,
+                    });
+                    let ts_ptr = ts.as_ref().map_or(std::ptr::null(), |t| t as *const _);
+                    // SAFETY: the buffer has room for `cap` events (the
+                    // kernel writes at most that many); `ts_ptr` is null or
+                    // points to a timespec that outlives the call; a null
+                    // signal mask leaves the mask alone.
+                    let n = unsafe {
+                        libc::syscall(
+                            libc::SYS_epoll_pwait2,
+                            self.epoll.as_raw_fd(),
+                            list.as_mut_ptr(),
+                            cap,
+                            ts_ptr,
+                            std::ptr::null::<libc::sigset_t>(),
+                            0usize,
+                        )
+                    };
+                    // ENOSYS: an older kernel; EPERM: a seccomp filter that
+                    // does not know the syscall.
+                    let missing = n < 0
+                        && matches!(
+                            io::Error::last_os_error().raw_os_error(),
+                            Some(libc::ENOSYS) | Some(libc::EPERM)
+                        );
+                    if !missing {
+                        return n as isize;
+                    }
+                    NO_PWAIT2.store(true, Ordering::Relaxed);
+                }
+            }
+            let ms = match timeout {
+                None => -1,
+                // Round up: waking early would make the caller spin until
+                // the timer is due.
+                Some(d) => d
+                    .as_nanos()
+                    .div_ceil(1_000_000)
+                    .min(libc::c_int::MAX as u128) as libc::c_int,
+            };
+            // SAFETY: the buffer has room for `cap` events; the kernel writes
+            // at most that many and returns how many it wrote.
+            unsafe { libc::epoll_wait(self.epoll.as_raw_fd(), list.as_mut_ptr(), cap, ms) as isize }
         }
 
         /// Wakes the current or next `wait`, from any thread.

@@ -21,12 +21,20 @@
 //! `epoll_pwait2` (Linux ≥ 5.11); older kernels get `epoll_wait` with the
 //! timeout rounded up to milliseconds, so a timer never fires early.
 //!
-//! Elsewhere it is the `polling` crate in edge mode, without `closed`.
+//! Elsewhere it is the `polling` crate in edge mode, without `closed` — and
+//! on Linux too with the `polling-backend` cargo feature, which CI uses to
+//! run the network tests over this portable path as well.
 #![allow(unsafe_code)]
 
-#[cfg(any(target_os = "linux", target_os = "android"))]
+#[cfg(all(
+    any(target_os = "linux", target_os = "android"),
+    not(feature = "polling-backend")
+))]
 pub(crate) use epoll::{Events, Poller, REPORTS_CLOSED};
-#[cfg(not(any(target_os = "linux", target_os = "android")))]
+#[cfg(any(
+    not(any(target_os = "linux", target_os = "android")),
+    feature = "polling-backend"
+))]
 pub(crate) use portable::{Events, Poller, REPORTS_CLOSED};
 
 /// One readiness event.
@@ -39,7 +47,10 @@ pub(crate) struct Event {
     pub(crate) closed: bool,
 }
 
-#[cfg(any(target_os = "linux", target_os = "android"))]
+#[cfg(all(
+    any(target_os = "linux", target_os = "android"),
+    not(feature = "polling-backend")
+))]
 mod epoll {
     use std::io;
     use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
@@ -270,7 +281,10 @@ mod epoll {
     }
 }
 
-#[cfg(not(any(target_os = "linux", target_os = "android")))]
+#[cfg(any(
+    not(any(target_os = "linux", target_os = "android")),
+    feature = "polling-backend"
+))]
 mod portable {
     use std::io;
     use std::os::fd::{BorrowedFd, RawFd};

@@ -137,7 +137,7 @@ impl Unparker {
                     local
                 });
                 if local != Some(true) {
-                    header.runtime.inject(Arc::clone(task));
+                    header.runtime.inject(task.clone());
                 }
             }
         }
@@ -146,7 +146,7 @@ impl Unparker {
     /// Whether both wake the same task or thread.
     pub(crate) fn same(&self, other: &Unparker) -> bool {
         match (self, other) {
-            (Unparker::Task(a), Unparker::Task(b)) => ptr::addr_eq(Arc::as_ptr(a), Arc::as_ptr(b)),
+            (Unparker::Task(a), Unparker::Task(b)) => ptr::eq(a.as_ptr(), b.as_ptr()),
             (Unparker::Thread(a), Unparker::Thread(b)) => a.id() == b.id(),
             _ => false,
         }
@@ -234,14 +234,9 @@ impl UnparkRef {
     pub(crate) unsafe fn to_unparker(&self) -> Unparker {
         match &self.0 {
             UnparkRefInner::Task { core, .. } => {
-                // SAFETY: alive per the contract; `this` is the pointer the
-                // task's own `Arc` was made from (set at spawn), so bumping
-                // the count and rebuilding an `Arc` from it is sound.
-                let task = unsafe {
-                    let raw = core.as_ref().header.this.get();
-                    Arc::increment_strong_count(raw);
-                    Arc::from_raw(raw)
-                };
+                // SAFETY: alive per the contract (its registry entry holds a
+                // count), so a new count can be taken.
+                let task = unsafe { TaskRef::clone_raw(*core) };
                 Unparker::Task(task)
             }
             UnparkRefInner::Other(u) => u.clone(),
@@ -479,7 +474,7 @@ pub(crate) fn in_runtime() -> bool {
 }
 
 fn current_task_ref() -> Option<TaskRef> {
-    with_current(|s, core| Arc::clone(&s.tasks.borrow()[core.header.key as usize]))
+    with_current(|s, core| s.tasks.borrow()[core.header.key as usize].clone())
 }
 
 /// The running task's identity, if the caller is a task.
@@ -552,7 +547,7 @@ impl Scheduler {
             stack.guard_range(),
             stack_size,
         );
-        let packet: Arc<Packet<T>> = Arc::new(Packet::new(Core {
+        let (task, handle) = Packet::<T>::allocate(Core {
             header,
             coroutine: UnsafeCell::new(None),
             local: UnsafeCell::new(LocalState {
@@ -565,10 +560,11 @@ impl Scheduler {
                 notified: false,
                 timer: None,
             }),
-        }));
-        // The coroutine lives inside the packet it points to; the packet
+        });
+        // The coroutine lives inside the block it points to; the block
         // outlives it (the registry reference is dropped after it).
-        let raw = SendPtr(Arc::as_ptr(&packet));
+        // SAFETY: `task` was made by `Packet::<T>::allocate`.
+        let raw = SendPtr(unsafe { Packet::<T>::of(&task) } as *const Packet<T>);
         let body = move |yielder: &Yielder<(), Suspend>, ()| -> Outcome {
             // SAFETY: see above: the packet outlives its coroutine.
             run_body(yielder, f, unsafe { &*raw.0 })
@@ -586,14 +582,13 @@ impl Scheduler {
                 })
             }
         };
-        // SAFETY: nobody else can reach the packet yet.
-        unsafe { *packet.core.coroutine.get() = Some(coroutine) };
-        let erased: TaskRef = packet.clone();
-        packet.core.header.this.set(Arc::as_ptr(&erased));
-        entry.insert(erased);
+        // SAFETY: nobody else can reach the block yet.
+        unsafe { *task.core().coroutine.get() = Some(coroutine) };
+        let core = NonNull::from(task.core());
+        entry.insert(task);
         drop(tasks);
-        self.run_queue.push(NonNull::from(&packet.core));
-        Ok(JoinHandle::new(packet))
+        self.run_queue.push(core);
+        Ok(handle)
     }
 
     /// Creates a task running the `'static` closure `f` and queues it.
@@ -813,12 +808,7 @@ impl Scheduler {
     pub(crate) fn shutdown(&self) {
         self.run_queue.clear();
         loop {
-            let tasks: Vec<TaskRef> = self
-                .tasks
-                .borrow()
-                .iter()
-                .map(|(_, t)| Arc::clone(t))
-                .collect();
+            let tasks: Vec<TaskRef> = self.tasks.borrow().iter().map(|(_, t)| t.clone()).collect();
             if tasks.is_empty() {
                 break;
             }
@@ -991,7 +981,7 @@ fn park_task(
     if let Some(at) = deadline {
         let seq = s.timer_seq.get();
         s.timer_seq.set(seq + 1);
-        let task = Arc::clone(&s.tasks.borrow()[header.key as usize]);
+        let task = s.tasks.borrow()[header.key as usize].clone();
         s.timers.borrow_mut().insert((at, seq), task);
         // SAFETY: as above.
         unsafe { core.local().timer = Some((at, seq)) };

@@ -2,9 +2,8 @@
 
 use std::fmt;
 use std::marker::PhantomData;
-use std::sync::Arc;
 
-use super::{Packet, RawTask, TaskId, TaskRef};
+use super::{Packet, TaskId, TaskRef};
 use crate::error::JoinError;
 use crate::scheduler::{self, Interrupt, Unparker};
 use crate::task::WaitReason;
@@ -25,17 +24,26 @@ use crate::task::WaitReason;
 /// ```
 #[must_use = "dropping a JoinHandle detaches the task; call join() to wait for it"]
 pub struct JoinHandle<T> {
-    packet: Arc<Packet<T>>,
+    /// A block made by `Packet::<T>::allocate`.
+    task: TaskRef,
     /// `JoinHandle<T>` is `Send` only when `T` is.
     _marker: PhantomData<T>,
 }
 
 impl<T> JoinHandle<T> {
-    pub(crate) fn new(packet: Arc<Packet<T>>) -> JoinHandle<T> {
+    /// # Safety
+    ///
+    /// `task` is a block made by `Packet::<T>::allocate`.
+    pub(crate) unsafe fn new(task: TaskRef) -> JoinHandle<T> {
         JoinHandle {
-            packet,
+            task,
             _marker: PhantomData,
         }
+    }
+
+    fn packet(&self) -> &Packet<T> {
+        // SAFETY: the invariant of the `task` field.
+        unsafe { Packet::of(&self.task) }
     }
 
     /// Waits for the task to finish and returns its value, or a [`JoinError`]
@@ -63,7 +71,7 @@ impl<T> JoinHandle<T> {
     /// unwinds to that `timeout`. Called while the caller is already
     /// unwinding, it cannot wait and returns a cancelled `JoinError`.
     pub fn join(self) -> Result<T, JoinError> {
-        let header = &self.packet.core.header;
+        let header = &self.packet().core.header;
         if !header.is_complete() {
             let waiter = Unparker::current();
             if let Unparker::Thread(_) = &waiter {
@@ -88,7 +96,7 @@ impl<T> JoinHandle<T> {
                 }
             }
         }
-        self.packet
+        self.packet()
             .take_result()
             .expect("task result is taken only once")
     }
@@ -96,17 +104,17 @@ impl<T> JoinHandle<T> {
     /// Whether the task has finished (returned, panicked or was cancelled).
     /// Does not block.
     pub fn is_finished(&self) -> bool {
-        self.packet.core.header.is_complete()
+        self.packet().core.header.is_complete()
     }
 
     /// The task's id.
     pub fn id(&self) -> TaskId {
-        self.packet.core.header.id
+        self.packet().core.header.id
     }
 
     /// The task's name, if it has one.
     pub fn name(&self) -> Option<&str> {
-        self.packet.core.header.name.as_deref()
+        self.packet().core.header.name.as_deref()
     }
 
     /// Cancels the task.
@@ -127,36 +135,30 @@ impl<T> JoinHandle<T> {
     ///     assert!(h.join().unwrap_err().is_cancelled());
     /// });
     /// ```
-    pub fn cancel(&self)
-    where
-        T: 'static,
-    {
+    pub fn cancel(&self) {
         super::cancel(&self.task_ref());
     }
 
     /// The task's scheduler core, for identity comparisons.
     pub(crate) fn core_ptr(&self) -> *const crate::scheduler::Core {
-        &self.packet.core
+        self.task.core()
     }
 
-    pub(crate) fn task_ref(&self) -> TaskRef
-    where
-        T: 'static,
-    {
-        Arc::clone(&self.packet) as Arc<dyn RawTask>
+    pub(crate) fn task_ref(&self) -> TaskRef {
+        self.task.clone()
     }
 
     /// Registers `waiter` to be woken when the task finishes; `false` if it
     /// already has.
     #[allow(dead_code)] // for select and the future bridge
     pub(crate) fn set_waiter(&self, waiter: Unparker) -> bool {
-        self.packet.core.header.set_join_waiter(waiter)
+        self.packet().core.header.set_join_waiter(waiter)
     }
 }
 
 impl<T> Drop for JoinHandle<T> {
     fn drop(&mut self) {
-        self.packet.detach();
+        self.packet().detach();
     }
 }
 

@@ -3,7 +3,7 @@
 //!
 //! A task's memory is split by who may touch it:
 //!
-//! * the [`Header`] and result slot live in one `Arc` shared with the
+//! * the [`Header`] and result slot live in one counted block shared with the
 //!   `JoinHandle` and with whoever may wake the task (any thread);
 //! * the coroutine itself, its [`TaskState`] and its timing live in the
 //!   scheduler of the thread that spawned it, and never leave that thread
@@ -11,16 +11,20 @@
 //!   wrong thread).
 #![allow(unsafe_code)]
 
+mod alloc;
 mod builder;
 mod join;
 mod state;
 
+use std::alloc::Layout;
 use std::cell::UnsafeCell;
 use std::fmt;
 use std::num::NonZeroU64;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+pub(crate) use alloc::{TaskRef, Vtable};
 pub use builder::Builder;
 pub use join::JoinHandle;
 pub use state::{Direction, IllegalTransition, Outcome, TaskState, Transition, WaitReason};
@@ -97,9 +101,10 @@ pub(crate) struct Header {
     pub(crate) stack_size: usize,
     /// The runtime that owns the task; wakes from other threads go through it.
     pub(crate) runtime: Arc<Shared>,
-    /// The task's own `Arc` pointer (set once at spawn), so an uncounted
-    /// reference can be turned back into a counted one.
-    pub(crate) this: std::cell::Cell<*const dyn RawTask>,
+    /// References to the task block (`TaskRef`s and the `JoinHandle`).
+    pub(crate) refs: AtomicUsize,
+    /// How to finish and free the block for its result type.
+    pub(crate) vtable: &'static Vtable,
     /// Set by `JoinHandle::cancel` (and by scopes); sticky.
     pub(crate) cancelled: AtomicBool,
     /// `COMPLETE | DETACHED | WAITER` bits.
@@ -122,7 +127,8 @@ impl Header {
             stack_guard,
             stack_size,
             runtime,
-            this: std::cell::Cell::new(std::ptr::null::<Packet<()>>()),
+            refs: AtomicUsize::new(0),
+            vtable: &NO_VTABLE,
             cancelled: AtomicBool::new(false),
             join_state: AtomicU8::new(0),
             join_waiter: Mutex::new(None),
@@ -156,23 +162,9 @@ impl Header {
     }
 }
 
-/// A type-erased task: the header plus a typed result slot.
-pub(crate) trait RawTask: Send + Sync {
-    fn core(&self) -> &Core;
-    fn header(&self) -> &Header {
-        &self.core().header
-    }
-    /// Completes the task as cancelled unless it already completed (used when
-    /// the runtime unwinds a task that never reached its end).
-    fn complete_cancelled(&self);
-}
-
-/// A counted reference to a task, usable from any thread to wake it.
-pub(crate) type TaskRef = Arc<dyn RawTask>;
-
 /// A whole task in one allocation: the scheduler's `Core` (header, coroutine,
 /// local state) first, then the typed result. `repr(C)` keeps `core` at
-/// offset 0, so the scheduler's run queue can hold thin `Core` pointers.
+/// offset 0, so a `Core` pointer is also a pointer to the block.
 #[repr(C)]
 pub(crate) struct Packet<T> {
     pub(crate) core: Core,
@@ -185,30 +177,70 @@ pub(crate) struct Packet<T> {
 // task itself when DETACHED was already set). A `T` is only ever dropped or
 // handed out on the thread that holds the JoinHandle or on the task's own
 // thread; for `T: !Send` the JoinHandle is `!Send`, so both are the task's
-// thread. `Core` upholds its own thread rules (see `scheduler::Core`); the
-// header's `this` cell is written once, by the spawning thread, before the
-// packet is shared, and only read afterwards.
+// thread. `Core` upholds its own thread rules (see `scheduler::Core`).
 unsafe impl<T> Sync for Packet<T> {}
 // SAFETY: as above.
 unsafe impl<T> Send for Packet<T> {}
 
-impl<T> RawTask for Packet<T> {
-    fn core(&self) -> &Core {
-        &self.core
-    }
-
-    fn complete_cancelled(&self) {
-        if !self.core.header.is_complete() {
-            self.complete(Err(JoinError::cancelled(self.core.header.describe())));
-        }
-    }
-}
+/// Placeholder until `Packet::allocate` sets the real vtable.
+static NO_VTABLE: Vtable = Vtable {
+    complete_cancelled: |_| unreachable!("task block without a vtable"),
+    destroy: |_| unreachable!("task block without a vtable"),
+};
 
 impl<T> Packet<T> {
-    pub(crate) fn new(core: Core) -> Packet<T> {
-        Packet {
-            core,
-            result: UnsafeCell::new(None),
+    const VTABLE: Vtable = Vtable {
+        complete_cancelled: Self::vt_complete_cancelled,
+        destroy: Self::vt_destroy,
+    };
+
+    /// Puts a new task block in (recycled) memory, with two references: one
+    /// for the scheduler's registry, one for the `JoinHandle`.
+    pub(crate) fn allocate(mut core: Core) -> (TaskRef, JoinHandle<T>) {
+        core.header.refs = AtomicUsize::new(2);
+        core.header.vtable = &const { Self::VTABLE };
+        let block = alloc::allocate(Layout::new::<Packet<T>>()).cast::<Packet<T>>();
+        // SAFETY: `block` is fresh memory of this layout.
+        unsafe {
+            block.write(Packet {
+                core,
+                result: UnsafeCell::new(None),
+            })
+        };
+        let core = block.cast::<Core>();
+        // SAFETY: the block is live and holds two counts, one for each.
+        unsafe {
+            (
+                TaskRef::from_counted(core),
+                JoinHandle::new(TaskRef::from_counted(core)),
+            )
+        }
+    }
+
+    /// The packet behind a task reference of this type.
+    ///
+    /// # Safety
+    ///
+    /// `task` is a block made by `Packet::<T>::allocate`.
+    pub(crate) unsafe fn of(task: &TaskRef) -> &Packet<T> {
+        // SAFETY: `core` is at offset 0 of the `repr(C)` packet.
+        unsafe { &*task.as_ptr().cast::<Packet<T>>() }
+    }
+
+    unsafe fn vt_complete_cancelled(core: NonNull<Core>) {
+        // SAFETY: the vtable is only installed in blocks of this type.
+        let packet = unsafe { core.cast::<Packet<T>>().as_ref() };
+        if !packet.core.header.is_complete() {
+            packet.complete(Err(JoinError::cancelled(packet.core.header.describe())));
+        }
+    }
+
+    unsafe fn vt_destroy(core: NonNull<Core>) {
+        let block = core.cast::<Packet<T>>();
+        // SAFETY: the last reference is gone and the block is of this type.
+        unsafe {
+            block.drop_in_place();
+            alloc::release(block.cast(), Layout::new::<Packet<T>>());
         }
     }
 
@@ -269,5 +301,5 @@ pub(crate) fn cancel(task: &TaskRef) {
     if header.is_complete() || header.cancelled.swap(true, Ordering::AcqRel) {
         return;
     }
-    Unparker::Task(Arc::clone(task)).unpark();
+    Unparker::Task(task.clone()).unpark();
 }

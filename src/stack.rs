@@ -262,7 +262,13 @@ thread_local! {
 }
 
 impl Pool {
+    #[inline]
     fn class(&mut self, size: usize) -> &mut SizeClass {
+        // Nearly every task uses the runtime's default size: check the first
+        // class before searching.
+        if self.classes.first().is_some_and(|c| c.size == size) {
+            return &mut self.classes[0];
+        }
         let i = match self.classes.iter().position(|c| c.size == size) {
             Some(i) => i,
             None => {

@@ -77,7 +77,11 @@ impl Builder {
     {
         let name = self.name.map(Arc::<str>::from);
         scheduler::with_scheduler(|s| {
-            let size = stack::checked_size(self.stack_size.unwrap_or(s.default_stack_size()))?;
+            // The runtime's default was checked when the runtime was built.
+            let size = match self.stack_size {
+                Some(bytes) => stack::checked_size(bytes)?,
+                None => s.default_stack_size(),
+            };
             s.spawn(f, name, size)
         })
         .unwrap_or(Err(Error::NoRuntime))

@@ -95,20 +95,27 @@
 #![doc(test(attr(deny(warnings))))]
 
 mod error;
+pub mod fs;
+mod future;
 pub mod generator;
 pub mod inspect;
 pub mod net;
 mod overflow;
 mod poller;
+mod pool;
+pub mod process;
 mod reactor;
 pub mod runtime;
 mod scheduler;
+pub mod signal;
 pub mod stack;
 pub mod task;
 pub mod time;
 
 pub use error::{Error, JoinError};
+pub use future::block_on;
 pub use inspect::tasks;
+pub use pool::{set_max_blocking_threads, unblock};
 pub use runtime::{Runtime, run};
 pub use task::{Builder, JoinHandle, Task, TaskId};
 

@@ -276,6 +276,17 @@ impl Registration {
     /// Suspends the current task until `dir` may be ready, the deadline
     /// passes, or the task is cancelled.
     pub(crate) fn wait(&self, dir: Direction, deadline: Option<Instant>) -> io::Result<()> {
+        self.wait_as(dir, deadline, None)
+    }
+
+    /// Like [`wait`](Self::wait), showing `reason` (if given) as the task's
+    /// wait reason instead of `Io`.
+    fn wait_as(
+        &self,
+        dir: Direction,
+        deadline: Option<Instant>,
+        reason: Option<WaitReason>,
+    ) -> io::Result<()> {
         let me = Unparker::current();
         {
             let mut waiters = lock(&self.source.waiters);
@@ -287,10 +298,10 @@ impl Registration {
         if self.ready(dir).is_some() {
             return Ok(());
         }
-        let reason = WaitReason::Io {
+        let reason = reason.unwrap_or(WaitReason::Io {
             fd: self.source.fd,
             direction: dir,
-        };
+        });
         scheduler::park(reason, deadline).map_err(io::Error::from)
     }
 }
@@ -367,6 +378,33 @@ pub(crate) fn io_op_drain<R>(
     reg: &LazyRegistration,
     dir: Direction,
     deadline: Option<Instant>,
+    op: impl FnMut() -> io::Result<R>,
+    drained: impl Fn(&R) -> bool,
+) -> io::Result<R> {
+    io_op_inner(fd, reg, dir, deadline, None, op, drained)
+}
+
+/// Like [`io_op`], but a waiting task shows `reason` instead of
+/// `WaitReason::Io`: for fds that stand for something else (a child
+/// process's pidfd, a signal self-pipe), so that `corio::tasks()` says what
+/// the task really waits for.
+pub(crate) fn io_op_as<R>(
+    fd: BorrowedFd<'_>,
+    reg: &LazyRegistration,
+    dir: Direction,
+    deadline: Option<Instant>,
+    reason: WaitReason,
+    op: impl FnMut() -> io::Result<R>,
+) -> io::Result<R> {
+    io_op_inner(fd, reg, dir, deadline, Some(reason), op, |_| false)
+}
+
+fn io_op_inner<R>(
+    fd: BorrowedFd<'_>,
+    reg: &LazyRegistration,
+    dir: Direction,
+    deadline: Option<Instant>,
+    reason: Option<WaitReason>,
     mut op: impl FnMut() -> io::Result<R>,
     drained: impl Fn(&R) -> bool,
 ) -> io::Result<R> {
@@ -388,7 +426,7 @@ pub(crate) fn io_op_drain<R>(
                     r => return r,
                 }
             }
-            reg.wait(dir, deadline)?;
+            reg.wait_as(dir, deadline, reason)?;
         },
         None => loop {
             match op() {

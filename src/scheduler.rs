@@ -107,11 +107,14 @@ pub(crate) fn unwind_for(i: Interrupt) -> ! {
     }
 }
 
-/// Something that can be woken: a task (on any runtime) or a plain thread.
+/// Something that can be woken: a task (on any runtime), a plain thread, or
+/// a `std::task::Waker` (async code awaiting a corio primitive, such as a
+/// `JoinHandle` used as a `Future`).
 #[derive(Clone)]
 pub(crate) enum Unparker {
     Task(TaskRef),
     Thread(thread::Thread),
+    Waker(std::task::Waker),
 }
 
 impl Unparker {
@@ -127,6 +130,7 @@ impl Unparker {
     pub(crate) fn unpark(&self) {
         match self {
             Unparker::Thread(t) => t.unpark(),
+            Unparker::Waker(w) => w.wake_by_ref(),
             Unparker::Task(task) => {
                 let header = task.header();
                 let local = with_scheduler(|s| {
@@ -148,6 +152,7 @@ impl Unparker {
         match (self, other) {
             (Unparker::Task(a), Unparker::Task(b)) => ptr::eq(a.as_ptr(), b.as_ptr()),
             (Unparker::Thread(a), Unparker::Thread(b)) => a.id() == b.id(),
+            (Unparker::Waker(a), Unparker::Waker(b)) => a.will_wake(b),
             _ => false,
         }
     }

@@ -1,7 +1,10 @@
 //! [`JoinHandle`]: the owned permission to wait for a task's result.
 
 use std::fmt;
+use std::future::Future;
 use std::marker::PhantomData;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use super::{Packet, TaskId, TaskRef};
 use crate::error::JoinError;
@@ -150,9 +153,38 @@ impl<T> JoinHandle<T> {
 
     /// Registers `waiter` to be woken when the task finishes; `false` if it
     /// already has.
-    #[allow(dead_code)] // for select and the future bridge
     pub(crate) fn set_waiter(&self, waiter: Unparker) -> bool {
         self.packet().core.header.set_join_waiter(waiter)
+    }
+}
+
+// The handle is never pinned structurally: polling only touches the shared
+// task block behind its counted pointer.
+impl<T> Unpin for JoinHandle<T> {}
+
+/// Awaiting a `JoinHandle` waits for the task, like [`join`](JoinHandle::join),
+/// so async code (for example inside [`corio::block_on`](crate::block_on))
+/// can await corio tasks. The waker is woken from the task's thread when it
+/// finishes.
+///
+/// # Panics
+///
+/// Polling again after it returned `Ready`.
+impl<T> Future for JoinHandle<T> {
+    type Output = Result<T, JoinError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        // Register first, then learn whether it already completed (the
+        // registration reports that atomically), so no wakeup is lost.
+        if !this.is_finished() && this.set_waiter(Unparker::Waker(cx.waker().clone())) {
+            return Poll::Pending;
+        }
+        Poll::Ready(
+            this.packet()
+                .take_result()
+                .expect("JoinHandle polled after it returned Ready"),
+        )
     }
 }
 

@@ -2,20 +2,13 @@
 //! scheduler thread.
 //!
 //! `getaddrinfo` blocks for as long as DNS takes. Inside a task, corio runs
-//! it on the [`blocking`] crate's thread pool and parks the task until the
-//! answer comes; IP literals (`"127.0.0.1:80"`, `(Ipv4Addr, u16)`, …) are
+//! it on the blocking pool ([`corio::unblock`](crate::unblock)) and parks
+//! the task until the answer comes; IP literals (`"127.0.0.1:80"`, `(Ipv4Addr, u16)`, …) are
 //! parsed in place and never leave the thread. Outside a runtime the lookup
 //! simply blocks the calling thread, like std.
 
-use std::future::Future;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
-use std::pin::pin;
-use std::sync::Arc;
-use std::task::{Context, Poll, Wake, Waker};
-
-use crate::scheduler::{self, Unparker};
-use crate::task::WaitReason;
 
 /// Something that can be turned into socket addresses: corio's version of
 /// [`std::net::ToSocketAddrs`], implemented for the same types.
@@ -174,12 +167,10 @@ pub(crate) fn resolve<A: ToSocketAddrs + ?Sized>(addr: &A) -> io::Result<Vec<Soc
     }
     match addr.to_resolve() {
         Resolve::Ready(r) => r,
-        lookup_needed if scheduler::current_id().is_some() => {
-            let task = blocking::unblock(move || lookup(lookup_needed));
-            wait_future(task)?
-        }
-        // Outside a task, blocking the thread is what the caller asked for.
-        lookup_needed => lookup(lookup_needed),
+        // On the blocking pool in a task (a cancellation or an expired
+        // `timeout` stops the wait); outside a task, blocking the thread is
+        // what the caller asked for.
+        lookup_needed => crate::pool::unblock_io(move || lookup(lookup_needed)),
     }
 }
 
@@ -202,32 +193,4 @@ pub(crate) fn each_addr<A: ToSocketAddrs + ?Sized, T>(
             "could not resolve to any addresses",
         )
     }))
-}
-
-/// A waker that unparks the task (or thread) that polls the future.
-struct UnparkWaker(Unparker);
-
-impl Wake for UnparkWaker {
-    fn wake(self: Arc<Self>) {
-        self.0.unpark();
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.0.unpark();
-    }
-}
-
-/// Polls `fut` to completion, parking the current task in between. A
-/// cancellation or an expired `timeout` drops the future (which cancels a
-/// pool job that has not started) and returns the error.
-fn wait_future<F: Future>(fut: F) -> io::Result<F::Output> {
-    let waker = Waker::from(Arc::new(UnparkWaker(Unparker::current())));
-    let mut cx = Context::from_waker(&waker);
-    let mut fut = pin!(fut);
-    loop {
-        if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
-            return Ok(v);
-        }
-        scheduler::park(WaitReason::Blocking, None)?;
-    }
 }

@@ -12,59 +12,127 @@
 //!
 //! Options: `--addr HOST:PORT` (default `127.0.0.1:7000`; port 0 picks a
 //! free one), `--duration SECS` (exit after that long, printing how many
-//! messages were echoed; default: run until killed). The first line printed
-//! is `listening on ADDR`, for scripts that start it on port 0.
+//! messages were echoed; default: run until stopped), `--grace SECS` (see
+//! below; default 10). The first line printed is `listening on ADDR`, for
+//! scripts that start it on port 0.
+//!
+//! # Graceful shutdown
+//!
+//! On Ctrl-C (`SIGINT`) or `SIGTERM` the server stops accepting (the
+//! listening socket is closed, so new clients are refused), lets the open
+//! connections finish — each ends when its client closes — for up to the
+//! grace period, cancels the ones still open after it, and exits with
+//! status 0. It prints `shutting down: N open connection(s)` when it stops
+//! accepting and `shutdown: F finished, C cancelled; echoed M messages` at
+//! the end. The signal listener is a task waiting in
+//! [`corio::signal::Signals::recv`], like any other blocking call.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::rc::Rc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use corio::JoinHandle;
 use corio::net::{TcpListener, TcpStream};
+use corio::signal::{SIGINT, SIGTERM, Signals};
 
 fn main() -> io::Result<()> {
     let mut addr = String::from("127.0.0.1:7000");
     let mut duration = None;
+    let mut grace = Duration::from_secs(10);
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = || args.next().ok_or_else(|| usage(&arg));
         match arg.as_str() {
             "--addr" => addr = value()?,
             "--duration" => duration = Some(secs(&value()?)?),
+            "--grace" => grace = secs(&value()?)?,
             _ => return Err(usage(&arg)),
         }
     }
-    corio::run(move || serve(&addr, duration))
+    corio::run(move || serve(&addr, duration, grace))
 }
 
-fn serve(addr: &str, duration: Option<Duration>) -> io::Result<()> {
+/// The open connections, by task id; each task removes itself when it ends.
+type Connections = Rc<RefCell<HashMap<corio::TaskId, JoinHandle<()>>>>;
+
+fn serve(addr: &str, duration: Option<Duration>, grace: Duration) -> io::Result<()> {
+    // Listen for the shutdown signals before accepting anyone: from here on
+    // Ctrl-C is ours to handle.
+    let mut signals = Signals::new([SIGINT, SIGTERM])?;
     let listener = TcpListener::bind(addr)?;
     println!("listening on {}", listener.local_addr()?);
     let echoed = Rc::new(Cell::new(0u64));
-    let counter = Rc::clone(&echoed);
-    let acceptor = corio::spawn_local(move || {
-        for stream in listener.incoming() {
-            match stream {
-                Ok(stream) => {
-                    let counter = Rc::clone(&counter);
-                    let _conn = corio::spawn_local(move || echo(stream, &counter));
-                }
-                // At the open-files limit the listener backs off by itself;
-                // report and go on.
-                Err(e) => eprintln!("accept: {e}"),
-            }
+    let connections: Connections = Rc::default();
+    let acceptor = {
+        let (echoed, connections) = (Rc::clone(&echoed), Rc::clone(&connections));
+        corio::spawn_local(move || accept_loop(listener, &echoed, &connections))
+    };
+    // Wait for a signal — or, with --duration, at most that long.
+    let signalled = match duration {
+        Some(d) => corio::time::timeout(d, || signals.recv()).ok(),
+        None => Some(signals.recv()),
+    };
+    if signalled.is_none() {
+        println!("echoed {} messages", echoed.get());
+        // Returning ends the runtime: every connection task is unwound.
+        return Ok(());
+    }
+    signalled.transpose()?;
+
+    // 1. Stop accepting: the acceptor ends and closes the listener.
+    acceptor.cancel();
+    let _ = acceptor.join();
+    let mut open: Vec<JoinHandle<()>> = connections.borrow_mut().drain().map(|(_, h)| h).collect();
+    println!("shutting down: {} open connection(s)", open.len());
+
+    // 2. Let the open connections finish, for up to the grace period.
+    let total = open.len();
+    let _ = corio::time::timeout_at(Instant::now() + grace, || {
+        while let Some(conn) = open.last_mut() {
+            // A `JoinHandle` is a `Future`: awaiting it by `&mut` keeps the
+            // handle here if the grace period ends first.
+            let _ = corio::block_on(conn);
+            open.pop();
         }
     });
-    match duration {
-        Some(d) => {
-            corio::time::sleep(d);
-            println!("echoed {} messages", echoed.get());
-            // Returning ends the runtime: every connection task is unwound.
-            Ok(())
-        }
-        None => {
-            let _ = acceptor.join();
-            Ok(())
+
+    // 3. Cancel the rest; each unwinds, closing its socket.
+    let cancelled = open.len();
+    for conn in &open {
+        conn.cancel();
+    }
+    for conn in open {
+        let _ = conn.join();
+    }
+    println!(
+        "shutdown: {} finished, {cancelled} cancelled; echoed {} messages",
+        total - cancelled,
+        echoed.get()
+    );
+    Ok(())
+}
+
+fn accept_loop(listener: TcpListener, echoed: &Rc<Cell<u64>>, connections: &Connections) {
+    for stream in listener.incoming() {
+        match stream {
+            Ok(stream) => {
+                let (echoed, registry) = (Rc::clone(echoed), Rc::clone(connections));
+                let conn = corio::spawn_local(move || {
+                    let _ = echo(stream, &echoed);
+                    // Done: forget our own handle (this detaches it).
+                    registry.borrow_mut().remove(&corio::current().id());
+                });
+                // The task starts only when this one suspends, so it is
+                // registered before it can end.
+                connections.borrow_mut().insert(conn.id(), conn);
+            }
+            // Shutdown: stop accepting (dropping the listener closes it).
+            Err(e) if corio::Error::is_cancellation(&e) => return,
+            // At the open-files limit the listener backs off by itself;
+            // report and go on.
+            Err(e) => eprintln!("accept: {e}"),
         }
     }
 }
@@ -92,6 +160,9 @@ fn secs(s: &str) -> io::Result<Duration> {
 fn usage(arg: &str) -> io::Error {
     io::Error::new(
         io::ErrorKind::InvalidInput,
-        format!("unexpected {arg:?}; usage: echo_server [--addr HOST:PORT] [--duration SECS]"),
+        format!(
+            "unexpected {arg:?}; usage: echo_server [--addr HOST:PORT] [--duration SECS] \
+             [--grace SECS]"
+        ),
     )
 }

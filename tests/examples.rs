@@ -220,6 +220,59 @@ fn echo_server_and_load() {
     assert_eq!(rest.trim(), format!("echoed {requests} messages"));
 }
 
+/// Sends `sig` to a running example.
+fn signal(r: &Running, sig: libc::c_int) {
+    // SAFETY: kill(2) on our own child's pid.
+    assert_eq!(unsafe { libc::kill(r.child.id() as libc::pid_t, sig) }, 0);
+}
+
+/// Writes `msg` and reads the echo back.
+fn round_trip(s: &TcpStream, msg: &[u8]) {
+    let mut s = s;
+    s.write_all(msg).unwrap();
+    let mut back = vec![0; msg.len()];
+    s.read_exact(&mut back).unwrap();
+    assert_eq!(back, msg);
+}
+
+#[test]
+fn echo_server_shuts_down_gracefully_on_sigint() {
+    let (mut server, addr) = Running::server("echo_server", &[]);
+    let open = connect(addr);
+    round_trip(&open, b"before");
+    signal(&server, libc::SIGINT);
+    assert_eq!(server.line(), "shutting down: 1 open connection(s)\n");
+    // No longer accepting: the listening socket is closed.
+    let refused = TcpStream::connect(addr).unwrap_err();
+    assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused);
+    // The open connection is still served until its client closes it.
+    round_trip(&open, b"after");
+    open.shutdown(Shutdown::Write).unwrap();
+    assert_eq!(read_all(&open), "");
+    // `finish` asserts exit status 0.
+    let rest = server.finish();
+    assert_eq!(
+        rest,
+        "shutdown: 1 finished, 0 cancelled; echoed 2 messages\n"
+    );
+}
+
+#[test]
+fn echo_server_cancels_connections_still_open_after_the_grace_period() {
+    let (mut server, addr) = Running::server("echo_server", &["--grace", "0.2"]);
+    let idle = connect(addr);
+    round_trip(&idle, b"only message");
+    signal(&server, libc::SIGTERM);
+    assert_eq!(server.line(), "shutting down: 1 open connection(s)\n");
+    let rest = server.finish();
+    assert_eq!(
+        rest,
+        "shutdown: 0 finished, 1 cancelled; echoed 1 messages\n"
+    );
+    // The server closed the connection it cancelled.
+    assert_eq!(read_all(&idle), "");
+}
+
 const GET: &str = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
 
 #[test]

@@ -11,12 +11,15 @@ use std::sync::Once;
 use std::time::{Duration, Instant};
 
 const EXAMPLES: &[&str] = &[
+    "async_interop",
     "chat",
     "echo_load",
     "echo_server",
     "http_get",
     "http_server",
+    "tls_echo",
     "tour",
+    "websocket",
 ];
 
 /// The path of the built example `name`.
@@ -408,4 +411,77 @@ fn chat_broadcasts_lines() {
     (&alice).write_all(b"/quit\n").unwrap();
     assert_eq!(line(&mut bob_in), "* alice left\n");
     assert_eq!(line(&mut alice_in), "", "alice's connection is closed");
+}
+
+#[test]
+fn async_interop_runs() {
+    let out = String::from_utf8(run("async_interop", &[]).stdout).unwrap();
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 4, "{out}");
+    assert_eq!(
+        lines[0],
+        "async-channel: 1250 messages from 4 tasks and 1 thread, sum 4155625"
+    );
+    assert!(lines[1].starts_with("async-lock: 3 writers, 5 readers saw lengths ["));
+    assert!(lines[1].ends_with("], final length 4"), "{out}");
+    assert_eq!(
+        lines[2],
+        "futures: sum of the even squares of 1..=20, computed by 20 tasks: 1540"
+    );
+    assert_eq!(
+        lines[3],
+        "unblock: \"done on the pool\" and 42 from one join!"
+    );
+}
+
+#[test]
+fn tls_echo_runs() {
+    let out = String::from_utf8(run("tls_echo", &["--clients", "3"]).stdout).unwrap();
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(
+        lines[0].starts_with("TLS echo server on 127.0.0.1:"),
+        "{out}"
+    );
+    assert_eq!(lines.len(), 4, "{out}");
+    for (id, line) in lines[1..].iter().enumerate() {
+        assert!(
+            line.starts_with(&format!("client {id}: TLSv1_3 TLS13_")),
+            "{line}"
+        );
+        assert!(
+            line.ends_with(&format!(": echo: hello from client {id}")),
+            "{line}"
+        );
+    }
+}
+
+#[test]
+fn websocket_runs() {
+    let out =
+        String::from_utf8(run("websocket", &["--clients", "2", "--messages", "2"]).stdout).unwrap();
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(
+        lines[0].starts_with("WebSocket server on ws://127.0.0.1:"),
+        "{out}"
+    );
+    assert_eq!(lines.len(), 1 + 2 * 5, "{out}");
+    for id in 0..2 {
+        let client: Vec<&str> = lines
+            .iter()
+            .filter(|l| l.starts_with(&format!("client {id}: ")))
+            .copied()
+            .collect();
+        assert_eq!(
+            client[0],
+            format!("client {id}: handshake 101 Switching Protocols")
+        );
+        for (i, line) in client[1..3].iter().enumerate() {
+            assert!(
+                line.ends_with(&format!("UTC] message {i} from client {id}")),
+                "{line}"
+            );
+        }
+        assert_eq!(client[3], format!("client {id}: pong \"are you there?\""));
+        assert_eq!(client[4], format!("client {id}: closed"));
+    }
 }

@@ -207,3 +207,9 @@ pub fn shield<R>(f: impl FnOnce() -> R) -> R {
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
+
+/// The snippets of `docs/guide.md` (asyncio to corio), compiled and run as
+/// doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/guide.md")]
+pub struct GuideDoctests;

@@ -37,6 +37,10 @@
 //! | `reactor` | the poller (epoll, or `polling`), registered fds, readiness |
 //! | [`time`] | `sleep`, `timeout` |
 //! | [`net`] | TCP, UDP and Unix sockets that suspend the task, not the thread |
+//! | [`unblock`], [`fs`] | blocking work and file IO on a thread pool while the task waits |
+//! | [`process`] | child processes: `wait` and piped stdio suspend the task |
+//! | [`signal`] | Unix signals as something a task waits for |
+//! | [`block_on`] | the future bridge: any `Future` inside a task; `JoinHandle: Future` |
 //! | [`runtime`] | `Runtime`, `run` |
 //! | [`inspect`] | a snapshot of every task and what it waits on |
 //!

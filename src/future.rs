@@ -17,22 +17,28 @@
 use std::future::Future;
 use std::pin::{Pin, pin};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread;
 
 use crate::scheduler::{self, Interrupt, Unparker};
 use crate::task::WaitReason;
 
-/// The waker of a `block_on`: unparks the task or thread that polls.
-struct UnparkWaker(Unparker);
+/// The waker of a `block_on`: unparks the task or thread that polls, and
+/// notes that it was woken.
+struct UnparkWaker {
+    unparker: Unparker,
+    woken: AtomicBool,
+}
 
 impl Wake for UnparkWaker {
     fn wake(self: Arc<Self>) {
-        self.0.unpark();
+        self.wake_by_ref();
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        self.0.unpark();
+        self.woken.store(true, Ordering::Release);
+        self.unparker.unpark();
     }
 }
 
@@ -54,14 +60,25 @@ pub(crate) fn drive<F: Future + ?Sized>(
     } else {
         Unparker::current()
     };
-    let waker = Waker::from(Arc::new(UnparkWaker(me)));
+    let inner = Arc::new(UnparkWaker {
+        unparker: me,
+        woken: AtomicBool::new(false),
+    });
+    let waker = Waker::from(Arc::clone(&inner));
     let mut cx = Context::from_waker(&waker);
     loop {
+        inner.woken.store(false, Ordering::Relaxed);
         if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
             return Ok(v);
         }
         if unwinding {
             thread::park();
+        } else if inner.woken.load(Ordering::Acquire) {
+            // Woken during its own poll: the future yields (an async
+            // `yield_now`, a budget). Parking would return at once and starve
+            // the other tasks; let them run first, as the future asked.
+            scheduler::check_current(None)?;
+            scheduler::yield_now();
         } else {
             scheduler::park(reason, None)?;
         }
@@ -74,6 +91,9 @@ pub(crate) fn drive<F: Future + ?Sized>(
 /// `Waiting(Future)`) while the runtime runs other tasks; the future's
 /// [`Waker`] is `Send + Sync` and may be woken from any thread. Outside a
 /// task it blocks the calling thread, like `futures::executor::block_on`.
+///
+/// A future that wakes itself while being polled (an async `yield_now`)
+/// lets the other ready tasks run before it is polled again.
 ///
 /// The future runs on the caller's stack and thread; it is not spawned. Any
 /// future works, whatever runtime it was written for, as long as it does not

@@ -301,3 +301,40 @@ fn the_waker_is_send_and_sync_and_survives_the_runtime() {
     let waker = stash.lock().unwrap().take().unwrap();
     thread::spawn(move || waker.wake()).join().unwrap();
 }
+
+/// An async `yield_now`: wakes itself and returns `Pending` once.
+struct YieldNow(bool);
+
+impl Future for YieldNow {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.0 {
+            return Poll::Ready(());
+        }
+        self.0 = true;
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}
+
+#[test]
+fn a_future_that_yields_lets_the_other_tasks_run() {
+    corio::run(|| {
+        let flag = Arc::new(AtomicBool::new(false));
+        let flag2 = Arc::clone(&flag);
+        // Set by another task of this thread: the spinning future below
+        // only finishes if block_on lets that task run.
+        let setter = corio::spawn(move || flag2.store(true, Ordering::SeqCst));
+        let spins = corio::block_on(async {
+            let mut spins = 0;
+            while !flag.load(Ordering::SeqCst) {
+                YieldNow(false).await;
+                spins += 1;
+            }
+            spins
+        });
+        assert!(spins >= 1);
+        setter.join().unwrap();
+    });
+}

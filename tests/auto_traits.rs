@@ -19,3 +19,21 @@ fn handles_and_errors_cross_threads() {
     assert_send::<corio::runtime::Builder>();
     assert_send::<corio::time::Elapsed>();
 }
+
+#[test]
+fn files_processes_and_signal_listeners_cross_threads() {
+    // Like their std counterparts, they can be handed to another task or
+    // thread (a registered fd keeps the runtime that registered it).
+    assert_send::<corio::fs::File>();
+    assert_send::<corio::fs::ReadDir>();
+    assert_send::<corio::fs::DirEntry>();
+    assert_sync::<corio::fs::DirEntry>();
+    assert_send::<corio::fs::OpenOptions>();
+    assert_send::<corio::process::Command>();
+    assert_send::<corio::process::Child>();
+    assert_send::<corio::process::ChildStdin>();
+    assert_send::<corio::process::ChildStdout>();
+    assert_send::<corio::process::ChildStderr>();
+    assert_sync::<corio::process::ChildStdout>();
+    assert_send::<corio::signal::Signals>();
+}

@@ -71,7 +71,8 @@ pub use std::process::{ExitStatus, Output, Stdio};
 ///   to know which ones were set to apply its defaults (stdout and stderr
 ///   captured, stdin null).
 /// * Starting the process (fork/exec) happens on the calling thread, as in
-///   std: it takes well under a millisecond.
+///   std: a few hundred microseconds (about 0.23 ms on average for `true`
+///   on a 2-core VM), during which the runtime's other tasks wait.
 ///
 /// # Examples
 ///

@@ -31,7 +31,8 @@ type Job = ::blocking::Task<std::thread::Result<Box<dyn Any + Send>>>;
 /// between the caller's buffer and a buffer the file keeps for the pool (at
 /// most 2 MiB per call). Wrap it in a [`std::io::BufReader`] /
 /// [`BufWriter`](std::io::BufWriter) for many small reads or writes: every
-/// call is one round trip to the pool (some microseconds).
+/// call is one round trip to the pool (tens of microseconds: a thread
+/// wakeup each way).
 ///
 /// # Cancellation and timeouts
 ///

@@ -88,9 +88,21 @@ impl<T> JoinHandle<T> {
                 while !header.is_complete() {
                     match scheduler::park(WaitReason::Join(header.id), None) {
                         Ok(()) => {}
-                        // Cannot wait while unwinding: give up on the result.
                         Err(Interrupt::Unwinding) => {
-                            return Err(JoinError::cancelled(header.describe()));
+                            if header.runtime.is_owned_by_current_thread() {
+                                // It can only run once we suspend, which we
+                                // cannot while unwinding: give up on it, and
+                                // make the report true.
+                                super::cancel(&self.task_ref());
+                                return Err(JoinError::cancelled(header.describe()));
+                            }
+                            // Another thread runs it: blocking this one is
+                            // safe, and the registration wakes it.
+                            if header.set_join_waiter(Unparker::Thread(std::thread::current())) {
+                                while !header.is_complete() {
+                                    std::thread::park();
+                                }
+                            }
                         }
                         // join has no error of its own to return: a cancelled
                         // joiner unwinds, and an expired `timeout` unwinds to it.

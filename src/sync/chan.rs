@@ -1,0 +1,597 @@
+//! The channel shared by `mpsc`, `mpmc` and `oneshot`: a buffer, the counts
+//! of senders and receivers, and a wait queue for each side, all behind one
+//! spin lock (see [`waiter`](super::waiter) for the waiting rules).
+//!
+//! # Rules
+//!
+//! 1. A message goes to the oldest live receiver waiter first, straight into
+//!    its slot; only when none waits does it go to the buffer. So a live
+//!    receiver waiter implies an empty buffer, and messages keep their
+//!    order.
+//! 2. A sender waits, its message in its slot, when the buffer is full
+//!    (capacity 0: always, until a receiver takes the message from the
+//!    slot). A receiver that frees a place moves the oldest waiting sender's
+//!    message into the buffer and wakes that sender: FIFO for senders too,
+//!    and the woken sender has nothing left to do.
+//! 3. When the last sender goes, waiting receivers are selected without a
+//!    message and retry (they see the disconnection); when the last receiver
+//!    goes, buffered messages are dropped (outside the lock) and waiting
+//!    senders are selected with their message still in their slot, which
+//!    they get back in their error.
+//! 4. Blocking calls that cannot complete under the lock register and park
+//!    in the same critical section that found the channel empty or full, so
+//!    no wakeup can fall between the check and the registration.
+#![allow(unsafe_code)]
+
+use std::cell::UnsafeCell;
+use std::collections::VecDeque;
+use std::fmt;
+use std::mem;
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use super::error::{
+    RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
+};
+use super::spin::SpinLock;
+use super::waiter::{self, WaitQueue, Waiter, Wake, Wakes};
+use crate::scheduler::{self, Interrupt};
+use crate::task::WaitReason;
+
+/// Where a message travels between a waiting caller and the channel. Lives
+/// on the caller's stack (or in its `select` operation).
+pub struct Slot<T>(UnsafeCell<Option<T>>);
+
+impl<T> Slot<T> {
+    pub(crate) fn new(v: Option<T>) -> Slot<T> {
+        Slot(UnsafeCell::new(v))
+    }
+
+    /// Takes the content.
+    ///
+    /// # Safety
+    ///
+    /// The caller has exclusive access under the waiter rules: it is the
+    /// owner and either is not registered, observed its selection, or holds
+    /// the channel lock after aborting; or it is a waker holding the lock
+    /// while the entry is queued.
+    unsafe fn take(&self) -> Option<T> {
+        // SAFETY: exclusive access, per this function's contract.
+        unsafe { (*self.0.get()).take() }
+    }
+
+    /// Stores `v`. Same contract as [`take`](Self::take).
+    unsafe fn put(&self, v: T) {
+        // SAFETY: exclusive access, per this function's contract.
+        unsafe { *self.0.get() = Some(v) };
+    }
+
+    /// The content, for an owner that is not registered anywhere.
+    pub(crate) fn get_mut(&mut self) -> &mut Option<T> {
+        self.0.get_mut()
+    }
+}
+
+/// A queued slot pointer.
+struct SlotPtr<T>(NonNull<Slot<T>>);
+
+impl<T> Clone for SlotPtr<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T> Copy for SlotPtr<T> {}
+
+// SAFETY: a slot pointer is dereferenced only under the channel lock by the
+// rules of `waiter`; the message moving through it is a `T: Send`.
+unsafe impl<T: Send> Send for SlotPtr<T> {}
+
+impl<T> SlotPtr<T> {
+    fn new(slot: &Slot<T>) -> SlotPtr<T> {
+        SlotPtr(NonNull::from(slot))
+    }
+
+    /// # Safety
+    ///
+    /// The entry holding this pointer is (or was until just now) queued and
+    /// the channel lock is held (waiter rule 4).
+    unsafe fn get<'a>(self) -> &'a Slot<T> {
+        // SAFETY: per this function's contract the slot is alive.
+        unsafe { self.0.as_ref() }
+    }
+}
+
+struct State<T> {
+    buf: VecDeque<T>,
+    /// `usize::MAX` for an unbounded channel.
+    cap: usize,
+    tx_gone: bool,
+    rx_gone: bool,
+    recvq: WaitQueue<SlotPtr<T>>,
+    sendq: WaitQueue<SlotPtr<T>>,
+}
+
+/// The shared channel. `pub` only for the sealed `select` traits.
+pub struct Chan<T> {
+    state: SpinLock<State<T>>,
+    senders: AtomicUsize,
+    receivers: AtomicUsize,
+    /// Sends never wait, so they are not cancellation points.
+    unbounded: bool,
+}
+
+/// Why a blocking send did not complete.
+pub(crate) enum SendFail<T> {
+    Disconnected(T),
+    Interrupted(Interrupt, T),
+}
+
+/// Why a blocking receive did not complete.
+pub(crate) enum RecvFail {
+    Disconnected,
+    Interrupted(Interrupt),
+}
+
+/// For calls whose error type cannot say "cancelled" or "the enclosing
+/// `timeout` expired": unwinds for those (the task then finishes cancelled,
+/// or `timeout` returns `Elapsed`). Returns for `Unwinding`: a call made
+/// while unwinding fails at once with its own error.
+pub(crate) fn unwind_unless_unwinding(i: Interrupt) {
+    match i {
+        Interrupt::Unwinding => {}
+        i => scheduler::unwind_for(i),
+    }
+}
+
+impl<T> SendFail<T> {
+    /// For `send`: no timeout of its own.
+    pub(crate) fn into_send_error(self) -> SendError<T> {
+        match self {
+            SendFail::Disconnected(v) => SendError(v),
+            SendFail::Interrupted(i, v) => {
+                unwind_unless_unwinding(i);
+                SendError(v)
+            }
+        }
+    }
+
+    /// For `send_timeout`: a deadline, its own or an enclosing `timeout`'s,
+    /// is a `Timeout`.
+    pub(crate) fn into_send_timeout_error(self) -> SendTimeoutError<T> {
+        match self {
+            SendFail::Disconnected(v) => SendTimeoutError::Disconnected(v),
+            SendFail::Interrupted(Interrupt::Cancelled, v) => {
+                drop(v);
+                scheduler::unwind_for(Interrupt::Cancelled)
+            }
+            SendFail::Interrupted(_, v) => SendTimeoutError::Timeout(v),
+        }
+    }
+}
+
+impl RecvFail {
+    /// For `recv`: no timeout of its own.
+    pub(crate) fn into_recv_error(self) -> RecvError {
+        if let RecvFail::Interrupted(i) = self {
+            unwind_unless_unwinding(i);
+        }
+        RecvError
+    }
+
+    /// For `recv_timeout`.
+    pub(crate) fn into_recv_timeout_error(self) -> RecvTimeoutError {
+        match self {
+            RecvFail::Disconnected => RecvTimeoutError::Disconnected,
+            RecvFail::Interrupted(Interrupt::Cancelled) => {
+                scheduler::unwind_for(Interrupt::Cancelled)
+            }
+            RecvFail::Interrupted(_) => RecvTimeoutError::Timeout,
+        }
+    }
+}
+
+/// The deadline `timeout` from now; `None` (never) if it overflows.
+pub(crate) fn deadline_after(timeout: std::time::Duration) -> Option<Instant> {
+    Instant::now().checked_add(timeout)
+}
+
+/// Which queue a registration is in.
+#[derive(Clone, Copy)]
+enum Side {
+    Send,
+    Recv,
+}
+
+/// Removes a waiter's entry when a blocking call leaves by any path but a
+/// selection (timeout, cancellation, forced unwind) — waiter rule 4.
+struct Registration<'a, T> {
+    chan: &'a Chan<T>,
+    waiter: &'a Waiter,
+    side: Side,
+}
+
+impl<T> Drop for Registration<'_, T> {
+    fn drop(&mut self) {
+        // Abort under the lock (a single-operation waiter's rule); if a
+        // waker selected us first, it already popped the entry.
+        let mut st = self.chan.state.lock();
+        if self.waiter.abort().is_ok() {
+            match self.side {
+                Side::Send => st.sendq.remove(self.waiter, 0),
+                Side::Recv => st.recvq.remove(self.waiter, 0),
+            };
+        }
+    }
+}
+
+impl<T> Chan<T> {
+    /// A channel holding up to `cap` messages (`None`: unbounded), with one
+    /// sender and one receiver.
+    pub(crate) fn new(cap: Option<usize>) -> Chan<T> {
+        Chan {
+            state: SpinLock::new(State {
+                buf: VecDeque::new(),
+                cap: cap.unwrap_or(usize::MAX),
+                tx_gone: false,
+                rx_gone: false,
+                recvq: WaitQueue::default(),
+                sendq: WaitQueue::default(),
+            }),
+            senders: AtomicUsize::new(1),
+            receivers: AtomicUsize::new(1),
+            unbounded: cap.is_none(),
+        }
+    }
+
+    pub(crate) fn capacity(&self) -> Option<usize> {
+        let cap = self.state.lock().cap;
+        (cap != usize::MAX).then_some(cap)
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.state.lock().buf.len()
+    }
+
+    /// Whether every receiver is gone.
+    pub(crate) fn is_rx_gone(&self) -> bool {
+        self.state.lock().rx_gone
+    }
+
+    pub(crate) fn add_sender(&self) {
+        self.senders.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn add_receiver(&self) {
+        self.receivers.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A sender handle is dropped; the last one disconnects (rule 3).
+    pub(crate) fn drop_sender(&self) {
+        if self.senders.fetch_sub(1, Ordering::AcqRel) != 1 {
+            return;
+        }
+        let mut wakes = Wakes::default();
+        let mut st = self.state.lock();
+        st.tx_gone = true;
+        st.recvq.drain(|w, arm, _| {
+            if let Some(wake) = waiter::select(w, arm) {
+                wakes.push(wake);
+            }
+        });
+        drop(st);
+        wakes.wake();
+    }
+
+    /// A receiver handle is dropped; the last one disconnects (rule 3).
+    pub(crate) fn drop_receiver(&self) {
+        if self.receivers.fetch_sub(1, Ordering::AcqRel) != 1 {
+            return;
+        }
+        let mut wakes = Wakes::default();
+        let mut st = self.state.lock();
+        st.rx_gone = true;
+        let buf = mem::take(&mut st.buf);
+        st.sendq.drain(|w, arm, _| {
+            if let Some(wake) = waiter::select(w, arm) {
+                wakes.push(wake);
+            }
+        });
+        drop(st);
+        wakes.wake();
+        drop(buf);
+    }
+
+    #[inline]
+    fn send_locked(st: &mut State<T>, v: T) -> Result<Option<Wake>, TrySendError<T>> {
+        if st.rx_gone {
+            return Err(TrySendError::Disconnected(v));
+        }
+        let mut v = Some(v);
+        // Rule 1: the oldest live receiver takes it.
+        let wake = st.recvq.pop_select(|w, arm, slot| {
+            // SAFETY: popped under the lock (waiter rule 2).
+            let slot = unsafe { slot.get() };
+            let m = v.take().expect("message present until handed over");
+            // SAFETY: we hold the lock and the entry was queued.
+            unsafe { slot.put(m) };
+            match waiter::select(w, arm) {
+                Some(wake) => Some(wake),
+                None => {
+                    // It gave up: undo the hand-over.
+                    // SAFETY: as above; the failed selection means the owner
+                    // will only look at the slot under this lock.
+                    v = unsafe { slot.take() };
+                    None
+                }
+            }
+        });
+        if wake.is_some() {
+            return Ok(wake);
+        }
+        let v = v.expect("message not handed over");
+        if st.buf.len() < st.cap {
+            st.buf.push_back(v);
+            Ok(None)
+        } else {
+            Err(TrySendError::Full(v))
+        }
+    }
+
+    #[inline]
+    fn recv_locked(st: &mut State<T>) -> Result<(T, Option<Wake>), TryRecvError> {
+        let State {
+            buf,
+            sendq,
+            tx_gone,
+            ..
+        } = st;
+        if buf.is_empty() && sendq.is_empty() {
+            // The common "must wait" case, without trying to pop.
+            return Err(if *tx_gone {
+                TryRecvError::Disconnected
+            } else {
+                TryRecvError::Empty
+            });
+        }
+        if let Some(v) = buf.pop_front() {
+            // Rule 2: a place is free; let the oldest waiting sender in.
+            let wake = if sendq.is_empty() {
+                None
+            } else {
+                sendq.pop_select(|w, arm, slot| {
+                    // SAFETY: popped under the lock (waiter rule 2).
+                    let slot = unsafe { slot.get() };
+                    // SAFETY: we hold the lock and the entry was queued.
+                    let m = unsafe { slot.take() }?;
+                    match waiter::select(w, arm) {
+                        Some(wake) => {
+                            buf.push_back(m);
+                            Some(wake)
+                        }
+                        None => {
+                            // SAFETY: as above.
+                            unsafe { slot.put(m) };
+                            None
+                        }
+                    }
+                })
+            };
+            return Ok((v, wake));
+        }
+        // Empty buffer: take straight from a waiting (rendezvous) sender.
+        let taken = sendq.pop_select(|w, arm, slot| {
+            // SAFETY: popped under the lock (waiter rule 2).
+            let slot = unsafe { slot.get() };
+            // SAFETY: we hold the lock and the entry was queued.
+            let m = unsafe { slot.take() }?;
+            match waiter::select(w, arm) {
+                Some(wake) => Some((m, wake)),
+                None => {
+                    // SAFETY: as above.
+                    unsafe { slot.put(m) };
+                    None
+                }
+            }
+        });
+        match taken {
+            Some((m, wake)) => Ok((m, Some(wake))),
+            None if *tx_gone => Err(TryRecvError::Disconnected),
+            None => Err(TryRecvError::Empty),
+        }
+    }
+
+    pub(crate) fn try_send(&self, v: T) -> Result<(), TrySendError<T>> {
+        let r = Self::send_locked(&mut self.state.lock(), v);
+        r.map(Wake::wake_opt)
+    }
+
+    pub(crate) fn try_recv(&self) -> Result<T, TryRecvError> {
+        let r = Self::recv_locked(&mut self.state.lock());
+        r.map(|(v, wake)| {
+            if let Some(w) = wake {
+                w.wake();
+            }
+            v
+        })
+    }
+
+    /// Sends `v`, waiting while the channel is full until `deadline` (or an
+    /// enclosing `timeout`), a cancellation, or the receivers going away.
+    pub(crate) fn send(&self, v: T, deadline: Option<Instant>) -> Result<(), SendFail<T>> {
+        if !self.unbounded {
+            if let Err(i) = waiter::enter() {
+                return Err(SendFail::Interrupted(i, v));
+            }
+        }
+        let mut st = self.state.lock();
+        let mut v = match Self::send_locked(&mut st, v) {
+            Ok(wake) => {
+                drop(st);
+                Wake::wake_opt(wake);
+                return Ok(());
+            }
+            Err(TrySendError::Disconnected(v)) => return Err(SendFail::Disconnected(v)),
+            Err(TrySendError::Full(v)) => v,
+        };
+        let waiter = Waiter::new();
+        let slot = Slot::new(None);
+        loop {
+            // SAFETY: not registered yet: the slot is ours.
+            unsafe { slot.put(v) };
+            // SAFETY: `waiter` and `slot` outlive the registration, whose
+            // guard removes the entry on every exit but a selection.
+            unsafe { st.sendq.push(&waiter, 0, SlotPtr::new(&slot)) };
+            drop(st);
+            let reg = Registration {
+                chan: self,
+                waiter: &waiter,
+                side: Side::Send,
+            };
+            let woken = waiter.wait(WaitReason::Channel, deadline);
+            if woken.is_ok() {
+                // The waker popped our entry: nothing to remove.
+                mem::forget(reg);
+            } else {
+                drop(reg);
+            }
+            match (woken, waiter.selected()) {
+                (Err(i), None) => {
+                    // SAFETY: aborted and unregistered under the lock.
+                    let v = unsafe { slot.take() }.expect("unsent message stays in its slot");
+                    return Err(SendFail::Interrupted(i, v));
+                }
+                (Err(i), Some(_)) => waiter::completed_anyway(i),
+                (Ok(_), _) => {}
+            }
+            // SAFETY: selected: the slot is ours again.
+            match unsafe { slot.take() } {
+                None => return Ok(()),
+                // Selected without taking: the receivers went away.
+                Some(back) => v = back,
+            }
+            waiter.reset();
+            st = self.state.lock();
+            v = match Self::send_locked(&mut st, v) {
+                Ok(wake) => {
+                    drop(st);
+                    Wake::wake_opt(wake);
+                    return Ok(());
+                }
+                Err(TrySendError::Disconnected(v)) => return Err(SendFail::Disconnected(v)),
+                Err(TrySendError::Full(v)) => v,
+            };
+        }
+    }
+
+    /// Receives a message, waiting while the channel is empty until
+    /// `deadline` (or an enclosing `timeout`), a cancellation, or the senders
+    /// going away.
+    pub(crate) fn recv(&self, deadline: Option<Instant>) -> Result<T, RecvFail> {
+        waiter::enter().map_err(RecvFail::Interrupted)?;
+        let mut st = self.state.lock();
+        match Self::recv_locked(&mut st) {
+            Ok((v, wake)) => {
+                drop(st);
+                Wake::wake_opt(wake);
+                return Ok(v);
+            }
+            Err(TryRecvError::Disconnected) => return Err(RecvFail::Disconnected),
+            Err(TryRecvError::Empty) => {}
+        }
+        let waiter = Waiter::new();
+        let slot = Slot::new(None);
+        loop {
+            // SAFETY: `waiter` and `slot` outlive the registration, whose
+            // guard removes the entry on every exit but a selection.
+            unsafe { st.recvq.push(&waiter, 0, SlotPtr::new(&slot)) };
+            drop(st);
+            let reg = Registration {
+                chan: self,
+                waiter: &waiter,
+                side: Side::Recv,
+            };
+            let woken = waiter.wait(WaitReason::Channel, deadline);
+            if woken.is_ok() {
+                mem::forget(reg);
+            } else {
+                drop(reg);
+            }
+            match (woken, waiter.selected()) {
+                (Err(i), None) => return Err(RecvFail::Interrupted(i)),
+                (Err(i), Some(_)) => waiter::completed_anyway(i),
+                (Ok(_), _) => {}
+            }
+            // SAFETY: selected: the slot is ours again.
+            if let Some(v) = unsafe { slot.take() } {
+                return Ok(v);
+            }
+            // Selected without a message: the senders went away.
+            waiter.reset();
+            st = self.state.lock();
+            match Self::recv_locked(&mut st) {
+                Ok((v, wake)) => {
+                    drop(st);
+                    Wake::wake_opt(wake);
+                    return Ok(v);
+                }
+                Err(TryRecvError::Disconnected) => return Err(RecvFail::Disconnected),
+                Err(TryRecvError::Empty) => {}
+            }
+        }
+    }
+
+    /// `select` support: removes `w`'s entry for `arm`.
+    fn unregister(&self, side: Side, w: &Waiter, arm: usize) {
+        let mut st = self.state.lock();
+        match side {
+            Side::Send => st.sendq.remove(w, arm),
+            Side::Recv => st.recvq.remove(w, arm),
+        };
+    }
+
+    /// `select` support: queues `w` as a receiver for `arm` unless a receive
+    /// could complete now (then `false`: retry the operation instead).
+    pub(crate) fn register_recv(&self, w: &Waiter, arm: usize, slot: &Slot<T>) -> bool {
+        let mut st = self.state.lock();
+        if !st.buf.is_empty() || st.tx_gone || st.sendq.has_live(Some(w)) {
+            return false;
+        }
+        // SAFETY: the `select` operation owning `slot` removes the entry
+        // before it is moved or dropped (select rules).
+        unsafe { st.recvq.push(w, arm, SlotPtr::new(slot)) };
+        true
+    }
+
+    /// `select` support: queues `w` as a sender of the message in `slot`
+    /// unless a send could complete now.
+    pub(crate) fn register_send(&self, w: &Waiter, arm: usize, slot: &Slot<T>) -> bool {
+        let mut st = self.state.lock();
+        if st.rx_gone || st.buf.len() < st.cap || st.recvq.has_live(Some(w)) {
+            return false;
+        }
+        // SAFETY: as in `register_recv`.
+        unsafe { st.sendq.push(w, arm, SlotPtr::new(slot)) };
+        true
+    }
+
+    pub(crate) fn unregister_recv(&self, w: &Waiter, arm: usize) {
+        self.unregister(Side::Recv, w, arm);
+    }
+
+    pub(crate) fn unregister_send(&self, w: &Waiter, arm: usize) {
+        self.unregister(Side::Send, w, arm);
+    }
+}
+
+impl<T> fmt::Debug for Chan<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let st = self.state.lock();
+        f.debug_struct("Channel")
+            .field("len", &st.buf.len())
+            .field("capacity", &(st.cap != usize::MAX).then_some(st.cap))
+            .field("senders_gone", &st.tx_gone)
+            .field("receivers_gone", &st.rx_gone)
+            .finish()
+    }
+}

@@ -1,0 +1,273 @@
+//! Multi-producer, multi-consumer channels, shaped like the (unstable)
+//! `std::sync::mpmc`: one [`Sender`] type for bounded and unbounded
+//! channels, and a [`Receiver`] that can be cloned — each message goes to
+//! exactly one receiver, the one that has waited longest.
+//!
+//! Blocking calls, errors and cancellation behave as in
+//! [`mpsc`](super::mpsc).
+//!
+//! ```
+//! use corio::sync::mpmc;
+//!
+//! corio::run(|| {
+//!     let (tx, rx) = mpmc::sync_channel(4);
+//!     let workers: Vec<_> = (0..3)
+//!         .map(|_| {
+//!             let rx = rx.clone();
+//!             corio::spawn(move || rx.iter().sum::<u64>())
+//!         })
+//!         .collect();
+//!     drop(rx);
+//!     for i in 1..=100 {
+//!         tx.send(i).unwrap();
+//!     }
+//!     drop(tx);
+//!     let total: u64 = workers.into_iter().map(|w| w.join().unwrap()).sum();
+//!     assert_eq!(total, 5050);
+//! });
+//! ```
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::chan::{Chan, RecvFail, SendFail, deadline_after};
+pub use super::error::{
+    RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
+};
+
+/// Creates an unbounded channel.
+pub fn channel<T>() -> (Sender<T>, Receiver<T>) {
+    let chan = Arc::new(Chan::new(None));
+    (
+        Sender {
+            chan: Arc::clone(&chan),
+        },
+        Receiver { chan },
+    )
+}
+
+/// Creates a channel holding at most `bound` messages (0: rendezvous).
+pub fn sync_channel<T>(bound: usize) -> (Sender<T>, Receiver<T>) {
+    let chan = Arc::new(Chan::new(Some(bound)));
+    (
+        Sender {
+            chan: Arc::clone(&chan),
+        },
+        Receiver { chan },
+    )
+}
+
+/// The sending half of an `mpmc` channel. Cloneable.
+pub struct Sender<T> {
+    chan: Arc<Chan<T>>,
+}
+
+impl<T> Sender<T> {
+    /// Sends `t`, waiting while a bounded channel is full. A cancellation
+    /// point when it has to wait.
+    ///
+    /// # Errors
+    ///
+    /// [`SendError`] with the message once every receiver is gone.
+    pub fn send(&self, t: T) -> Result<(), SendError<T>> {
+        self.chan.send(t, None).map_err(SendFail::into_send_error)
+    }
+
+    /// Sends `t` if there is room; never waits.
+    ///
+    /// # Errors
+    ///
+    /// [`TrySendError::Full`] or [`TrySendError::Disconnected`].
+    pub fn try_send(&self, t: T) -> Result<(), TrySendError<T>> {
+        self.chan.try_send(t)
+    }
+
+    /// Like [`send`](Self::send), giving up after `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// [`SendTimeoutError::Timeout`] or [`SendTimeoutError::Disconnected`].
+    pub fn send_timeout(&self, t: T, timeout: Duration) -> Result<(), SendTimeoutError<T>> {
+        self.chan
+            .send(t, deadline_after(timeout))
+            .map_err(SendFail::into_send_timeout_error)
+    }
+
+    /// Messages waiting in the buffer.
+    pub fn len(&self) -> usize {
+        self.chan.len()
+    }
+
+    /// Whether no message is waiting in the buffer.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The capacity; `None` for an unbounded channel.
+    pub fn capacity(&self) -> Option<usize> {
+        self.chan.capacity()
+    }
+
+    pub(crate) fn chan(&self) -> &Chan<T> {
+        &self.chan
+    }
+}
+
+impl<T> Clone for Sender<T> {
+    fn clone(&self) -> Self {
+        self.chan.add_sender();
+        Sender {
+            chan: Arc::clone(&self.chan),
+        }
+    }
+}
+
+impl<T> Drop for Sender<T> {
+    fn drop(&mut self) {
+        self.chan.drop_sender();
+    }
+}
+
+impl<T> fmt::Debug for Sender<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sender").finish_non_exhaustive()
+    }
+}
+
+/// The receiving half of an `mpmc` channel. Cloneable; each message is
+/// received once.
+pub struct Receiver<T> {
+    chan: Arc<Chan<T>>,
+}
+
+impl<T> Receiver<T> {
+    /// Receives a message, waiting until one arrives. A cancellation point.
+    ///
+    /// # Errors
+    ///
+    /// [`RecvError`] once every sender is gone and the channel is empty.
+    pub fn recv(&self) -> Result<T, RecvError> {
+        self.chan.recv(None).map_err(RecvFail::into_recv_error)
+    }
+
+    /// Receives a message if one is waiting; never waits.
+    ///
+    /// # Errors
+    ///
+    /// [`TryRecvError::Empty`] or [`TryRecvError::Disconnected`].
+    pub fn try_recv(&self) -> Result<T, TryRecvError> {
+        self.chan.try_recv()
+    }
+
+    /// Like [`recv`](Self::recv), giving up after `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// [`RecvTimeoutError::Timeout`] or [`RecvTimeoutError::Disconnected`].
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<T, RecvTimeoutError> {
+        self.chan
+            .recv(deadline_after(timeout))
+            .map_err(RecvFail::into_recv_timeout_error)
+    }
+
+    /// An iterator that receives until every sender is gone.
+    pub fn iter(&self) -> Iter<'_, T> {
+        Iter { rx: self }
+    }
+
+    /// An iterator over the messages waiting now; never waits.
+    pub fn try_iter(&self) -> TryIter<'_, T> {
+        TryIter { rx: self }
+    }
+
+    /// Messages waiting in the buffer.
+    pub fn len(&self) -> usize {
+        self.chan.len()
+    }
+
+    /// Whether no message is waiting in the buffer.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub(crate) fn chan(&self) -> &Chan<T> {
+        &self.chan
+    }
+}
+
+impl<T> Clone for Receiver<T> {
+    fn clone(&self) -> Self {
+        self.chan.add_receiver();
+        Receiver {
+            chan: Arc::clone(&self.chan),
+        }
+    }
+}
+
+impl<T> Drop for Receiver<T> {
+    fn drop(&mut self) {
+        self.chan.drop_receiver();
+    }
+}
+
+impl<T> fmt::Debug for Receiver<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Receiver").finish_non_exhaustive()
+    }
+}
+
+/// Iterator returned by [`Receiver::iter`].
+#[derive(Debug)]
+pub struct Iter<'a, T> {
+    rx: &'a Receiver<T>,
+}
+
+impl<T> Iterator for Iter<'_, T> {
+    type Item = T;
+    fn next(&mut self) -> Option<T> {
+        self.rx.recv().ok()
+    }
+}
+
+/// Iterator returned by [`Receiver::try_iter`].
+#[derive(Debug)]
+pub struct TryIter<'a, T> {
+    rx: &'a Receiver<T>,
+}
+
+impl<T> Iterator for TryIter<'_, T> {
+    type Item = T;
+    fn next(&mut self) -> Option<T> {
+        self.rx.try_recv().ok()
+    }
+}
+
+/// Owning iterator returned by `Receiver::into_iter`.
+#[derive(Debug)]
+pub struct IntoIter<T> {
+    rx: Receiver<T>,
+}
+
+impl<T> Iterator for IntoIter<T> {
+    type Item = T;
+    fn next(&mut self) -> Option<T> {
+        self.rx.recv().ok()
+    }
+}
+
+impl<'a, T> IntoIterator for &'a Receiver<T> {
+    type Item = T;
+    type IntoIter = Iter<'a, T>;
+    fn into_iter(self) -> Iter<'a, T> {
+        self.iter()
+    }
+}
+
+impl<T> IntoIterator for Receiver<T> {
+    type Item = T;
+    type IntoIter = IntoIter<T>;
+    fn into_iter(self) -> IntoIter<T> {
+        IntoIter { rx: self }
+    }
+}

@@ -1,0 +1,315 @@
+//! [`Mutex`]: mutual exclusion that suspends the task, not the thread.
+#![allow(unsafe_code)]
+
+use std::cell::UnsafeCell;
+use std::fmt;
+use std::marker::PhantomData;
+use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::{Duration, Instant};
+
+use super::chan::deadline_after;
+use super::spin::SpinLock;
+use super::waiter::{self, WaitQueue, Wake, Wakes};
+use crate::task::WaitReason;
+
+const LOCKED: u8 = 1;
+/// The wait queue may hold waiters: unlock must look at it.
+const QUEUED: u8 = 2;
+
+/// A mutual-exclusion lock for tasks (and plain threads), like
+/// [`std::sync::Mutex`].
+///
+/// A task that waits for the lock suspends (state: waiting on a lock); the
+/// thread goes on running other tasks. Waiters get the lock in the order
+/// they asked for it: unlocking hands it straight to the oldest waiter, so
+/// nobody starves and nobody barges in ahead of the queue. Holding the
+/// guard across a suspension (`sleep`, IO, a channel) is fine.
+///
+/// Uncontended, `lock` is one compare-and-swap and unlocking another.
+///
+/// # Differences from std
+///
+/// * No poisoning: a guard dropped by a panic or a cancellation unwinding
+///   unlocks the mutex like any other drop, and the data stays available
+///   (like `parking_lot` and tokio). So [`lock`](Self::lock) returns the
+///   guard itself, and [`try_lock`](Self::try_lock) an `Option`.
+/// * `lock` is a cancellation point: a cancelled task unwinds from it (it
+///   does not take the lock).
+/// * [`try_lock_for`](Self::try_lock_for) and
+///   [`try_lock_until`](Self::try_lock_until) wait with a timeout.
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// use corio::sync::Mutex;
+///
+/// corio::run(|| {
+///     let total = Arc::new(Mutex::new(0));
+///     let tasks: Vec<_> = (0..10)
+///         .map(|_| {
+///             let total = Arc::clone(&total);
+///             corio::spawn(move || {
+///                 let mut t = total.lock();
+///                 corio::time::sleep(Duration::from_millis(1)); // still holding it
+///                 *t += 1;
+///             })
+///         })
+///         .collect();
+///     for t in tasks {
+///         t.join().unwrap();
+///     }
+///     assert_eq!(*total.lock(), 10);
+/// });
+/// ```
+pub struct Mutex<T: ?Sized> {
+    state: AtomicU8,
+    waiters: SpinLock<WaitQueue<()>>,
+    data: UnsafeCell<T>,
+}
+
+// SAFETY: the mutex hands out `&mut T` to one guard at a time, so it may be
+// shared between threads whenever `T` may be sent to the one that locks it.
+unsafe impl<T: ?Sized + Send> Sync for Mutex<T> {}
+// SAFETY: moving the mutex moves the `T`.
+unsafe impl<T: ?Sized + Send> Send for Mutex<T> {}
+
+impl<T> Mutex<T> {
+    /// An unlocked mutex holding `t`.
+    pub const fn new(t: T) -> Mutex<T> {
+        Mutex {
+            state: AtomicU8::new(0),
+            waiters: SpinLock::new(WaitQueue::new()),
+            data: UnsafeCell::new(t),
+        }
+    }
+
+    /// The data, consuming the mutex.
+    pub fn into_inner(self) -> T {
+        self.data.into_inner()
+    }
+}
+
+impl<T: ?Sized> Mutex<T> {
+    /// Locks the mutex, waiting (suspending the task) while another holder
+    /// has it. A cancellation point.
+    ///
+    /// # Panics
+    ///
+    /// If it would have to wait while the task is unwinding (in a destructor
+    /// during a panic or cancellation): use [`try_lock`](Self::try_lock)
+    /// there.
+    pub fn lock(&self) -> MutexGuard<'_, T> {
+        if let Err(i) = waiter::enter() {
+            waiter::unwind_for(i, "corio::sync::Mutex::lock");
+        }
+        if self.try_lock_fast() {
+            return MutexGuard::new(self);
+        }
+        match self.lock_slow(None) {
+            Ok(()) => MutexGuard::new(self),
+            Err(i) => waiter::unwind_for(i, "corio::sync::Mutex::lock"),
+        }
+    }
+
+    /// Locks the mutex if it is free and nobody waits for it; never waits.
+    pub fn try_lock(&self) -> Option<MutexGuard<'_, T>> {
+        self.try_lock_fast().then(|| MutexGuard::new(self))
+    }
+
+    /// Like [`lock`](Self::lock), giving up (`None`) after `timeout`.
+    pub fn try_lock_for(&self, timeout: Duration) -> Option<MutexGuard<'_, T>> {
+        match deadline_after(timeout) {
+            Some(at) => self.try_lock_until(at),
+            None => Some(self.lock()),
+        }
+    }
+
+    /// Like [`lock`](Self::lock), giving up (`None`) at `deadline` or when an
+    /// enclosing [`time::timeout`](crate::time::timeout) expires.
+    pub fn try_lock_until(&self, deadline: Instant) -> Option<MutexGuard<'_, T>> {
+        if let Err(i) = waiter::enter() {
+            waiter::timed_out(i);
+            return None;
+        }
+        if self.try_lock_fast() {
+            return Some(MutexGuard::new(self));
+        }
+        match self.lock_slow(Some(deadline)) {
+            Ok(()) => Some(MutexGuard::new(self)),
+            Err(i) => {
+                waiter::timed_out(i);
+                None
+            }
+        }
+    }
+
+    /// Whether the mutex is locked right now.
+    pub fn is_locked(&self) -> bool {
+        self.state.load(Ordering::Relaxed) & LOCKED != 0
+    }
+
+    /// The data, through a unique borrow (no locking needed).
+    pub fn get_mut(&mut self) -> &mut T {
+        self.data.get_mut()
+    }
+
+    fn try_lock_fast(&self) -> bool {
+        self.state
+            .compare_exchange(0, LOCKED, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+    }
+
+    fn lock_slow(&self, deadline: Option<Instant>) -> Result<(), crate::scheduler::Interrupt> {
+        let q = self.waiters.lock();
+        // Under the queue lock: take the lock if it is free, or mark that a
+        // waiter is coming, so that the holder's unlock looks at the queue.
+        let mut s = self.state.load(Ordering::Relaxed);
+        loop {
+            let (new, acquire) = if s & LOCKED == 0 {
+                (s | LOCKED, true)
+            } else {
+                (s | QUEUED, false)
+            };
+            match self
+                .state
+                .compare_exchange_weak(s, new, Ordering::Acquire, Ordering::Relaxed)
+            {
+                Ok(_) if acquire => return Ok(()),
+                Ok(_) => break,
+                Err(actual) => s = actual,
+            }
+        }
+        // Ownership is handed over by `unlock_slow` (FIFO).
+        waiter::wait_in(
+            &self.waiters,
+            q,
+            |q| q,
+            (),
+            WaitReason::Lock,
+            deadline,
+            || {},
+            |_| Wakes::default(),
+        )
+    }
+
+    /// Unlocks: to the oldest waiter if there is one, else to nobody.
+    fn unlock(&self) {
+        if self
+            .state
+            .compare_exchange(LOCKED, 0, Ordering::Release, Ordering::Relaxed)
+            .is_err()
+        {
+            self.unlock_slow();
+        }
+    }
+
+    #[cold]
+    fn unlock_slow(&self) {
+        let mut q = self.waiters.lock();
+        let wake = q.pop_select(|w, arm, ()| waiter::select(w, arm));
+        if wake.is_some() {
+            // The lock passes on: stays LOCKED; QUEUED only if others remain.
+            let s = if q.is_empty() {
+                LOCKED
+            } else {
+                LOCKED | QUEUED
+            };
+            self.state.store(s, Ordering::Release);
+        } else {
+            self.state.store(0, Ordering::Release);
+        }
+        drop(q);
+        Wake::wake_opt(wake);
+    }
+
+    /// Unlocks a mutex whose guard was forgotten by a condition variable.
+    pub(crate) fn force_unlock(&self) {
+        self.unlock();
+    }
+}
+
+impl<T: Default> Default for Mutex<T> {
+    fn default() -> Self {
+        Mutex::new(T::default())
+    }
+}
+
+impl<T> From<T> for Mutex<T> {
+    fn from(t: T) -> Self {
+        Mutex::new(t)
+    }
+}
+
+impl<T: ?Sized + fmt::Debug> fmt::Debug for Mutex<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("Mutex");
+        match self.try_lock() {
+            Some(g) => d.field("data", &&*g),
+            None => d.field("data", &format_args!("<locked>")),
+        };
+        d.finish_non_exhaustive()
+    }
+}
+
+/// Access to the data of a locked [`Mutex`]; unlocks when dropped.
+///
+/// Like std's, it is not `Send`: it stays with the task that locked.
+#[must_use = "if unused the Mutex will immediately unlock"]
+pub struct MutexGuard<'a, T: ?Sized> {
+    mutex: &'a Mutex<T>,
+    _not_send: PhantomData<*const ()>,
+}
+
+// SAFETY: sharing the guard shares `&T` only.
+unsafe impl<T: ?Sized + Sync> Sync for MutexGuard<'_, T> {}
+
+impl<'a, T: ?Sized> MutexGuard<'a, T> {
+    fn new(mutex: &'a Mutex<T>) -> Self {
+        MutexGuard {
+            mutex,
+            _not_send: PhantomData,
+        }
+    }
+
+    /// The mutex it locks (for `Condvar`).
+    pub(crate) fn mutex(this: &Self) -> &'a Mutex<T> {
+        this.mutex
+    }
+}
+
+impl<T: ?Sized> Deref for MutexGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        // SAFETY: the guard holds the lock.
+        unsafe { &*self.mutex.data.get() }
+    }
+}
+
+impl<T: ?Sized> DerefMut for MutexGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        // SAFETY: the guard holds the lock, and `&mut self` makes this the
+        // only access through it.
+        unsafe { &mut *self.mutex.data.get() }
+    }
+}
+
+impl<T: ?Sized> Drop for MutexGuard<'_, T> {
+    fn drop(&mut self) {
+        self.mutex.unlock();
+    }
+}
+
+impl<T: ?Sized + fmt::Debug> fmt::Debug for MutexGuard<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
+    }
+}
+
+impl<T: ?Sized + fmt::Display> fmt::Display for MutexGuard<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&**self, f)
+    }
+}

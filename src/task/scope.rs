@@ -1,0 +1,550 @@
+//! Structured concurrency: [`scope`] and [`try_scope`], tasks that may
+//! borrow from the task that starts them.
+//!
+//! # Rules
+//!
+//! 1. Children are tasks of the parent's runtime (so of its thread). They
+//!    may borrow anything that outlives the scope, which is why a scope never
+//!    returns or unwinds past them (design invariant 9): the scope function
+//!    owns the [`Scope`] and, however its body ends, waits for every child
+//!    before it returns or resumes an unwind. `mem::forget` cannot skip
+//!    that: it is a function taking a closure, like `std::thread::scope`.
+//! 2. Body ends normally: wait for the children to finish on their own.
+//!    Body unwinds (panic, or cancellation of the parent), the parent was
+//!    cancelled, or — in [`try_scope`] — the body returned `Err`: cancel
+//!    every child first, then wait. The wait is shielded from the parent's
+//!    cancellation and from enclosing `timeout`s (an expired `timeout`
+//!    cancels the children instead): it must not end early.
+//! 3. A child fails when it panics or — spawned with
+//!    [`spawn_try`](Scope::spawn_try) — returns `Err`, unless a blocking call
+//!    of it had failed with its cancellation (then the panic or error is a
+//!    consequence of the cancellation, not a cause; its `join` reports it
+//!    cancelled). The first failure cancels every sibling at once (fail
+//!    fast); the body itself is not cancelled.
+//! 4. When the scope cannot suspend to wait — its task is being unwound by
+//!    its runtime, or the scope runs in a destructor during unwinding — it
+//!    unwinds each unfinished child in place instead, synchronously: still
+//!    none outlives the scope.
+//! 5. After the wait: a panic of the body is resumed; else the first panic
+//!    of a child nobody joined is resumed; else `try_scope` returns the body's
+//!    value, or a [`ScopeError`] with every error of a failed child that
+//!    nobody joined (in the order they happened) and the body's own error
+//!    last. A child that was joined handed its result to the joiner.
+#![allow(unsafe_code)]
+
+use std::cell::{Cell, RefCell};
+use std::convert::Infallible;
+use std::fmt;
+use std::marker::PhantomData;
+use std::panic::{self, AssertUnwindSafe};
+use std::rc::Rc;
+use std::thread;
+use std::time::Instant;
+
+use super::{JoinHandle, TaskId, TaskRef, WaitReason};
+use crate::error::JoinError;
+use crate::scheduler::{self, CancelUnwind, Unparker};
+
+/// What the children of a scope share with it. Lives on the parent's
+/// thread only.
+struct State<E> {
+    /// Every child, by spawn order.
+    children: RefCell<Vec<TaskRef>>,
+    /// The children's join handles, shared with their `ScopedJoinHandle`s;
+    /// `None` once joined.
+    handles: RefCell<Vec<Rc<RefCell<Option<JoinHandle<()>>>>>>,
+    /// Errors of `spawn_try` children, by child index; taken by a join.
+    errors: RefCell<Vec<Option<E>>>,
+    /// Children whose closure has not finished (or been dropped).
+    running: Cell<usize>,
+    /// The parent, while it waits for `running` to reach 0.
+    waiter: RefCell<Option<Unparker>>,
+    /// Child indices, in the order they failed (rule 3).
+    failures: RefCell<Vec<usize>>,
+}
+
+impl<E> State<E> {
+    /// Cancels every child but `except` (rule 3).
+    fn cancel_children(&self, except: Option<usize>) {
+        let children = self.children.borrow().clone();
+        for (i, child) in children.iter().enumerate() {
+            if Some(i) != except {
+                super::cancel(child);
+            }
+        }
+    }
+
+    fn fail(&self, index: usize) {
+        let first = self.failures.borrow().is_empty();
+        self.failures.borrow_mut().push(index);
+        if first {
+            self.cancel_children(Some(index));
+        }
+    }
+}
+
+/// Counts a child as finished when dropped: at the end of its closure, or
+/// with the closure if it never ran (its task was unwound before starting).
+struct Running<E>(Rc<State<E>>);
+
+impl<E> Drop for Running<E> {
+    fn drop(&mut self) {
+        let left = self.0.running.get() - 1;
+        self.0.running.set(left);
+        if left == 0 {
+            if let Some(w) = self.0.waiter.borrow_mut().take() {
+                w.unpark();
+            }
+        }
+    }
+}
+
+/// A scope to spawn tasks that may borrow from the parent; see [`scope`]
+/// and [`try_scope`].
+///
+/// `E` is the error type of children spawned with
+/// [`spawn_try`](Self::spawn_try) ([`Infallible`] for [`scope`]).
+pub struct Scope<'scope, 'env: 'scope, E = Infallible> {
+    state: Rc<State<E>>,
+    /// Invariant in `'scope` and `'env`, as in `std::thread::Scope`.
+    scope: PhantomData<&'scope mut &'scope ()>,
+    env: PhantomData<&'env mut &'env ()>,
+}
+
+/// A handle to join a child of a [`Scope`], like
+/// [`std::thread::ScopedJoinHandle`].
+pub struct ScopedJoinHandle<'scope, T> {
+    handle: Rc<RefCell<Option<JoinHandle<()>>>>,
+    id: TaskId,
+    take: Box<dyn FnMut() -> Option<T> + 'scope>,
+}
+
+/// The error of a [`try_scope`]: every error of a failed child that nobody
+/// joined, in the order they happened, then the body's own error.
+pub struct ScopeError<E> {
+    errors: Vec<E>,
+}
+
+impl<E> ScopeError<E> {
+    /// The errors, in order (never empty).
+    pub fn errors(&self) -> &[E] {
+        &self.errors
+    }
+
+    /// The errors, in order (never empty).
+    pub fn into_errors(self) -> Vec<E> {
+        self.errors
+    }
+
+    /// The first error: usually the cause of the others.
+    pub fn first(&self) -> &E {
+        &self.errors[0]
+    }
+
+    /// The first error, dropping the rest.
+    pub fn into_first(self) -> E {
+        self.errors
+            .into_iter()
+            .next()
+            .expect("a ScopeError holds at least one error")
+    }
+}
+
+impl<E: fmt::Debug> fmt::Debug for ScopeError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ScopeError")
+            .field("errors", &self.errors)
+            .finish()
+    }
+}
+
+impl<E: fmt::Display> fmt::Display for ScopeError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.errors.len() {
+            1 => write!(f, "a task of the scope failed: {}", self.errors[0]),
+            n => write!(
+                f,
+                "{n} tasks of the scope failed; the first: {}",
+                self.errors[0]
+            ),
+        }
+    }
+}
+
+impl<E: std::error::Error + 'static> std::error::Error for ScopeError<E> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.errors[0])
+    }
+}
+
+/// Runs `f` with a [`Scope`] whose children may borrow the caller's locals,
+/// like [`std::thread::scope`]; returns when every child has finished.
+///
+/// If a child panics, its siblings are cancelled; once all have finished,
+/// the panic is resumed here (unless a `join` took it). If the body panics
+/// or the calling task is cancelled, every child is cancelled and waited
+/// for before the unwind goes on. See the [module rules](self).
+///
+/// # Panics
+///
+/// Outside a corio task; if `f` panics; if a child nobody joined panicked.
+///
+/// # Examples
+///
+/// ```
+/// corio::run(|| {
+///     let mut words = vec!["a".to_string(), "b".to_string()];
+///     let total = std::cell::Cell::new(0);
+///     corio::scope(|s| {
+///         for w in &words {
+///             s.spawn(|| total.set(total.get() + w.len())); // borrows `words`
+///         }
+///     });
+///     words.push("c".into()); // the borrows ended with the scope
+///     assert_eq!(total.get(), 2);
+/// });
+/// ```
+pub fn scope<'env, F, T>(f: F) -> T
+where
+    F: for<'scope> FnOnce(&'scope Scope<'scope, 'env>) -> T,
+{
+    let scope = Scope::new();
+    let body = panic::catch_unwind(AssertUnwindSafe(|| f(&scope)));
+    let (value, _) = scope.finish(body, false);
+    value
+}
+
+/// Like [`scope`], for fallible work: children spawned with
+/// [`spawn_try`](Scope::spawn_try) fail by returning `Err`, which cancels
+/// their siblings at once; the scope then returns a [`ScopeError`] with
+/// every such error (and the body's own, if it returned `Err`). The body
+/// returning `Err` also cancels the children.
+///
+/// # Errors
+///
+/// [`ScopeError`] if the body or a child nobody joined returned `Err`.
+///
+/// # Panics
+///
+/// As [`scope`].
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+///
+/// corio::run(|| {
+///     let r: Result<(), corio::task::ScopeError<&str>> = corio::try_scope(|s| {
+///         s.spawn_try(|| {
+///             corio::time::sleep(Duration::from_secs(3600)); // cancelled
+///             Ok(())
+///         });
+///         s.spawn_try(|| Err::<(), _>("no route to host"));
+///         Ok(())
+///     });
+///     assert_eq!(r.unwrap_err().into_errors(), ["no route to host"]);
+/// });
+/// ```
+pub fn try_scope<'env, F, T, E>(f: F) -> Result<T, ScopeError<E>>
+where
+    F: for<'scope> FnOnce(&'scope Scope<'scope, 'env, E>) -> Result<T, E>,
+{
+    let scope = Scope::new();
+    let body = panic::catch_unwind(AssertUnwindSafe(|| f(&scope)));
+    let body_failed = matches!(body, Ok(Err(_)));
+    let (value, mut errors) = scope.finish(body, body_failed);
+    match value {
+        Ok(v) if errors.is_empty() => Ok(v),
+        Ok(_) => Err(ScopeError { errors }),
+        Err(e) => {
+            errors.push(e);
+            Err(ScopeError { errors })
+        }
+    }
+}
+
+impl<'scope, 'env, E> Scope<'scope, 'env, E> {
+    fn new() -> Self {
+        assert!(
+            scheduler::current_id().is_some(),
+            "corio::scope must be called from a corio task (inside corio::run)"
+        );
+        Scope {
+            state: Rc::new(State {
+                children: RefCell::new(Vec::new()),
+                handles: RefCell::new(Vec::new()),
+                errors: RefCell::new(Vec::new()),
+                running: Cell::new(0),
+                waiter: RefCell::new(None),
+                failures: RefCell::new(Vec::new()),
+            }),
+            scope: PhantomData,
+            env: PhantomData,
+        }
+    }
+
+    /// Spawns a child task running `f`, which may borrow from outside the
+    /// scope. Its failure is a panic (see [`spawn_try`](Self::spawn_try)
+    /// for `Result`s).
+    ///
+    /// # Panics
+    ///
+    /// If no stack can be mapped (see [`Builder::spawn`](crate::Builder::spawn)).
+    pub fn spawn<F, T>(&'scope self, f: F) -> ScopedJoinHandle<'scope, T>
+    where
+        F: FnOnce() -> T + 'scope,
+        T: 'scope,
+    {
+        self.spawn_inner(f, |_: &T| false, |v: T| Ok(v))
+    }
+
+    /// Spawns a fallible child: returning `Err` counts as a failure, which
+    /// cancels its siblings; the error is reported by the scope (see
+    /// [`try_scope`]) unless a join takes it.
+    ///
+    /// # Panics
+    ///
+    /// As [`spawn`](Self::spawn).
+    pub fn spawn_try<F, T>(&'scope self, f: F) -> ScopedJoinHandle<'scope, Result<T, E>>
+    where
+        F: FnOnce() -> Result<T, E> + 'scope,
+        T: 'scope,
+        E: 'scope,
+    {
+        let index = self.state.children.borrow().len();
+        let state = Rc::clone(&self.state);
+        let ScopedJoinHandle {
+            handle,
+            id,
+            take: mut take_ok,
+        } = self.spawn_inner(f, Result::is_err, |r: Result<T, E>| r);
+        // The error, if any, went to the scope's list: take it from there.
+        ScopedJoinHandle {
+            handle,
+            id,
+            take: Box::new(move || match state.errors.borrow_mut()[index].take() {
+                Some(e) => Some(Err(e)),
+                None => take_ok().map(Ok),
+            }),
+        }
+    }
+
+    /// Whether a child has failed (and its siblings were cancelled).
+    pub fn has_failed(&self) -> bool {
+        !self.state.failures.borrow().is_empty()
+    }
+
+    fn spawn_inner<F, R, T>(
+        &'scope self,
+        f: F,
+        is_failure: fn(&R) -> bool,
+        split: fn(R) -> Result<T, E>,
+    ) -> ScopedJoinHandle<'scope, T>
+    where
+        F: FnOnce() -> R + 'scope,
+        R: 'scope,
+        T: 'scope,
+    {
+        let state = &self.state;
+        let index = state.children.borrow().len();
+        state.errors.borrow_mut().push(None);
+        let slot: Rc<RefCell<Option<T>>> = Rc::new(RefCell::new(None));
+        state.running.set(state.running.get() + 1);
+        // Created now, so that it counts the child finished even if the
+        // closure is dropped without running.
+        let running = Running(Rc::clone(state));
+        let child_state = Rc::clone(state);
+        let child_slot = Rc::clone(&slot);
+        let body = move || {
+            let _running = running;
+            match panic::catch_unwind(AssertUnwindSafe(f)) {
+                Ok(r) => {
+                    let cancelled = scheduler::current_cancel_observed();
+                    if is_failure(&r) && !cancelled {
+                        child_state.fail(index);
+                    }
+                    match split(r) {
+                        Ok(v) => *child_slot.borrow_mut() = Some(v),
+                        Err(e) => child_state.errors.borrow_mut()[index] = Some(e),
+                    }
+                }
+                Err(payload) => {
+                    let cancelled = payload.is::<CancelUnwind>()
+                        || scheduler::is_forcing_current()
+                        || scheduler::current_cancel_observed();
+                    if !cancelled {
+                        child_state.fail(index);
+                    }
+                    panic::resume_unwind(payload)
+                }
+            }
+        };
+        let spawned = scheduler::with_scheduler(|s| {
+            let size = s.default_stack_size();
+            // SAFETY: `body` borrows data that outlives 'scope. The scope
+            // function does not return or resume an unwind before every
+            // child finished (`finish`, rules 1, 2 and 4) — it waits, or
+            // unwinds each child in place — and the scope cannot be leaked,
+            // so the task is gone before that data is.
+            unsafe { s.spawn_unchecked(body, None, size) }
+        })
+        .expect("a scope lives in a task of a running runtime");
+        let handle = match spawned {
+            Ok(h) => h,
+            Err(e) => panic!("corio::Scope::spawn: {e}"),
+        };
+        let id = handle.id();
+        state.children.borrow_mut().push(handle.task_ref());
+        let shared = Rc::new(RefCell::new(Some(handle)));
+        state.handles.borrow_mut().push(Rc::clone(&shared));
+        ScopedJoinHandle {
+            handle: shared,
+            id,
+            take: Box::new(move || slot.borrow_mut().take()),
+        }
+    }
+
+    /// Waits for every child (rules 2 and 4), then resumes the body's unwind
+    /// or the first unjoined child panic, or returns the body's value and
+    /// the unjoined children's errors.
+    fn finish<R>(&self, body: thread::Result<R>, body_failed: bool) -> (R, Vec<E>) {
+        let state = &self.state;
+        if body.is_err() || body_failed || scheduler::current_cancelled() {
+            state.cancel_children(None);
+        }
+        if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| self.wait_children())) {
+            // Unwound while waiting (the runtime is shutting down): the
+            // children must still go first (rule 4).
+            self.abandon_children();
+            panic::resume_unwind(payload);
+        }
+        let value = match body {
+            Ok(v) => v,
+            Err(payload) => panic::resume_unwind(payload),
+        };
+        let failures = state.failures.borrow().clone();
+        for &i in &failures {
+            // Every child has finished: this join does not wait.
+            let handle = state.handles.borrow()[i].borrow_mut().take();
+            if let Some(Err(e)) = handle.map(JoinHandle::join) {
+                if e.is_panic() {
+                    panic::resume_unwind(e.into_panic());
+                }
+            }
+        }
+        let errors = failures
+            .iter()
+            .filter_map(|&i| state.errors.borrow_mut()[i].take())
+            .collect();
+        (value, errors)
+    }
+
+    fn wait_children(&self) {
+        let state = &self.state;
+        if state.running.get() == 0 {
+            return;
+        }
+        if thread::panicking() || scheduler::is_forcing_current() {
+            self.abandon_children();
+            return;
+        }
+        // Shielded from the parent's cancellation and without the enclosing
+        // `timeout`s (rule 2): the wait must not end early. An expired
+        // `timeout` cancels the children instead, now or when it expires.
+        let mut deadline = scheduler::current_deadline();
+        scheduler::shielded(|| {
+            scheduler::without_deadline(|| {
+                while state.running.get() > 0 {
+                    if deadline.is_some_and(|at| Instant::now() >= at) {
+                        state.cancel_children(None);
+                        deadline = None;
+                    }
+                    *state.waiter.borrow_mut() = Some(Unparker::current());
+                    let reason = self
+                        .first_running()
+                        .map_or(WaitReason::Event, WaitReason::Join);
+                    // Only a runtime shutdown (which unwinds from here) ends
+                    // this early; a timeout is handled above.
+                    let _ = scheduler::park(reason, deadline);
+                }
+            });
+        });
+    }
+
+    fn first_running(&self) -> Option<TaskId> {
+        self.state
+            .children
+            .borrow()
+            .iter()
+            .find(|t| !t.header().is_complete())
+            .map(|t| t.header().id)
+    }
+
+    /// Rule 4: unwinds every unfinished child in place.
+    fn abandon_children(&self) {
+        let children = self.state.children.borrow().clone();
+        for child in &children {
+            scheduler::abandon_task(child);
+        }
+        debug_assert_eq!(self.state.running.get(), 0);
+    }
+}
+
+impl<E> fmt::Debug for Scope<'_, '_, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Scope")
+            .field("children", &self.state.children.borrow().len())
+            .field("running", &self.state.running.get())
+            .field("failed", &self.has_failed())
+            .finish()
+    }
+}
+
+impl<T> ScopedJoinHandle<'_, T> {
+    /// Waits for the child to finish and returns its value (for
+    /// [`spawn_try`](Scope::spawn_try) children, its `Result`), or a
+    /// [`JoinError`] if it panicked or was cancelled. A cancellation point,
+    /// like [`JoinHandle::join`].
+    ///
+    /// # Errors
+    ///
+    /// As [`JoinHandle::join`].
+    pub fn join(mut self) -> Result<T, JoinError> {
+        let handle = self
+            .handle
+            .borrow_mut()
+            .take()
+            .expect("a scoped child is joined once");
+        handle.join()?;
+        Ok((self.take)().expect("a child that returned stored its value"))
+    }
+
+    /// Whether the child has finished.
+    pub fn is_finished(&self) -> bool {
+        self.handle
+            .borrow()
+            .as_ref()
+            .is_none_or(JoinHandle::is_finished)
+    }
+
+    /// The child's task id.
+    pub fn id(&self) -> TaskId {
+        self.id
+    }
+
+    /// Cancels the child (see [`JoinHandle::cancel`]).
+    pub fn cancel(&self) {
+        if let Some(h) = self.handle.borrow().as_ref() {
+            h.cancel();
+        }
+    }
+}
+
+impl<T> fmt::Debug for ScopedJoinHandle<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ScopedJoinHandle")
+            .field("id", &self.id)
+            .field("finished", &self.is_finished())
+            .finish()
+    }
+}

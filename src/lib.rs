@@ -113,6 +113,7 @@ pub mod runtime;
 mod scheduler;
 pub mod signal;
 pub mod stack;
+pub mod sync;
 pub mod task;
 pub mod time;
 
@@ -121,7 +122,7 @@ pub use future::block_on;
 pub use inspect::tasks;
 pub use pool::{set_max_blocking_threads, unblock};
 pub use runtime::{Runtime, run};
-pub use task::{Builder, JoinHandle, Task, TaskId};
+pub use task::{Builder, JoinHandle, Task, TaskId, scope, try_scope};
 
 /// Spawns a task running `f` on the current thread's runtime, like
 /// [`std::thread::spawn`].

@@ -162,10 +162,8 @@ impl Unparker {
 /// the reference count, for waiters that live on the caller's own stack
 /// (`corio::sync`): one is made and dropped per blocking call, so counting
 /// would cost two atomic instructions each time.
-#[allow(dead_code)] // the users are in corio::sync
 pub(crate) struct UnparkRef(UnparkRefInner);
 
-#[allow(dead_code)]
 enum UnparkRefInner {
     /// The running task, borrowed: alive as long as it has not finished,
     /// which it cannot while it waits in the call that made this.
@@ -177,13 +175,12 @@ enum UnparkRefInner {
 }
 
 // SAFETY: the task pointer is only dereferenced under the contract of
-// `unpark`/`to_unparker` (the task is alive), and then only its thread-safe
+// `unpark_local_if`/`to_unparker` (the task is alive), and then only its thread-safe
 // header is read off the owning thread; the local path runs on the owner.
 unsafe impl Send for UnparkRef {}
 // SAFETY: as above.
 unsafe impl Sync for UnparkRef {}
 
-#[allow(dead_code)]
 impl UnparkRef {
     /// The caller's: its task, or its thread outside a task.
     pub(crate) fn current() -> UnparkRef {
@@ -194,40 +191,30 @@ impl UnparkRef {
         UnparkRef(task.unwrap_or_else(|| UnparkRefInner::Other(Unparker::current())))
     }
 
-    /// Whether it wakes a task of the runtime running on the calling thread
-    /// (which cannot run before the caller suspends).
-    pub(crate) fn is_local(&self) -> bool {
-        match self.0 {
-            UnparkRefInner::Task { runtime, .. } => {
-                with_scheduler(|s| ptr::eq(Arc::as_ptr(&s.shared), runtime)).unwrap_or(false)
-            }
-            UnparkRefInner::Other(_) => false,
-        }
-    }
-
-    /// Wakes it.
+    /// If it wakes a task of the runtime running on this thread: runs
+    /// `claim` and, if that returns `true`, unparks the task — with one
+    /// look-up of the scheduler. `None` (and `claim` not run) otherwise.
     ///
     /// # Safety
     ///
     /// The task it names (if a task) has not finished — e.g. the waiter
     /// holding this is still registered, so its owner is still waiting.
-    pub(crate) unsafe fn unpark(&self) {
-        match &self.0 {
-            UnparkRefInner::Task { core, runtime } => {
-                let local = with_scheduler(|s| {
-                    let local = ptr::eq(Arc::as_ptr(&s.shared), *runtime);
-                    if local {
-                        // SAFETY: alive per the contract; on its own thread.
-                        s.unpark_local(unsafe { core.as_ref() });
-                    }
-                    local
-                });
-                if local != Some(true) {
-                    // SAFETY: forwarded contract.
-                    unsafe { self.to_unparker() }.unpark();
+    #[inline]
+    pub(crate) unsafe fn unpark_local_if(&self, claim: impl FnOnce() -> bool) -> Option<bool> {
+        match self.0 {
+            UnparkRefInner::Task { core, runtime } => with_scheduler(|s| {
+                if !ptr::eq(Arc::as_ptr(&s.shared), runtime) {
+                    return None;
                 }
-            }
-            UnparkRefInner::Other(u) => u.unpark(),
+                let claimed = claim();
+                if claimed {
+                    // SAFETY: alive per the contract; on its own thread.
+                    s.unpark_local(unsafe { core.as_ref() });
+                }
+                Some(claimed)
+            })
+            .flatten(),
+            UnparkRefInner::Other(_) => None,
         }
     }
 
@@ -235,7 +222,7 @@ impl UnparkRef {
     ///
     /// # Safety
     ///
-    /// As for [`unpark`](Self::unpark).
+    /// As for [`unpark_local_if`](Self::unpark_local_if).
     pub(crate) unsafe fn to_unparker(&self) -> Unparker {
         match &self.0 {
             UnparkRefInner::Task { core, .. } => {
@@ -365,6 +352,8 @@ struct LocalState {
     notified: bool,
     /// The pending timer of the current park, if any.
     timer: Option<(Instant, u64)>,
+    /// Its `task_local!` values.
+    locals: crate::task::local::Locals,
 }
 
 impl Core {
@@ -564,6 +553,7 @@ impl Scheduler {
                 cancel_observed: false,
                 notified: false,
                 timer: None,
+                locals: Default::default(),
             }),
         });
         // The coroutine lives inside the block it points to; the block
@@ -831,14 +821,17 @@ impl Scheduler {
 
     fn abandon(&self, task: &TaskRef) {
         let core = task.core();
-        // SAFETY: nothing is running: shutdown runs between tasks.
+        // SAFETY: `task` is not running: shutdown runs between tasks, and
+        // `abandon_task` refuses the running task (it may run nested inside
+        // another task, whose `current`/`forcing` it saves and restores).
         let slot = unsafe { &mut *core.coroutine.get() };
         if let Some(coroutine) = slot.as_mut() {
+            let saved = (self.current.get(), self.forcing.get());
             self.current.set(core);
             self.forcing.set(core);
             coroutine.force_unwind();
-            self.forcing.set(ptr::null());
-            self.current.set(ptr::null());
+            self.forcing.set(saved.1);
+            self.current.set(saved.0);
         }
         {
             // SAFETY: on the runtime thread; the task is unwound.
@@ -904,7 +897,12 @@ where
     let core = &packet.core;
     // SAFETY: this task runs on its runtime thread; released at once.
     unsafe { core.local().yielder = yielder };
-    let result = panic::catch_unwind(AssertUnwindSafe(f));
+    let result = panic::catch_unwind(AssertUnwindSafe(|| {
+        // Task-local values are destroyed when the task ends, on its own
+        // stack, whichever way it ends (declared first: dropped last).
+        let _locals = crate::task::local::DestroyOnExit;
+        f()
+    }));
     let describe = || core.header.describe();
     let forcing = with_scheduler(|s| ptr::eq(s.forcing.get(), core)).unwrap_or(false);
     // SAFETY: as above.
@@ -1114,6 +1112,96 @@ pub(crate) fn shielded<R>(f: impl FnOnce() -> R) -> R {
     let entered = with_current(|_, core| unsafe { core.local().shield += 1 });
     let _unshield = entered.map(|()| Unshield);
     f()
+}
+
+/// Whether the running task has been cancelled (shielded or not). `false`
+/// outside a task.
+pub(crate) fn current_cancelled() -> bool {
+    with_current(|_, core| core.header.cancelled.load(Ordering::Acquire)).unwrap_or(false)
+}
+
+/// Whether the running task saw a blocking call fail with its cancellation.
+pub(crate) fn current_cancel_observed() -> bool {
+    // SAFETY: on the runtime thread; read and released at once.
+    with_current(|_, core| unsafe { core.local().cancel_observed }).unwrap_or(false)
+}
+
+/// Un-marks a cancellation that `park` reported but the caller did not:
+/// its operation completed anyway (a waker handed it a value just as the
+/// cancellation came), so the cancellation stays pending for the next call.
+/// Only right after such a `park`: the cancellation cannot have been
+/// reported before, or the operation would have failed on entry.
+pub(crate) fn unobserve_cancel() {
+    // SAFETY: on the runtime thread; released at once.
+    with_current(|_, core| unsafe { core.local().cancel_observed = false });
+}
+
+/// Whether the running task is being unwound by its runtime (shutdown):
+/// it must not suspend (corosensei would unwind it again from there).
+pub(crate) fn is_forcing_current() -> bool {
+    with_current(|s, core| ptr::eq(s.forcing.get(), core)).unwrap_or(false)
+}
+
+/// Unwinds `task` — a task of this thread's runtime that is not running —
+/// in place, now, running its destructors, and removes it; it finishes
+/// cancelled. For scopes that must not outlive their children but cannot
+/// suspend to wait for them (their own task is unwinding). A no-op for a
+/// finished task, the running one, or one of another runtime.
+pub(crate) fn abandon_task(task: &TaskRef) {
+    with_scheduler(|s| {
+        let core = task.core();
+        if !ptr::eq(Arc::as_ptr(&s.shared), Arc::as_ptr(&core.header.runtime))
+            || ptr::eq(s.current.get(), core)
+        {
+            return;
+        }
+        // SAFETY: on the runtime thread; read and released at once.
+        let (state, timer) = unsafe {
+            let local = core.local();
+            (local.state, local.timer.take())
+        };
+        match state {
+            TaskState::Finished(_) | TaskState::Running => return,
+            // Its run-queue entry is an uncounted pointer: remove it before
+            // the task goes.
+            TaskState::Ready => s
+                .run_queue
+                .with(|q| q.retain(|c| !ptr::eq(c.as_ptr(), core))),
+            TaskState::Waiting(_) => {}
+        }
+        if let Some(timer) = timer {
+            s.timers.borrow_mut().remove(&timer);
+        }
+        s.abandon(task);
+    });
+}
+
+/// Runs `f` with the enclosing `timeout` deadlines lifted, restoring them
+/// afterwards however `f` ends: for waits that must complete even after the
+/// deadline (a scope waiting for its children).
+pub(crate) fn without_deadline<R>(f: impl FnOnce() -> R) -> R {
+    struct Restore(Option<Option<Instant>>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            if let Some(d) = self.0 {
+                // SAFETY: on the runtime thread; released at once.
+                with_current(|_, core| unsafe { core.local().deadline = d });
+            }
+        }
+    }
+    // SAFETY: as above.
+    let prev = with_current(|_, core| unsafe { core.local().deadline.take() });
+    let _restore = Restore(prev);
+    f()
+}
+
+/// Runs `f` with the running task's task-local storage (`None` outside a
+/// task). `f` must not run user code (nor reach the task's state again).
+pub(crate) fn with_task_locals<R>(
+    f: impl FnOnce(&mut crate::task::local::Locals) -> R,
+) -> Option<R> {
+    // SAFETY: on the runtime thread; `f` does not reach `local` again.
+    with_current(|_, core| f(unsafe { &mut core.local().locals }))
 }
 
 /// The id of the running task, if any.

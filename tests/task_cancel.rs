@@ -375,3 +375,59 @@ fn the_cancellation_error_is_never_interrupted() {
     let e = io::Read::read_exact(&mut Cancelled, &mut buf).unwrap_err();
     assert!(corio::Error::is_cancellation(&e));
 }
+
+#[test]
+fn blocked_in_a_socket_read() {
+    use std::io::Read;
+    corio::run(|| {
+        let (a, _b) = corio::net::unix::UnixStream::pair().unwrap();
+        let drops = Arc::new(AtomicUsize::new(0));
+        let captured = Counted(Arc::clone(&drops));
+        let d = Arc::clone(&drops);
+        let (report_tx, report_rx) = std::sync::mpsc::channel::<Vec<io::ErrorKind>>();
+        let h = corio::spawn(move || {
+            let _captured = captured;
+            let _on_stack = Counted(d);
+            let mut a = a;
+            let mut buf = [0u8; 16];
+            let mut kinds = Vec::new();
+            // An IO call returns the cancellation (it does not unwind)...
+            let e = a.read(&mut buf).unwrap_err();
+            assert!(corio::Error::is_cancellation(&e));
+            kinds.push(e.kind());
+            // ...every time (sticky), and std's retrying loops give up on
+            // it at once instead of spinning.
+            let e = a.read_exact(&mut buf).unwrap_err();
+            assert!(corio::Error::is_cancellation(&e));
+            kinds.push(e.kind());
+            let e = io::copy(&mut a, &mut io::sink()).unwrap_err();
+            assert!(corio::Error::is_cancellation(&e));
+            kinds.push(e.kind());
+            report_tx.send(kinds).unwrap();
+        });
+        corio::yield_now();
+        let state = corio::tasks()
+            .into_iter()
+            .find(|t| t.id() == h.id())
+            .unwrap()
+            .state();
+        assert!(
+            matches!(
+                state,
+                TaskState::Waiting(WaitReason::Io {
+                    direction: corio::task::Direction::Read,
+                    ..
+                })
+            ),
+            "{state}"
+        );
+        h.cancel();
+        // It returned normally after seeing the cancellation: still
+        // reported cancelled.
+        assert!(h.join().unwrap_err().is_cancelled());
+        let kinds = report_rx.recv().expect("the task checked its errors");
+        assert_eq!(kinds.len(), 3);
+        assert!(kinds.iter().all(|k| *k != io::ErrorKind::Interrupted));
+        assert_eq!(drops.load(Ordering::SeqCst), 2);
+    });
+}

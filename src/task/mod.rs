@@ -14,6 +14,8 @@
 mod alloc;
 mod builder;
 mod join;
+pub(crate) mod local;
+mod scope;
 mod state;
 
 use std::alloc::Layout;
@@ -27,6 +29,8 @@ use std::sync::{Arc, Mutex};
 pub(crate) use alloc::{TaskRef, Vtable};
 pub use builder::Builder;
 pub use join::JoinHandle;
+pub use local::{AccessError, LocalKey};
+pub use scope::{Scope, ScopeError, ScopedJoinHandle, scope, try_scope};
 pub use state::{Direction, IllegalTransition, Outcome, TaskState, Transition, WaitReason};
 
 use crate::error::JoinError;

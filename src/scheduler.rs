@@ -183,6 +183,7 @@ unsafe impl Sync for UnparkRef {}
 
 impl UnparkRef {
     /// The caller's: its task, or its thread outside a task.
+    #[inline]
     pub(crate) fn current() -> UnparkRef {
         let task = with_current(|s, core| UnparkRefInner::Task {
             core: NonNull::from(core),
@@ -1041,8 +1042,18 @@ fn park_thread(deadline: Option<Instant>) -> Result<(), Interrupt> {
 
 /// Checks for cancellation and an expired `timeout` scope without blocking:
 /// the test a non-blocking operation makes before it starts.
+#[inline]
 pub(crate) fn check_current(deadline: Option<Instant>) -> Result<(), Interrupt> {
     let in_task = with_current(|_, core| {
+        // Fast path, taken by nearly every call that may wait: nothing to
+        // report and no deadline anywhere.
+        // SAFETY: on the runtime thread; read and released at once.
+        if deadline.is_none()
+            && !core.header.cancelled.load(Ordering::Relaxed)
+            && unsafe { core.local().deadline.is_none() }
+        {
+            return Ok(());
+        }
         // SAFETY: on the runtime thread; read and released at once.
         let scope = unsafe { core.local().deadline };
         check_interrupt(core, earliest(deadline, scope))

@@ -190,6 +190,7 @@ impl Wake {
         }
     }
 
+    #[inline]
     pub(crate) fn wake(self) {
         if let Some(u) = self.0 {
             u.unpark();

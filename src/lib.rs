@@ -37,6 +37,7 @@
 //! | `reactor` | the poller (epoll, or `polling`), registered fds, readiness |
 //! | [`time`] | `sleep`, `timeout` |
 //! | [`net`] | TCP, UDP and Unix sockets that suspend the task, not the thread |
+//! | [`sync`] | channels, `select!`, locks, semaphores, barriers, events |
 //! | [`unblock`], [`fs`] | blocking work and file IO on a thread pool while the task waits |
 //! | [`process`] | child processes: `wait` and piped stdio suspend the task |
 //! | [`signal`] | Unix signals as something a task waits for |
@@ -50,12 +51,52 @@
 //! `Finished(Returned | Panicked | Cancelled)`; [`task::TaskState`] documents
 //! the transitions and [`tasks`] shows them live.
 //!
+//! ## Tasks that talk, wait and stop
+//!
+//! [`sync`] has std-shaped channels ([`sync::mpsc`]), [`select!`] over
+//! several of them, and locks that suspend the task instead of the thread.
+//! [`scope`] starts tasks that borrow the caller's locals and always ends
+//! after them; [`task_local!`] gives each task its own values.
+//! [`JoinHandle::cancel`] stops a task at its next blocking call, running
+//! every destructor; [`task`](task#cancellation) lists the cancellation
+//! points.
+//!
+//! ```
+//! use corio::sync::mpsc;
+//! use std::time::Duration;
+//!
+//! corio::run(|| {
+//!     let (tx, rx) = mpsc::channel();
+//!     let mut totals = [0u32; 2];
+//!     corio::scope(|s| {
+//!         for (i, total) in totals.iter_mut().enumerate() {
+//!             let tx = tx.clone();
+//!             s.spawn(move || {
+//!                 *total = (1..=10).map(|n| n * (i as u32 + 1)).sum();
+//!                 tx.send(i).unwrap();
+//!             });
+//!         }
+//!     });
+//!     drop(tx);
+//!     assert_eq!(totals, [55, 110]); // written by the children
+//!     let first = corio::select! {
+//!         recv(rx) -> who => who.unwrap(),
+//!         default(Duration::from_secs(1)) => unreachable!(),
+//!     };
+//!     assert!(first < 2);
+//! });
+//! ```
+//!
 //! ## Guarantees
 //!
 //! * A task never moves to another thread, so thread-locals are sound in it.
 //! * A panicking task is reported on its [`JoinHandle`]; the runtime and the
 //!   other tasks run on.
 //! * Nothing suspends while the thread is unwinding.
+//! * A cancelled task unwinds from its blocking calls (or gets
+//!   [`Error::Cancelled`] from IO), running every destructor, and cannot
+//!   swallow the cancellation by accident.
+//! * A [`scope`] never returns or unwinds before its children have ended.
 //! * When the main task returns, the tasks still alive are unwound on their
 //!   own stacks and every destructor runs.
 //! * A stack overflow in a task is reported with the task's id, name and

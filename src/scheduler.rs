@@ -1048,9 +1048,10 @@ pub(crate) fn check_current(deadline: Option<Instant>) -> Result<(), Interrupt> 
         // Fast path, taken by nearly every call that may wait: nothing to
         // report and no deadline anywhere.
         // SAFETY: on the runtime thread; read and released at once.
+        let scope_deadline = unsafe { core.local().deadline };
         if deadline.is_none()
+            && scope_deadline.is_none()
             && !core.header.cancelled.load(Ordering::Relaxed)
-            && unsafe { core.local().deadline.is_none() }
         {
             return Ok(());
         }

@@ -419,10 +419,10 @@ impl<T> Chan<T> {
     /// Sends `v`, waiting while the channel is full until `deadline` (or an
     /// enclosing `timeout`), a cancellation, or the receivers going away.
     pub(crate) fn send(&self, v: T, deadline: Option<Instant>) -> Result<(), SendFail<T>> {
-        if !self.unbounded {
-            if let Err(i) = waiter::enter() {
-                return Err(SendFail::Interrupted(i, v));
-            }
+        if !self.unbounded
+            && let Err(i) = waiter::enter()
+        {
+            return Err(SendFail::Interrupted(i, v));
         }
         let mut st = self.state.lock();
         let mut v = match Self::send_locked(&mut st, v) {

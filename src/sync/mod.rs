@@ -1,6 +1,85 @@
 //! Channels, locks and other ways for tasks to talk and wait for each other.
 //!
-//! (module docs written below)
+//! | what | like | for |
+//! | --- | --- | --- |
+//! | [`mpsc`] | `std::sync::mpsc` | channels: unbounded, bounded, rendezvous |
+//! | [`mpmc`] | `std::sync::mpmc` | channels with cloneable receivers |
+//! | [`oneshot`] | tokio's `oneshot` | one message, e.g. a result |
+//! | [`select!`](crate::select!), [`select`] | Go's `select`, crossbeam's `select!` | the first of several receives, sends, task ends, or a timeout |
+//! | [`Mutex`], [`RwLock`] | `std::sync` | locks (no poisoning) |
+//! | [`Condvar`] | `std::sync::Condvar` | waiting for a condition under a [`Mutex`] |
+//! | [`Semaphore`] | tokio's `Semaphore` | limiting concurrency |
+//! | [`Barrier`] | `std::sync::Barrier` | meeting points |
+//! | [`WaitGroup`] | Go's `sync.WaitGroup` | waiting for a group to finish |
+//! | [`Notify`], [`Event`] | tokio's `Notify`, asyncio's `Event` | waking waiters |
+//!
+//! ```
+//! use corio::sync::{mpsc, Mutex};
+//! use std::sync::Arc;
+//!
+//! corio::run(|| {
+//!     let (tx, rx) = mpsc::sync_channel(16);
+//!     let seen = Arc::new(Mutex::new(Vec::new()));
+//!     let consumer = {
+//!         let seen = Arc::clone(&seen);
+//!         corio::spawn(move || {
+//!             for word in rx.iter() {
+//!                 seen.lock().push(word);
+//!             }
+//!         })
+//!     };
+//!     for word in ["blocking", "style", "no", "await"] {
+//!         tx.send(word).unwrap();
+//!     }
+//!     drop(tx); // the consumer's loop ends
+//!     consumer.join().unwrap();
+//!     assert_eq!(seen.lock().len(), 4);
+//! });
+//! ```
+//!
+//! # Waiting
+//!
+//! A call that has to wait suspends the calling **task** — its state
+//! becomes `Waiting` with the primitive as the reason
+//! ([`WaitReason::Channel`](crate::task::WaitReason::Channel), `Lock`,
+//! `Semaphore`, `Event`, `Select`) — and the thread runs other tasks. On a
+//! plain thread (outside any runtime) the same call blocks the thread, so
+//! both ends of a channel, or the holders of a lock, can be tasks of one
+//! runtime, tasks of runtimes on different threads, or plain threads, in any
+//! mix.
+//!
+//! Waiters are served first come, first served: a message goes to the
+//! receiver that has waited longest, a lock or permit is handed straight to
+//! the oldest waiter (newcomers cannot barge in), and a bounded channel takes
+//! the messages of waiting senders in order. So nobody starves. A waiter
+//! that times out or is cancelled leaves the queue without taking the
+//! wakeup meant for the next one.
+//!
+//! Every call that waits has a `try_` form that never waits and a timed
+//! form (`recv_timeout`, `send_timeout`, `try_lock_for`,
+//! `acquire_timeout`, `wait_timeout`, ...). An enclosing
+//! [`time::timeout`](crate::time::timeout) applies too.
+//!
+//! # Cancellation
+//!
+//! Every call that may wait is a cancellation point (see
+//! [`task`](crate::task#cancellation)): in a cancelled task it does not
+//! wait, and since std-shaped signatures have no room for a "cancelled"
+//! error, it unwinds — running every destructor — and the task ends
+//! cancelled. An operation that completed just as the cancellation came
+//! (a message handed over, a lock granted) completes; the next call fails.
+//! A [`Mutex`] held by a cancelled task is released by its guard's drop
+//! during the unwind: cancellation does not poison.
+//!
+//! # Implementation notes
+//!
+//! One protocol underlies every primitive: a waiting caller's record lives
+//! on its own stack (no allocation per wait) and is queued under the
+//! primitive's spin lock; a waker hands over what the caller waited for and
+//! then *selects* the record with one state transition, which a timeout, a
+//! cancellation or another `select` arm can win instead, so exactly one
+//! thing happens. Both ends on one thread cost no atomic operation beyond
+//! the lock. See the source of `sync/waiter.rs` for the numbered rules.
 
 mod barrier;
 mod chan;

@@ -229,7 +229,13 @@ impl<T> fmt::Debug for SyncSender<T> {
 }
 
 /// The receiving half of a [`channel`] or [`sync_channel`]. Not cloneable
-/// (see [`mpmc`](super::mpmc)); like std's, it is `Send` but not `Sync`.
+/// (see [`mpmc`](super::mpmc)); like std's, it is `Send` but not `Sync`:
+///
+/// ```compile_fail
+/// fn assert_sync<T: Sync>(_: &T) {}
+/// let (_tx, rx) = corio::sync::mpsc::channel::<u8>();
+/// assert_sync(&rx);
+/// ```
 pub struct Receiver<T> {
     chan: Arc<Chan<T>>,
     _not_sync: PhantomData<Cell<()>>,

@@ -468,8 +468,8 @@ fn run(ops: &mut [&mut dyn Operation], mode: Mode) -> Result<usize, Interrupt> {
             if ops[arm].complete_selected() {
                 return Ok(arm);
             }
-        } else if let Err(i) = woken {
-            return Err(i);
+        } else {
+            woken?;
         }
         waiter.reset();
         if let Some(i) = try_all(ops, start) {
@@ -654,8 +654,9 @@ macro_rules! __select_internal {
         let $res = $id.into_output();
         $body
     }};
+    // The operation only borrowed the handle, and has no destructor: the
+    // borrow is over, the handle can be joined (moved).
     (@complete join $id:ident ($h:expr) ($res:pat) $body:block) => {{
-        ::core::mem::drop($id);
         let $res = $h.join();
         $body
     }};

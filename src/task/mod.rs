@@ -9,6 +9,76 @@
 //!   scheduler of the thread that spawned it, and never leave that thread
 //!   (a coroutine must not migrate: thread-locals would be read from the
 //!   wrong thread).
+//!
+//! Tasks that borrow from their parent come from [`scope`] and
+//! [`try_scope`]; per-task storage from [`task_local!`](crate::task_local).
+//!
+//! # Cancellation
+//!
+//! [`JoinHandle::cancel`] asks a task to stop. Cancellation is cooperative:
+//! it takes effect at the task's current blocking call — or its next one —
+//! which fails instead of waiting, and it is sticky: every later blocking
+//! call fails again, so it cannot be swallowed by accident. How a call fails
+//! depends on what it can return:
+//!
+//! * **IO** ([`net`](crate::net) reads, writes, accepts, connects, and the
+//!   readiness calls) returns [`Error::Cancelled`](crate::Error::Cancelled)
+//!   inside an [`io::Error`](std::io::Error) of kind `Other` — never
+//!   `Interrupted`, which `read_exact`, `write_all` and `io::copy` retry
+//!   (they would spin); test it with
+//!   [`Error::is_cancellation`](crate::Error::is_cancellation).
+//! * **Everything else** has no error to say "cancelled" in, so it unwinds
+//!   with a private payload: [`time::sleep`](crate::time::sleep) and
+//!   [`sleep_until`](crate::time::sleep_until); [`JoinHandle::join`] and
+//!   [`ScopedJoinHandle::join`] (the awaited task is detached, not
+//!   cancelled); in [`sync`](crate::sync): channel `recv`, `recv_timeout`,
+//!   `iter`, `send`/`send_timeout` on a bounded channel (an unbounded send
+//!   never waits), [`select!`](crate::select!) and the `select` functions,
+//!   `Mutex::lock`/`try_lock_for`/`try_lock_until`, `RwLock::read`/`write`
+//!   and their timed forms, `Semaphore::acquire*`, `Barrier::wait*`,
+//!   `WaitGroup::wait*`, `Notify::wait*`, `Event::wait*`, `Condvar::wait*`.
+//!
+//! These calls check on entry, even when they would not have to wait (a
+//! task reading a channel that never runs dry still stops), except `join` of
+//! a task that has already finished, which returns its result. The `try_`
+//! forms never wait and are not cancellation points; neither are
+//! [`yield_now`](crate::yield_now), unbounded sends or `spawn`.
+//!
+//! The unwind runs every destructor of the task; `join` then reports
+//! [`JoinError::is_cancelled`](crate::JoinError::is_cancelled) — also when
+//! the task caught the unwind or the error and returned normally, since a
+//! blocking call did report the cancellation to it. A cancellation that
+//! arrives just as a call completes (a message handed over, a lock granted)
+//! lets that call complete: the next one fails. Cancelling a finished task
+//! does nothing.
+//!
+//! Cleanup that must block (flush a buffer, say goodbye on a socket) runs
+//! in [`shield`](crate::shield), where blocking calls ignore the pending
+//! cancellation. Destructors that run *during* an unwind cannot block at
+//! all (a suspended unwind would leak the thread's panic state into other
+//! tasks): there a call that would have to wait fails at once — it returns
+//! its error, or, for a call with none, panics — so catch the unwind first
+//! when cleanup must block:
+//!
+//! ```
+//! use std::panic::{self, AssertUnwindSafe};
+//! use std::time::Duration;
+//!
+//! corio::run(|| {
+//!     let h = corio::spawn(|| {
+//!         let r = panic::catch_unwind(AssertUnwindSafe(|| {
+//!             corio::time::sleep(Duration::from_secs(3600)) // cancelled here
+//!         }));
+//!         corio::shield(|| corio::time::sleep(Duration::from_millis(1))); // cleanup
+//!         if let Err(unwind) = r {
+//!             panic::resume_unwind(unwind); // carry on unwinding
+//!         }
+//!     });
+//!     corio::yield_now();
+//!     h.cancel();
+//!     assert!(h.join().unwrap_err().is_cancelled());
+//! });
+//! ```
 #![allow(unsafe_code)]
 
 mod alloc;

@@ -1,35 +1,7 @@
 //! Structured concurrency: [`scope`] and [`try_scope`], tasks that may
 //! borrow from the task that starts them.
 //!
-//! # Rules
-//!
-//! 1. Children are tasks of the parent's runtime (so of its thread). They
-//!    may borrow anything that outlives the scope, which is why a scope never
-//!    returns or unwinds past them (design invariant 9): the scope function
-//!    owns the [`Scope`] and, however its body ends, waits for every child
-//!    before it returns or resumes an unwind. `mem::forget` cannot skip
-//!    that: it is a function taking a closure, like `std::thread::scope`.
-//! 2. Body ends normally: wait for the children to finish on their own.
-//!    Body unwinds (panic, or cancellation of the parent), the parent was
-//!    cancelled, or — in [`try_scope`] — the body returned `Err`: cancel
-//!    every child first, then wait. The wait is shielded from the parent's
-//!    cancellation and from enclosing `timeout`s (an expired `timeout`
-//!    cancels the children instead): it must not end early.
-//! 3. A child fails when it panics or — spawned with
-//!    [`spawn_try`](Scope::spawn_try) — returns `Err`, unless a blocking call
-//!    of it had failed with its cancellation (then the panic or error is a
-//!    consequence of the cancellation, not a cause; its `join` reports it
-//!    cancelled). The first failure cancels every sibling at once (fail
-//!    fast); the body itself is not cancelled.
-//! 4. When the scope cannot suspend to wait — its task is being unwound by
-//!    its runtime, or the scope runs in a destructor during unwinding — it
-//!    unwinds each unfinished child in place instead, synchronously: still
-//!    none outlives the scope.
-//! 5. After the wait: a panic of the body is resumed; else the first panic
-//!    of a child nobody joined is resumed; else `try_scope` returns the body's
-//!    value, or a [`ScopeError`] with every error of a failed child that
-//!    nobody joined (in the order they happened) and the body's own error
-//!    last. A child that was joined handed its result to the joiner.
+//! The rules are in the docs of [`Scope`].
 #![allow(unsafe_code)]
 
 use std::cell::{Cell, RefCell};
@@ -45,6 +17,10 @@ use super::{JoinHandle, TaskId, TaskRef, WaitReason};
 use crate::error::JoinError;
 use crate::scheduler::{self, CancelUnwind, Unparker};
 
+/// A child's join handle, shared by the scope and the child's
+/// `ScopedJoinHandle`; `None` once joined.
+type SharedHandle = Rc<RefCell<Option<JoinHandle<()>>>>;
+
 /// What the children of a scope share with it. Lives on the parent's
 /// thread only.
 struct State<E> {
@@ -52,7 +28,7 @@ struct State<E> {
     children: RefCell<Vec<TaskRef>>,
     /// The children's join handles, shared with their `ScopedJoinHandle`s;
     /// `None` once joined.
-    handles: RefCell<Vec<Rc<RefCell<Option<JoinHandle<()>>>>>>,
+    handles: RefCell<Vec<SharedHandle>>,
     /// Errors of `spawn_try` children, by child index; taken by a join.
     errors: RefCell<Vec<Option<E>>>,
     /// Children whose closure has not finished (or been dropped).
@@ -91,10 +67,10 @@ impl<E> Drop for Running<E> {
     fn drop(&mut self) {
         let left = self.0.running.get() - 1;
         self.0.running.set(left);
-        if left == 0 {
-            if let Some(w) = self.0.waiter.borrow_mut().take() {
-                w.unpark();
-            }
+        if left == 0
+            && let Some(w) = self.0.waiter.borrow_mut().take()
+        {
+            w.unpark();
         }
     }
 }
@@ -104,6 +80,36 @@ impl<E> Drop for Running<E> {
 ///
 /// `E` is the error type of children spawned with
 /// [`spawn_try`](Self::spawn_try) ([`Infallible`] for [`scope`]).
+///
+/// # Rules
+///
+/// 1. Children are tasks of the parent's runtime (so of its thread). They
+///    may borrow anything that outlives the scope, which is why a scope never
+///    returns or unwinds past them (design invariant 9): the scope function
+///    owns the [`Scope`] and, however its body ends, waits for every child
+///    before it returns or resumes an unwind. `mem::forget` cannot skip
+///    that: it is a function taking a closure, like `std::thread::scope`.
+/// 2. Body ends normally: wait for the children to finish on their own.
+///    Body unwinds (panic, or cancellation of the parent), the parent was
+///    cancelled, or — in [`try_scope`] — the body returned `Err`: cancel
+///    every child first, then wait. The wait is shielded from the parent's
+///    cancellation and from enclosing `timeout`s (an expired `timeout`
+///    cancels the children instead): it must not end early.
+/// 3. A child fails when it panics or — spawned with
+///    [`spawn_try`](Scope::spawn_try) — returns `Err`, unless a blocking call
+///    of it had failed with its cancellation (then the panic or error is a
+///    consequence of the cancellation, not a cause; its `join` reports it
+///    cancelled). The first failure cancels every sibling at once (fail
+///    fast); the body itself is not cancelled.
+/// 4. When the scope cannot suspend to wait — its task is being unwound by
+///    its runtime, or the scope runs in a destructor during unwinding — it
+///    unwinds each unfinished child in place instead, synchronously: still
+///    none outlives the scope.
+/// 5. After the wait: a panic of the body is resumed; else the first panic
+///    of a child nobody joined is resumed; else `try_scope` returns the body's
+///    value, or a [`ScopeError`] with every error of a failed child that
+///    nobody joined (in the order they happened) and the body's own error
+///    last. A child that was joined handed its result to the joiner.
 pub struct Scope<'scope, 'env: 'scope, E = Infallible> {
     state: Rc<State<E>>,
     /// Invariant in `'scope` and `'env`, as in `std::thread::Scope`.
@@ -114,7 +120,7 @@ pub struct Scope<'scope, 'env: 'scope, E = Infallible> {
 /// A handle to join a child of a [`Scope`], like
 /// [`std::thread::ScopedJoinHandle`].
 pub struct ScopedJoinHandle<'scope, T> {
-    handle: Rc<RefCell<Option<JoinHandle<()>>>>,
+    handle: SharedHandle,
     id: TaskId,
     take: Box<dyn FnMut() -> Option<T> + 'scope>,
 }
@@ -183,7 +189,7 @@ impl<E: std::error::Error + 'static> std::error::Error for ScopeError<E> {
 /// If a child panics, its siblings are cancelled; once all have finished,
 /// the panic is resumed here (unless a `join` took it). If the body panics
 /// or the calling task is cancelled, every child is cancelled and waited
-/// for before the unwind goes on. See the [module rules](self).
+/// for before the unwind goes on. See the rules in [`Scope`].
 ///
 /// # Panics
 ///
@@ -202,6 +208,17 @@ impl<E: std::error::Error + 'static> std::error::Error for ScopeError<E> {
 ///     });
 ///     words.push("c".into()); // the borrows ended with the scope
 ///     assert_eq!(total.get(), 2);
+/// });
+/// ```
+///
+/// A child cannot borrow what does not outlive the scope:
+///
+/// ```compile_fail
+/// corio::run(|| {
+///     corio::scope(|s| {
+///         let local = vec![1];
+///         s.spawn(|| local.len()); // `local` dies before the scope ends
+///     });
 /// });
 /// ```
 pub fn scope<'env, F, T>(f: F) -> T
@@ -426,10 +443,10 @@ impl<'scope, 'env, E> Scope<'scope, 'env, E> {
         for &i in &failures {
             // Every child has finished: this join does not wait.
             let handle = state.handles.borrow()[i].borrow_mut().take();
-            if let Some(Err(e)) = handle.map(JoinHandle::join) {
-                if e.is_panic() {
-                    panic::resume_unwind(e.into_panic());
-                }
+            if let Some(Err(e)) = handle.map(JoinHandle::join)
+                && e.is_panic()
+            {
+                panic::resume_unwind(e.into_panic());
             }
         }
         let errors = failures

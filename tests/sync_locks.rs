@@ -267,11 +267,11 @@ fn wait_group_waits_for_every_clone() {
         let done = Arc::new(AtomicUsize::new(0));
         for i in 0..5 {
             let (wg, done) = (wg.clone(), Arc::clone(&done));
-            let _ = corio::spawn(move || {
+            drop(corio::spawn(move || {
                 corio::time::sleep(Duration::from_millis(i));
                 done.fetch_add(1, Ordering::SeqCst);
                 drop(wg);
-            });
+            }));
         }
         assert_eq!(wg.count(), 6);
         let held = wg.clone();

@@ -1,0 +1,378 @@
+//! The Markdown report: tables, ratios, the targets from issue 3, and the
+//! exact commands.
+
+use std::fmt::Write;
+use std::time::Duration;
+
+use crate::load::{Generator, Report};
+use crate::procs;
+use crate::runner::{Impl, Options, Part};
+use crate::syscalls::{Counter, Counts};
+
+/// A core counts as saturated from this share of busy time on.
+const SATURATED: f64 = 0.95;
+
+/// One measured run.
+#[derive(Clone, Debug)]
+pub struct Sample {
+    pub load: Report,
+    pub wall: Duration,
+    pub server_cpu: Duration,
+    pub server_core_busy: Duration,
+    pub load_core_busy: Duration,
+}
+
+impl Sample {
+    pub fn server_cpu_per_request_us(&self) -> f64 {
+        self.server_cpu.as_secs_f64() * 1e6 / self.load.requests.max(1) as f64
+    }
+
+    pub fn server_util(&self) -> f64 {
+        self.server_cpu.as_secs_f64() / self.wall.as_secs_f64()
+    }
+
+    pub fn load_util(&self) -> f64 {
+        self.load.cpu.as_secs_f64() / self.wall.as_secs_f64()
+    }
+
+    /// Share of the server core used by other processes.
+    fn others_server_core(&self) -> f64 {
+        self.server_core_busy
+            .saturating_sub(self.server_cpu)
+            .as_secs_f64()
+            / self.wall.as_secs_f64()
+    }
+
+    /// Share of the load core used by other processes.
+    fn others_load_core(&self) -> f64 {
+        self.load_core_busy
+            .saturating_sub(self.load.cpu)
+            .as_secs_f64()
+            / self.wall.as_secs_f64()
+    }
+}
+
+/// The syscall counts of one server.
+pub struct SyscallRow {
+    pub imp: Impl,
+    pub strace: Option<(Counts, Report)>,
+    pub perf: Option<(Counts, Report)>,
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n == 0 {
+        f64::NAN
+    } else if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+/// Medians over a server's rounds.
+struct Summary {
+    rps: f64,
+    rps_min: f64,
+    rps_max: f64,
+    p50_us: f64,
+    p99_us: f64,
+    cpu_us: f64,
+    server_util: f64,
+    load_util: f64,
+    others: (f64, f64),
+    errors: u64,
+}
+
+impl Summary {
+    fn of(samples: &[Sample]) -> Summary {
+        let m = |f: &dyn Fn(&Sample) -> f64| median(samples.iter().map(f).collect());
+        let rps: Vec<f64> = samples.iter().map(|s| s.load.requests_per_sec).collect();
+        Summary {
+            rps: median(rps.clone()),
+            rps_min: rps.iter().copied().fold(f64::INFINITY, f64::min),
+            rps_max: rps.iter().copied().fold(0.0, f64::max),
+            p50_us: m(&|s| s.load.p50.as_secs_f64() * 1e6),
+            p99_us: m(&|s| s.load.p99.as_secs_f64() * 1e6),
+            cpu_us: m(&|s| s.server_cpu_per_request_us()),
+            server_util: m(&|s| s.server_util()),
+            load_util: m(&|s| s.load_util()),
+            others: (m(&|s| s.others_server_core()), m(&|s| s.others_load_core())),
+            errors: samples.iter().map(|s| s.load.errors).sum(),
+        }
+    }
+
+    fn bound(&self) -> &'static str {
+        if self.server_util >= SATURATED {
+            "server"
+        } else if self.load_util >= SATURATED {
+            "load generator"
+        } else {
+            "neither core full"
+        }
+    }
+}
+
+fn thousands(v: f64) -> String {
+    let s = format!("{:.0}", v);
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn pct(v: f64) -> String {
+    format!("{:.0}%", v * 100.0)
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok { "**met**" } else { "**missed**" }
+}
+
+/// The report being built.
+pub struct Document {
+    header: String,
+    sections: Vec<String>,
+    notes: Vec<String>,
+}
+
+impl Document {
+    pub fn new(o: &Options) -> Document {
+        let mut header = String::new();
+        let _ = writeln!(
+            header,
+            "Server pinned to core {} and load generator to core {} (`taskset`); {} connections; \
+             median of {} interleaved round(s) of {} s, each after {} s of warm-up load; \
+             a fresh server process per run.",
+            procs::SERVER_CORE,
+            procs::LOAD_CORE,
+            o.connections,
+            o.rounds,
+            o.seconds,
+            o.warmup
+        );
+        Document {
+            header,
+            sections: Vec::new(),
+            notes: Vec::new(),
+        }
+    }
+
+    pub fn note(&mut self, text: &str) {
+        eprintln!("note: {text}");
+        self.notes.push(text.to_string());
+    }
+
+    pub fn throughput(
+        &mut self,
+        part: Part,
+        generator: &Generator<'_>,
+        results: &[(Impl, Vec<Sample>)],
+        servers: &[(Impl, String)],
+    ) {
+        let o_seconds = results
+            .first()
+            .and_then(|(_, s)| s.first())
+            .map_or(0, |s| s.wall.as_secs());
+        let mut s = String::new();
+        let title = match (part, generator) {
+            (Part::Echo, Generator::Echo { size, .. }) => {
+                format!("### Echo: {size}-byte round trips")
+            }
+            _ => "### HTTP/1.1 keep-alive hello world (`wrk -t1`)".to_string(),
+        };
+        let _ = writeln!(s, "{title}\n");
+        let _ = writeln!(
+            s,
+            "| server | req/s (min–max) | p50 | p99 | server CPU per request | \
+             1-core capacity (1 / CPU per request) | server core busy | load core busy | \
+             others on core {} / {} | bound by |",
+            procs::SERVER_CORE,
+            procs::LOAD_CORE
+        );
+        let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|");
+        let summaries: Vec<(Impl, Summary)> = results
+            .iter()
+            .map(|(i, samples)| (*i, Summary::of(samples)))
+            .collect();
+        for (imp, m) in &summaries {
+            let _ = writeln!(
+                s,
+                "| {} | {} ({}–{}) | {:.0} µs | {:.0} µs | {:.2} µs | {} req/s | {} | {} | {} / {} | {} |",
+                imp.label(part),
+                thousands(m.rps),
+                thousands(m.rps_min),
+                thousands(m.rps_max),
+                m.p50_us,
+                m.p99_us,
+                m.cpu_us,
+                thousands(1e6 / m.cpu_us),
+                pct(m.server_util),
+                pct(m.load_util),
+                pct(m.others.0),
+                pct(m.others.1),
+                m.bound(),
+            );
+        }
+        let errors: u64 = summaries.iter().map(|(_, m)| m.errors).sum();
+        if errors > 0 {
+            for (imp, m) in &summaries {
+                if m.errors > 0 {
+                    let _ = writeln!(
+                        s,
+                        "\n{}: the load generator counted {} errors.",
+                        imp.label(part),
+                        m.errors
+                    );
+                }
+            }
+        }
+
+        if let Some((_, corio)) = summaries.iter().find(|(i, _)| *i == Impl::Corio) {
+            let _ = writeln!(
+                s,
+                "\n| corio ÷ | req/s | server CPU per request |\n|---|---|---|"
+            );
+            for (imp, m) in summaries.iter().filter(|(i, _)| *i != Impl::Corio) {
+                let _ = writeln!(
+                    s,
+                    "| {} | {:.2}× | {:.2}× |",
+                    imp.label(part),
+                    corio.rps / m.rps,
+                    corio.cpu_us / m.cpu_us
+                );
+            }
+            let _ = writeln!(s);
+            let against: Vec<Impl> = match part {
+                Part::Echo => vec![Impl::Tokio],
+                _ => vec![Impl::Tokio, Impl::May],
+            };
+            for (imp, m) in summaries.iter().filter(|(i, _)| against.contains(i)) {
+                let r = corio.rps / m.rps;
+                let _ = writeln!(
+                    s,
+                    "- Target req/s ≥ 1.1× {}: {} ({:.2}×).",
+                    imp.label(part),
+                    verdict(r >= 1.1),
+                    r
+                );
+                if part == Part::Echo {
+                    let c = corio.cpu_us / m.cpu_us;
+                    let _ = writeln!(
+                        s,
+                        "- Target server CPU per request below {}: {} ({:.2} µs vs {:.2} µs, {:.2}×).",
+                        imp.label(part),
+                        verdict(c < 1.0),
+                        corio.cpu_us,
+                        m.cpu_us,
+                        c
+                    );
+                }
+            }
+            let generator_bound: Vec<&str> = summaries
+                .iter()
+                .filter(|(_, m)| m.bound() == "load generator")
+                .map(|(i, _)| i.label(part))
+                .collect();
+            if !generator_bound.is_empty() {
+                let _ = writeln!(
+                    s,
+                    "- The load generator saturated its core (≥ {}) against: {}. There req/s measures the \
+                     generator, not the server; server CPU time per request (and the 1-core capacity \
+                     derived from it) is the figure that compares the servers.",
+                    pct(SATURATED),
+                    generator_bound.join(", ")
+                );
+            }
+        }
+
+        let _ = writeln!(
+            s,
+            "\nCommands (ADDR is a free loopback port chosen per run):\n\n```sh"
+        );
+        for (_, cmd) in servers {
+            let _ = writeln!(s, "{cmd}");
+        }
+        let _ = writeln!(s, "{}", generator.describe(o_seconds.max(1)));
+        let _ = writeln!(s, "```");
+        self.sections.push(s);
+    }
+
+    pub fn syscalls(&mut self, generator: &Generator<'_>, secs: u64, rows: &[SyscallRow]) {
+        let mut s = String::new();
+        let _ = writeln!(s, "### System calls per echoed request\n");
+        let _ = writeln!(
+            s,
+            "| server | `strace -c -f`: calls per request | most frequent (per request) | \
+             req/s under strace | `perf stat` raw_syscalls: calls per request | req/s under perf |"
+        );
+        let _ = writeln!(s, "|---|---|---|---|---|---|");
+        let per = |c: &Counts, r: &Report| c.total as f64 / r.requests.max(1) as f64;
+        for row in rows {
+            let (st, top, st_rps) = match &row.strace {
+                Some((c, r)) => (
+                    format!("{:.2}", per(c, r)),
+                    c.top
+                        .iter()
+                        .map(|(n, k)| format!("{n} {:.2}", *k as f64 / r.requests.max(1) as f64))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    thousands(r.requests_per_sec),
+                ),
+                None => ("—".into(), "—".into(), "—".into()),
+            };
+            let (pf, pf_rps) = match &row.perf {
+                Some((c, r)) => (format!("{:.2}", per(c, r)), thousands(r.requests_per_sec)),
+                None => ("—".into(), "—".into()),
+            };
+            let _ = writeln!(
+                s,
+                "| {} | {st} | {top} | {st_rps} | {pf} | {pf_rps} |",
+                row.imp.label(Part::Echo)
+            );
+        }
+        if let Some((c, r)) = rows
+            .iter()
+            .find(|r| r.imp == Impl::Corio)
+            .and_then(|row| row.strace.as_ref())
+        {
+            let v = per(c, r);
+            let _ = writeln!(
+                s,
+                "\n- Target ≤ 2.2 system calls per echoed request (strace): {} ({v:.2}).",
+                verdict(v <= 2.2)
+            );
+        }
+        let _ = writeln!(
+            s,
+            "\nEach counter is attached to the running server (all threads) after the warm-up, for one \
+             {secs} s load run; strace slows the server several times over, so its batching differs \
+             from the unslowed run that perf counts.\n\n```sh"
+        );
+        for c in [Counter::Strace, Counter::Perf] {
+            let _ = writeln!(s, "{}", c.describe());
+        }
+        let _ = writeln!(s, "{}\n```", generator.describe(secs));
+        self.sections.push(s);
+    }
+
+    pub fn finish(self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(s, "{}", self.header);
+        for section in &self.sections {
+            let _ = writeln!(s, "{section}");
+        }
+        if !self.notes.is_empty() {
+            let _ = writeln!(s, "Notes:\n");
+            for n in &self.notes {
+                let _ = writeln!(s, "- {n}");
+            }
+        }
+        s
+    }
+}

@@ -1,0 +1,505 @@
+//! Options, the servers under test, and the measuring loop.
+
+use std::collections::BTreeSet;
+use std::ffi::OsString;
+use std::io;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::{Duration, Instant};
+
+use crate::hello;
+use crate::load::Generator;
+use crate::procs::{self, Server};
+use crate::report::{self, Sample, SyscallRow};
+use crate::syscalls::{Attached, Counter};
+
+/// What to measure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Part {
+    Echo,
+    Http,
+    Syscalls,
+}
+
+/// The servers compared.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Impl {
+    Corio,
+    Tokio,
+    May,
+}
+
+impl Impl {
+    pub const ALL: [Impl; 3] = [Impl::Corio, Impl::Tokio, Impl::May];
+
+    /// The server's name in the tables.
+    pub fn label(self, part: Part) -> &'static str {
+        match (self, part) {
+            (Impl::Corio, Part::Http) => "corio (http_server example)",
+            (Impl::Corio, _) => "corio (echo_server example)",
+            (Impl::Tokio, Part::Http) => "hyper 1.x, tokio current-thread",
+            (Impl::Tokio, _) => "tokio current-thread",
+            (Impl::May, Part::Http) => "may_minihttp, 1 worker",
+            (Impl::May, _) => "may, 1 worker",
+        }
+    }
+
+    fn short(self) -> &'static str {
+        match self {
+            Impl::Corio => "corio",
+            Impl::Tokio => "tokio",
+            Impl::May => "may",
+        }
+    }
+}
+
+/// Command-line options (after `cargo bench --bench net --`).
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub seconds: u64,
+    pub warmup: u64,
+    pub rounds: u32,
+    pub connections: u32,
+    pub size: u32,
+    pub syscall_seconds: u64,
+    pub quiet_wait: u64,
+    pub parts: BTreeSet<Part>,
+    pub impls: Vec<Impl>,
+    pub build: bool,
+}
+
+impl Options {
+    pub const USAGE: &'static str = "\
+usage: cargo bench --bench net -- [options]
+
+  --only PARTS        comma-separated: echo, http, syscalls (default: all)
+  --servers LIST      comma-separated: corio, tokio, may (default: all)
+  --seconds N         measured seconds per run (default 10)
+  --warmup N          warm-up seconds before each run (default 2)
+  --rounds N          runs per server, interleaved; medians reported (default 3)
+  --connections N     concurrent connections (default 50)
+  --size N            echo payload bytes (default 64)
+  --syscall-seconds N seconds per syscall-counting run (default 5)
+  --quiet-wait N      before each run, wait up to N s for both cores to be
+                      under 10% busy (default 60; this machine is shared)
+  --no-build          do not build corio's examples first";
+
+    /// `Ok(None)` for `--help`.
+    pub fn parse(args: &[String]) -> Result<Option<Options>, String> {
+        let mut o = Options {
+            seconds: 10,
+            warmup: 2,
+            rounds: 3,
+            connections: 50,
+            size: 64,
+            syscall_seconds: 5,
+            quiet_wait: 60,
+            parts: [Part::Echo, Part::Http, Part::Syscalls].into(),
+            impls: Impl::ALL.to_vec(),
+            build: true,
+        };
+        let mut it = args.iter();
+        while let Some(arg) = it.next() {
+            let mut value = || it.next().ok_or_else(|| format!("{arg} needs a value"));
+            fn num<T: std::str::FromStr>(arg: &str, v: &str) -> Result<T, String> {
+                v.parse().map_err(|_| format!("{arg}: not a number: {v:?}"))
+            }
+            match arg.as_str() {
+                "-h" | "--help" => return Ok(None),
+                "--seconds" => o.seconds = num(arg, value()?)?,
+                "--warmup" => o.warmup = num(arg, value()?)?,
+                "--rounds" => o.rounds = num(arg, value()?)?,
+                "--connections" => o.connections = num(arg, value()?)?,
+                "--size" => o.size = num(arg, value()?)?,
+                "--syscall-seconds" => o.syscall_seconds = num(arg, value()?)?,
+                "--quiet-wait" => o.quiet_wait = num(arg, value()?)?,
+                "--no-build" => o.build = false,
+                "--only" => {
+                    o.parts = value()?
+                        .split(',')
+                        .map(|p| match p {
+                            "echo" => Ok(Part::Echo),
+                            "http" => Ok(Part::Http),
+                            "syscalls" => Ok(Part::Syscalls),
+                            _ => Err(format!("--only: unknown part {p:?}")),
+                        })
+                        .collect::<Result<_, _>>()?;
+                }
+                "--servers" => {
+                    let mut impls: Vec<Impl> = value()?
+                        .split(',')
+                        .map(|p| {
+                            Impl::ALL
+                                .into_iter()
+                                .find(|i| i.short() == p)
+                                .ok_or_else(|| format!("--servers: unknown server {p:?}"))
+                        })
+                        .collect::<Result<_, _>>()?;
+                    impls.sort();
+                    impls.dedup();
+                    o.impls = impls;
+                }
+                other => return Err(format!("unknown option {other:?}")),
+            }
+        }
+        if o.seconds == 0 || o.rounds == 0 || o.connections == 0 || o.syscall_seconds == 0 {
+            return Err(
+                "--seconds, --rounds, --connections and --syscall-seconds must be > 0".into(),
+            );
+        }
+        Ok(Some(o))
+    }
+}
+
+/// Where the binaries are.
+struct Binaries {
+    /// This harness (serves the tokio and may comparators).
+    harness: PathBuf,
+    /// corio's examples (`target/release/examples`).
+    examples: PathBuf,
+}
+
+impl Binaries {
+    fn find() -> io::Result<Binaries> {
+        let harness = std::env::current_exe()?;
+        // target/release/deps/net-HASH → target/release/examples
+        let examples = harness
+            .parent()
+            .and_then(Path::parent)
+            .map(|release| release.join("examples"))
+            .ok_or_else(|| io::Error::other("cannot locate the target directory"))?;
+        Ok(Binaries { harness, examples })
+    }
+
+    fn example(&self, name: &str) -> Option<PathBuf> {
+        let p = self.examples.join(name);
+        p.is_file().then_some(p)
+    }
+
+    fn server(&self, imp: Impl, part: Part, addr: SocketAddr) -> Option<Vec<OsString>> {
+        let addr = addr.to_string();
+        let serve = |kind: &str| {
+            vec![
+                self.harness.clone().into(),
+                "serve".into(),
+                kind.into(),
+                addr.clone().into(),
+            ]
+        };
+        Some(match (imp, part) {
+            (Impl::Corio, Part::Http) => vec![self.example("http_server")?.into(), addr.into()],
+            (Impl::Corio, _) => vec![self.example("echo_server")?.into(), addr.into()],
+            (Impl::Tokio, Part::Http) => serve("tokio-http"),
+            (Impl::Tokio, _) => serve("tokio-echo"),
+            (Impl::May, Part::Http) => serve("may-http"),
+            (Impl::May, _) => serve("may-echo"),
+        })
+    }
+
+    fn describe_server(&self, imp: Impl, part: Part) -> String {
+        let cmd = match (imp, part) {
+            (Impl::Corio, Part::Http) => "target/release/examples/http_server ADDR".to_string(),
+            (Impl::Corio, _) => "target/release/examples/echo_server ADDR".to_string(),
+            (i, p) => format!(
+                "target/release/deps/net-* serve {}-{} ADDR",
+                i.short(),
+                if p == Part::Http { "http" } else { "echo" }
+            ),
+        };
+        format!("taskset -c {} {cmd}", procs::SERVER_CORE)
+    }
+}
+
+/// Builds corio's example servers and load generator (release profile,
+/// same target directory as this harness).
+fn build_examples() -> io::Result<()> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    eprintln!(
+        "building corio's examples: cargo build --release --example echo_server --example echo_load --example http_server"
+    );
+    let status = Command::new(cargo)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["build", "--release", "--example", "echo_server"])
+        .args(["--example", "echo_load", "--example", "http_server"])
+        .status()?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(io::Error::other(format!("cargo build failed ({status})")))
+    }
+}
+
+pub fn run(o: &Options) -> ExitCode {
+    let bins = match Binaries::find() {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("net bench: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if o.build
+        && let Err(e) = build_examples()
+    {
+        eprintln!(
+            "net bench: cannot build corio's examples ({e}); corio and the echo load are skipped where missing"
+        );
+    }
+    let mut out = report::Document::new(o);
+    let echo_load = bins.example("echo_load");
+    let mut impls = o.impls.clone();
+    if impls.contains(&Impl::Corio)
+        && (bins.example("echo_server").is_none() || bins.example("http_server").is_none())
+    {
+        out.note("corio's echo_server/http_server examples are not built: corio is skipped");
+        impls.retain(|&i| i != Impl::Corio);
+    }
+    let mut failed = false;
+
+    if o.parts.contains(&Part::Echo) {
+        match &echo_load {
+            None => out.note(
+                "echo skipped: corio's echo_load example (the echo load generator) is not built",
+            ),
+            Some(binary) => {
+                let generator = Generator::Echo {
+                    binary,
+                    connections: o.connections,
+                    size: o.size,
+                };
+                match measure(o, &bins, &impls, Part::Echo, &generator) {
+                    Ok(samples) => out.throughput(
+                        Part::Echo,
+                        &generator,
+                        &samples,
+                        &bins_describer(&bins, Part::Echo, &impls),
+                    ),
+                    Err(e) => {
+                        failed = true;
+                        out.note(&format!("echo failed: {e}"));
+                    }
+                }
+            }
+        }
+    }
+
+    if o.parts.contains(&Part::Http) {
+        if !procs::on_path("wrk") {
+            out.note("HTTP skipped: wrk is not installed (apt-get install -y wrk)");
+        } else {
+            let generator = Generator::Wrk {
+                connections: o.connections,
+            };
+            match check_http_responses(&bins, &impls) {
+                Ok(notes) => notes.iter().for_each(|n| out.note(n)),
+                Err(e) => out.note(&format!("HTTP response check failed: {e}")),
+            }
+            match measure(o, &bins, &impls, Part::Http, &generator) {
+                Ok(samples) => out.throughput(
+                    Part::Http,
+                    &generator,
+                    &samples,
+                    &bins_describer(&bins, Part::Http, &impls),
+                ),
+                Err(e) => {
+                    failed = true;
+                    out.note(&format!("HTTP failed: {e}"));
+                }
+            }
+        }
+    }
+
+    if o.parts.contains(&Part::Syscalls) {
+        match &echo_load {
+            None => out.note("syscalls skipped: corio's echo_load example is not built"),
+            Some(binary) => {
+                let generator = Generator::Echo {
+                    binary,
+                    connections: o.connections,
+                    size: o.size,
+                };
+                match count_syscalls(o, &bins, &impls, &generator) {
+                    Ok(rows) => out.syscalls(&generator, o.syscall_seconds, &rows),
+                    Err(e) => {
+                        failed = true;
+                        out.note(&format!("syscall count failed: {e}"));
+                    }
+                }
+            }
+        }
+    }
+
+    println!("{}", out.finish());
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn bins_describer(bins: &Binaries, part: Part, impls: &[Impl]) -> Vec<(Impl, String)> {
+    impls
+        .iter()
+        .map(|&i| (i, bins.describe_server(i, part)))
+        .collect()
+}
+
+/// Runs every server `o.rounds` times, interleaved (corio, tokio, may,
+/// corio, …) so that a slow minute on the shared machine hits all of them.
+fn measure(
+    o: &Options,
+    bins: &Binaries,
+    impls: &[Impl],
+    part: Part,
+    generator: &Generator<'_>,
+) -> io::Result<Vec<(Impl, Vec<Sample>)>> {
+    let mut results: Vec<(Impl, Vec<Sample>)> = impls.iter().map(|&i| (i, Vec::new())).collect();
+    for round in 1..=o.rounds {
+        for (imp, samples) in &mut results {
+            procs::wait_for_quiet(Duration::from_secs(o.quiet_wait))?;
+            eprint!(
+                "{:?} round {round}/{}: {:<32} ",
+                part,
+                o.rounds,
+                imp.label(part)
+            );
+            let s = measure_one(o, bins, *imp, part, generator)?;
+            eprintln!(
+                "{:>9.0} req/s  p50 {:>7.1?}  p99 {:>7.1?}  server {:.2} µs/req ({:.0}% of core {}), load core {:.0}%",
+                s.load.requests_per_sec,
+                s.load.p50,
+                s.load.p99,
+                s.server_cpu_per_request_us(),
+                s.server_util() * 100.0,
+                procs::SERVER_CORE,
+                s.load_util() * 100.0
+            );
+            samples.push(s);
+        }
+    }
+    Ok(results)
+}
+
+fn measure_one(
+    o: &Options,
+    bins: &Binaries,
+    imp: Impl,
+    part: Part,
+    generator: &Generator<'_>,
+) -> io::Result<Sample> {
+    let addr = procs::free_addr()?;
+    let cmd = bins
+        .server(imp, part, addr)
+        .ok_or_else(|| io::Error::other(format!("no server binary for {imp:?}")))?;
+    let server = Server::start(&cmd, addr)?;
+    if o.warmup > 0 {
+        generator.run(addr, o.warmup)?;
+    }
+    let cpu0 = server.cpu()?;
+    let busy0 = procs::core_busy()?;
+    let t0 = Instant::now();
+    let report = generator.run(addr, o.seconds)?;
+    let wall = t0.elapsed();
+    let cpu1 = server.cpu()?;
+    let busy1 = procs::core_busy()?;
+    drop(server);
+    let core = |c: u32| {
+        let c = c as usize;
+        match (busy0.get(c), busy1.get(c)) {
+            (Some(a), Some(b)) => b.saturating_sub(*a),
+            _ => Duration::ZERO,
+        }
+    };
+    Ok(Sample {
+        server_core_busy: core(procs::SERVER_CORE),
+        load_core_busy: core(procs::LOAD_CORE),
+        server_cpu: cpu1.saturating_sub(cpu0),
+        wall,
+        load: report,
+    })
+}
+
+/// Every HTTP server must answer the same bytes (the `Date` value aside).
+fn check_http_responses(bins: &Binaries, impls: &[Impl]) -> io::Result<Vec<String>> {
+    let expected = hello::expected();
+    let mut notes = Vec::new();
+    for &imp in impls {
+        let addr = procs::free_addr()?;
+        let cmd = bins
+            .server(imp, Part::Http, addr)
+            .ok_or_else(|| io::Error::other(format!("no server binary for {imp:?}")))?;
+        let _server = Server::start(&cmd, addr)?;
+        let got = hello::fetch_normalised(addr)?;
+        if got != expected {
+            notes.push(format!(
+                "{} answers different bytes than the others:\n\n```text\n{}\n```\n\ninstead of\n\n```text\n{}\n```",
+                imp.label(Part::Http),
+                got.escape_debug(),
+                expected.escape_debug()
+            ));
+        }
+    }
+    if notes.is_empty() {
+        notes.push(format!(
+            "All HTTP servers answer the same {} bytes: `{}` (Date value aside).",
+            expected.len(),
+            expected.escape_debug()
+        ));
+    }
+    Ok(notes)
+}
+
+fn count_syscalls(
+    o: &Options,
+    bins: &Binaries,
+    impls: &[Impl],
+    generator: &Generator<'_>,
+) -> io::Result<Vec<SyscallRow>> {
+    let counters: Vec<Counter> = [Counter::Strace, Counter::Perf]
+        .into_iter()
+        .filter(|c| procs::on_path(c.program()))
+        .collect();
+    if counters.is_empty() {
+        return Err(io::Error::other("neither strace nor perf is installed"));
+    }
+    let mut rows = Vec::new();
+    for &imp in impls {
+        let addr = procs::free_addr()?;
+        let cmd = bins
+            .server(imp, Part::Echo, addr)
+            .ok_or_else(|| io::Error::other(format!("no server binary for {imp:?}")))?;
+        procs::wait_for_quiet(Duration::from_secs(o.quiet_wait))?;
+        let server = Server::start(&cmd, addr)?;
+        if o.warmup > 0 {
+            generator.run(addr, o.warmup)?;
+        }
+        let mut row = SyscallRow {
+            imp,
+            strace: None,
+            perf: None,
+        };
+        for &counter in &counters {
+            eprint!(
+                "syscalls: {:<32} {:<6} ",
+                imp.label(Part::Echo),
+                counter.program()
+            );
+            let attached = Attached::start(counter, server.pid(), imp.short())?;
+            let run = generator.run(addr, o.syscall_seconds);
+            let counts = attached.finish()?;
+            let run = run?;
+            eprintln!(
+                "{} calls / {} requests = {:.2} per request",
+                counts.total,
+                run.requests,
+                counts.total as f64 / run.requests.max(1) as f64
+            );
+            match counter {
+                Counter::Strace => row.strace = Some((counts, run)),
+                Counter::Perf => row.perf = Some((counts, run)),
+            }
+        }
+        rows.push(row);
+    }
+    Ok(rows)
+}

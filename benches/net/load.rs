@@ -74,7 +74,7 @@ impl Generator<'_> {
         if let Generator::Echo { .. } = self {
             words[0] = "target/release/examples/echo_load".into();
         }
-        format!("taskset -c {} {}", procs::LOAD_CORE, words.join(" "))
+        format!("{} {}", procs::prefix(procs::LOAD_CORE), words.join(" "))
     }
 
     /// Runs the generator against `addr` for `secs` seconds, pinned to the

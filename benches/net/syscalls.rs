@@ -33,12 +33,12 @@ impl Counter {
     pub fn describe(self) -> String {
         match self {
             Counter::Strace => format!(
-                "taskset -c {} strace -c -f -q -p <server pid> -o <file>",
-                procs::SERVER_CORE
+                "{} strace -c -f -q -p <server pid> -o <file>",
+                procs::prefix(procs::SERVER_CORE)
             ),
             Counter::Perf => format!(
-                "taskset -c {} perf stat -e raw_syscalls:sys_enter -x, -p <server pid> -o <file>",
-                procs::SERVER_CORE
+                "{} perf stat -e raw_syscalls:sys_enter -x, -p <server pid> -o <file>",
+                procs::prefix(procs::SERVER_CORE)
             ),
         }
     }

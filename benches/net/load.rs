@@ -44,10 +44,11 @@ impl Generator<'_> {
                 size,
             } => vec![
                 binary.into(),
+                "--addr".into(),
                 addr.to_string().into(),
                 "--connections".into(),
                 connections.to_string().into(),
-                "--seconds".into(),
+                "--duration".into(),
                 secs.to_string().into(),
                 "--size".into(),
                 size.to_string().into(),
@@ -74,7 +75,8 @@ impl Generator<'_> {
         if let Generator::Echo { .. } = self {
             words[0] = "target/release/examples/echo_load".into();
         }
-        format!("{} {}", procs::prefix(procs::LOAD_CORE), words.join(" "))
+        let cmd = words.join(" ").replace(&placeholder.to_string(), "ADDR");
+        format!("{} {cmd}", procs::prefix(procs::LOAD_CORE))
     }
 
     /// Runs the generator against `addr` for `secs` seconds, pinned to the
@@ -163,33 +165,26 @@ pub fn parse_wrk(text: &str) -> Option<Report> {
     })
 }
 
-/// Reads `echo_load`'s report.
+/// Reads `echo_load`'s report, one line of `key=value` pairs:
+///
+/// ```text
+/// echo_load: addr=127.0.0.1:7000 connections=50 threads=1 size=64 duration_s=5.000 requests=1234567 rps=246913 p50_us=190 p99_us=410 max_us=2200 errors=0
+/// ```
 pub fn parse_echo_load(text: &str) -> Option<Report> {
-    let mut requests = None;
-    let mut rps = None;
-    let mut p50 = None;
-    let mut p99 = None;
-    let mut errors = 0;
-    for line in text.lines().map(str::trim) {
-        let Some((key, value)) = line.split_once(':') else {
-            continue;
-        };
-        let value = value.trim();
-        match key.trim() {
-            "requests" => requests = value.parse().ok(),
-            "requests/s" => rps = value.parse().ok(),
-            "p50" => p50 = parse_duration(value),
-            "p99" => p99 = parse_duration(value),
-            "errors" => errors = value.parse().unwrap_or(0),
-            _ => {}
-        }
-    }
+    let line = text.lines().find(|l| l.starts_with("echo_load:"))?;
+    let value = |key: &str| -> Option<f64> {
+        line.split_whitespace()
+            .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))?
+            .parse()
+            .ok()
+    };
+    let us = |key: &str| value(key).map(|v| Duration::from_secs_f64(v * 1e-6));
     Some(Report {
-        requests: requests?,
-        requests_per_sec: rps?,
-        p50: p50?,
-        p99: p99?,
+        requests: value("requests")? as u64,
+        requests_per_sec: value("rps")?,
+        p50: us("p50_us")?,
+        p99: us("p99_us")?,
         cpu: Duration::ZERO,
-        errors,
+        errors: value("errors").unwrap_or(0.0) as u64,
     })
 }

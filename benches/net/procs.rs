@@ -99,9 +99,29 @@ impl Server {
         self.child.id()
     }
 
-    /// User + system CPU time of all the server's threads so far.
-    pub fn cpu(&self) -> io::Result<Duration> {
+    /// User and system CPU time of all the server's threads so far.
+    pub fn cpu(&self) -> io::Result<Cpu> {
         process_cpu(self.pid())
+    }
+
+    /// Voluntary context switches of all the server's live threads so far:
+    /// how often it went to sleep (in `epoll_wait`, a futex, …). On a VM
+    /// every sleep and wakeup is expensive, so this explains much of the
+    /// CPU time per request.
+    pub fn sleeps(&self) -> io::Result<u64> {
+        let mut total = 0;
+        for task in fs::read_dir(format!("/proc/{}/task", self.pid()))? {
+            let status = match fs::read_to_string(task?.path().join("status")) {
+                Ok(s) => s,
+                Err(_) => continue, // the thread exited meanwhile
+            };
+            total += status
+                .lines()
+                .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .unwrap_or(0);
+        }
+        Ok(total)
     }
 }
 
@@ -122,9 +142,29 @@ fn ticks(t: u64) -> Duration {
     Duration::from_nanos(t * 1_000_000_000 / clock_ticks_per_second())
 }
 
-/// utime + stime of process `pid` from `/proc/<pid>/stat` (all threads,
+/// CPU time of a process, split by mode.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Cpu {
+    pub user: Duration,
+    pub system: Duration,
+}
+
+impl Cpu {
+    pub fn total(&self) -> Duration {
+        self.user + self.system
+    }
+
+    pub fn since(&self, earlier: &Cpu) -> Cpu {
+        Cpu {
+            user: self.user.saturating_sub(earlier.user),
+            system: self.system.saturating_sub(earlier.system),
+        }
+    }
+}
+
+/// utime and stime of process `pid` from `/proc/<pid>/stat` (all threads,
 /// exited ones included).
-pub fn process_cpu(pid: u32) -> io::Result<Duration> {
+pub fn process_cpu(pid: u32) -> io::Result<Cpu> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat"))?;
     // The command name (field 2) may contain spaces; the fields after its
     // closing parenthesis start at field 3 (state). utime and stime are
@@ -140,7 +180,10 @@ pub fn process_cpu(pid: u32) -> io::Result<Duration> {
             .and_then(|f| f.parse().ok())
             .ok_or_else(|| io::Error::other(format!("no field {n} in /proc/{pid}/stat")))
     };
-    Ok(ticks(field(14)? + field(15)?))
+    Ok(Cpu {
+        user: ticks(field(14)?),
+        system: ticks(field(15)?),
+    })
 }
 
 /// What a core did, from `/proc/stat`.

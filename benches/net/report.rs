@@ -5,7 +5,7 @@ use std::fmt::Write;
 use std::time::Duration;
 
 use crate::load::{Generator, Report};
-use crate::procs::{self, CoreTimes};
+use crate::procs::{self, CoreTimes, Cpu};
 use crate::runner::{Impl, Options, Part};
 use crate::syscalls::{Counter, Counts};
 
@@ -17,18 +17,29 @@ const SATURATED: f64 = 0.95;
 pub struct Sample {
     pub load: Report,
     pub wall: Duration,
-    pub server_cpu: Duration,
+    pub server_cpu: Cpu,
+    /// Voluntary context switches of the server.
+    pub server_sleeps: u64,
     pub server_core: CoreTimes,
     pub load_core: CoreTimes,
 }
 
 impl Sample {
     pub fn server_cpu_per_request_us(&self) -> f64 {
-        self.server_cpu.as_secs_f64() * 1e6 / self.load.requests.max(1) as f64
+        self.server_cpu.total().as_secs_f64() * 1e6 / self.load.requests.max(1) as f64
+    }
+
+    /// The user-mode part of [`server_cpu_per_request_us`](Self::server_cpu_per_request_us).
+    pub fn server_user_per_request_us(&self) -> f64 {
+        self.server_cpu.user.as_secs_f64() * 1e6 / self.load.requests.max(1) as f64
+    }
+
+    pub fn sleeps_per_request(&self) -> f64 {
+        self.server_sleeps as f64 / self.load.requests.max(1) as f64
     }
 
     pub fn server_util(&self) -> f64 {
-        self.server_cpu.as_secs_f64() / self.wall.as_secs_f64()
+        self.server_cpu.total().as_secs_f64() / self.wall.as_secs_f64()
     }
 
     pub fn load_util(&self) -> f64 {
@@ -39,7 +50,7 @@ impl Sample {
     fn others_server_core(&self) -> f64 {
         self.server_core
             .busy
-            .saturating_sub(self.server_cpu)
+            .saturating_sub(self.server_cpu.total())
             .as_secs_f64()
             / self.wall.as_secs_f64()
     }
@@ -99,6 +110,8 @@ struct Summary {
     p50_us: f64,
     p99_us: f64,
     cpu_us: f64,
+    user_us: f64,
+    sleeps: f64,
     server_util: f64,
     load_util: f64,
     others: (f64, f64),
@@ -118,6 +131,8 @@ impl Summary {
             p50_us: m(&|s| s.load.p50.as_secs_f64() * 1e6),
             p99_us: m(&|s| s.load.p99.as_secs_f64() * 1e6),
             cpu_us: m(&|s| s.server_cpu_per_request_us()),
+            user_us: m(&|s| s.server_user_per_request_us()),
+            sleeps: m(&|s| s.sleeps_per_request()),
             server_util: m(&|s| s.server_util()),
             load_util: m(&|s| s.load_util()),
             others: (m(&|s| s.others_server_core()), m(&|s| s.others_load_core())),
@@ -217,15 +232,15 @@ impl Document {
         let _ = writeln!(s, "{title}\n");
         let _ = writeln!(
             s,
-            "| server | req/s (min–max) | p50 | p99 | server CPU per request | \
-             1-core capacity (1 / CPU per request) | core {}: server + irq | core {}: generator + irq | \
+            "| server | req/s (min–max) | p50 | p99 | server CPU per request (user + kernel) | \
+             1-core capacity (1 / CPU per request) | server sleeps per request | core {}: server + irq | core {}: generator + irq | \
              others on core {} / {} | steal | bound by |",
             procs::SERVER_CORE,
             procs::LOAD_CORE,
             procs::SERVER_CORE,
             procs::LOAD_CORE
         );
-        let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|---|");
+        let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|---|---|");
         let summaries: Vec<(Impl, Summary)> = results
             .iter()
             .map(|(i, samples)| (*i, Summary::of(samples)))
@@ -233,7 +248,7 @@ impl Document {
         for (imp, m) in &summaries {
             let _ = writeln!(
                 s,
-                "| {} | {} ({}–{}) | {:.0} µs | {:.0} µs | {:.2} µs | {} req/s | {} | {} | {} / {} | {} / {} | {} |",
+                "| {} | {} ({}–{}) | {:.0} µs | {:.0} µs | {:.2} µs ({:.2} + {:.2}) | {} req/s | {:.3} | {} | {} | {} / {} | {} / {} | {} |",
                 imp.label(part),
                 thousands(m.rps),
                 thousands(m.rps_min),
@@ -241,7 +256,10 @@ impl Document {
                 m.p50_us,
                 m.p99_us,
                 m.cpu_us,
+                m.user_us,
+                m.cpu_us - m.user_us,
                 thousands(1e6 / m.cpu_us),
+                m.sleeps,
                 format!("{} + {}", pct(m.server_util), pct(m.irq.0)),
                 format!("{} + {}", pct(m.load_util), pct(m.irq.1)),
                 pct(m.others.0),

@@ -193,8 +193,20 @@ impl Binaries {
             ]
         };
         Some(match (imp, part) {
-            (Impl::Corio, Part::Http) => vec![self.example("http_server")?.into(), addr.into()],
-            (Impl::Corio, _) => vec![self.example("echo_server")?.into(), addr.into()],
+            (Impl::Corio, Part::Http) => {
+                vec![
+                    self.example("http_server")?.into(),
+                    "--addr".into(),
+                    addr.into(),
+                ]
+            }
+            (Impl::Corio, _) => {
+                vec![
+                    self.example("echo_server")?.into(),
+                    "--addr".into(),
+                    addr.into(),
+                ]
+            }
             (Impl::Tokio, Part::Http) => serve("tokio-http"),
             (Impl::Tokio, _) => serve("tokio-echo"),
             (Impl::May, Part::Http) => serve("may-http"),
@@ -204,8 +216,10 @@ impl Binaries {
 
     fn describe_server(&self, imp: Impl, part: Part) -> String {
         let cmd = match (imp, part) {
-            (Impl::Corio, Part::Http) => "target/release/examples/http_server ADDR".to_string(),
-            (Impl::Corio, _) => "target/release/examples/echo_server ADDR".to_string(),
+            (Impl::Corio, Part::Http) => {
+                "target/release/examples/http_server --addr ADDR".to_string()
+            }
+            (Impl::Corio, _) => "target/release/examples/echo_server --addr ADDR".to_string(),
             (i, p) => format!(
                 "target/release/deps/net-* serve {}-{} ADDR",
                 i.short(),
@@ -256,13 +270,22 @@ pub fn run(o: &Options) -> ExitCode {
         out.note(&format!("not root: --nice {} ignored", o.nice));
     }
     let echo_load = bins.example("echo_load");
-    let mut impls = o.impls.clone();
-    if impls.contains(&Impl::Corio)
-        && (bins.example("echo_server").is_none() || bins.example("http_server").is_none())
-    {
-        out.note("corio's echo_server/http_server examples are not built: corio is skipped");
-        impls.retain(|&i| i != Impl::Corio);
-    }
+    // corio takes part where its example server is built.
+    let impls_for = |out: &mut report::Document, part: Part| -> Vec<Impl> {
+        let example = if part == Part::Http {
+            "http_server"
+        } else {
+            "echo_server"
+        };
+        let mut impls = o.impls.clone();
+        if impls.contains(&Impl::Corio) && bins.example(example).is_none() {
+            out.note(&format!(
+                "corio's {example} example is not built: corio is left out of {part:?}"
+            ));
+            impls.retain(|&i| i != Impl::Corio);
+        }
+        impls
+    };
     let mut failed = false;
 
     if o.parts.contains(&Part::Echo) {
@@ -276,6 +299,7 @@ pub fn run(o: &Options) -> ExitCode {
                     connections: o.connections,
                     size: o.size,
                 };
+                let impls = impls_for(&mut out, Part::Echo);
                 match measure(o, &bins, &impls, Part::Echo, &generator) {
                     Ok(samples) => out.throughput(
                         Part::Echo,
@@ -299,6 +323,7 @@ pub fn run(o: &Options) -> ExitCode {
             let generator = Generator::Wrk {
                 connections: o.connections,
             };
+            let impls = impls_for(&mut out, Part::Http);
             match check_http_responses(&bins, &impls) {
                 Ok(notes) => notes.iter().for_each(|n| out.note(n)),
                 Err(e) => out.note(&format!("HTTP response check failed: {e}")),
@@ -327,6 +352,7 @@ pub fn run(o: &Options) -> ExitCode {
                     connections: o.connections,
                     size: o.size,
                 };
+                let impls = impls_for(&mut out, Part::Syscalls);
                 match count_syscalls(o, &bins, &impls, &generator) {
                     Ok(rows) => out.syscalls(&generator, o.syscall_seconds, &rows),
                     Err(e) => {
@@ -374,11 +400,13 @@ fn measure(
             );
             let s = measure_one(o, bins, *imp, part, generator)?;
             eprintln!(
-                "{:>9.0} req/s  p50 {:>7.1?}  p99 {:>7.1?}  server {:.2} µs/req ({:.0}% of core {}), load core {:.0}%",
+                "{:>9.0} req/s  p50 {:>7.1?}  p99 {:>7.1?}  server {:.2} µs/req ({:.2} user), {:.3} sleeps/req ({:.0}% of core {}), load core {:.0}%",
                 s.load.requests_per_sec,
                 s.load.p50,
                 s.load.p99,
                 s.server_cpu_per_request_us(),
+                s.server_user_per_request_us(),
+                s.sleeps_per_request(),
                 s.server_util() * 100.0,
                 procs::SERVER_CORE,
                 s.load_util() * 100.0
@@ -405,17 +433,20 @@ fn measure_one(
         generator.run(addr, o.warmup)?;
     }
     let cpu0 = server.cpu()?;
+    let sleeps0 = server.sleeps()?;
     let cores0 = procs::core_times()?;
     let t0 = Instant::now();
     let report = generator.run(addr, o.seconds)?;
     let wall = t0.elapsed();
     let cpu1 = server.cpu()?;
+    let sleeps1 = server.sleeps()?;
     let cores1 = procs::core_times()?;
     drop(server);
     Ok(Sample {
         server_core: procs::core_delta(&cores0, &cores1, procs::SERVER_CORE),
         load_core: procs::core_delta(&cores0, &cores1, procs::LOAD_CORE),
-        server_cpu: cpu1.saturating_sub(cpu0),
+        server_cpu: cpu1.since(&cpu0),
+        server_sleeps: sleeps1.saturating_sub(sleeps0),
         wall,
         load: report,
     })

@@ -102,6 +102,31 @@ fn median(mut v: Vec<f64>) -> f64 {
     }
 }
 
+/// A ratio between two servers over the rounds: median and range.
+struct Ratio {
+    median: f64,
+    min: f64,
+    max: f64,
+}
+
+impl Ratio {
+    /// `f(a) / f(b)` for each round that both servers completed.
+    fn paired(a: &[Sample], b: &[Sample], f: impl Fn(&Sample) -> f64) -> Ratio {
+        let v: Vec<f64> = a.iter().zip(b).map(|(x, y)| f(x) / f(y)).collect();
+        Ratio {
+            median: median(v.clone()),
+            min: v.iter().copied().fold(f64::INFINITY, f64::min),
+            max: v.iter().copied().fold(0.0, f64::max),
+        }
+    }
+}
+
+impl std::fmt::Display for Ratio {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:.2}× ({:.2}–{:.2})", self.median, self.min, self.max)
+    }
+}
+
 /// Medians over a server's rounds.
 struct Summary {
     rps: f64,
@@ -283,44 +308,47 @@ impl Document {
             }
         }
 
-        if let Some((_, corio)) = summaries.iter().find(|(i, _)| *i == Impl::Corio) {
+        if let Some((_, corio)) = results.iter().find(|(i, _)| *i == Impl::Corio) {
             let _ = writeln!(
                 s,
-                "\n| corio ÷ | req/s | server CPU per request |\n|---|---|---|"
+                "\nRatios corio ÷ other, per round (the servers of a round ran back to back, so \
+                 they saw the same machine), median and range:\n\n\
+                 | corio ÷ | req/s | server CPU per request |\n|---|---|---|"
             );
-            for (imp, m) in summaries.iter().filter(|(i, _)| *i != Impl::Corio) {
-                let _ = writeln!(
-                    s,
-                    "| {} | {:.2}× | {:.2}× |",
-                    imp.label(part),
-                    corio.rps / m.rps,
-                    corio.cpu_us / m.cpu_us
-                );
+            let ratios: Vec<(Impl, Ratio, Ratio)> = results
+                .iter()
+                .filter(|(i, _)| *i != Impl::Corio)
+                .map(|(i, other)| {
+                    (
+                        *i,
+                        Ratio::paired(corio, other, |s| s.load.requests_per_sec),
+                        Ratio::paired(corio, other, Sample::server_cpu_per_request_us),
+                    )
+                })
+                .collect();
+            for (imp, rps, cpu) in &ratios {
+                let _ = writeln!(s, "| {} | {rps} | {cpu} |", imp.label(part));
             }
             let _ = writeln!(s);
             let against: Vec<Impl> = match part {
                 Part::Echo => vec![Impl::Tokio],
                 _ => vec![Impl::Tokio, Impl::May],
             };
-            for (imp, m) in summaries.iter().filter(|(i, _)| against.contains(i)) {
-                let r = corio.rps / m.rps;
+            for (imp, rps, cpu) in ratios.iter().filter(|(i, ..)| against.contains(i)) {
                 let _ = writeln!(
                     s,
                     "- Target req/s ≥ 1.1× {}: {} ({:.2}×).",
                     imp.label(part),
-                    verdict(r >= 1.1),
-                    r
+                    verdict(rps.median >= 1.1),
+                    rps.median
                 );
                 if part == Part::Echo {
-                    let c = corio.cpu_us / m.cpu_us;
                     let _ = writeln!(
                         s,
-                        "- Target server CPU per request below {}: {} ({:.2} µs vs {:.2} µs, {:.2}×).",
+                        "- Target server CPU per request below {}: {} ({:.2}×).",
                         imp.label(part),
-                        verdict(c < 1.0),
-                        corio.cpu_us,
-                        m.cpu_us,
-                        c
+                        verdict(cpu.median < 1.0),
+                        cpu.median
                     );
                 }
             }

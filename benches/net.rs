@@ -4,7 +4,7 @@
 //! ```text
 //! cargo bench --bench net                        # everything, 3 rounds of 10 s
 //! cargo bench --bench net -- --only echo --rounds 1 --seconds 5
-//! cargo bench --bench net -- --only syscalls
+//! cargo bench --bench net -- --only syscalls,callgrind
 //! cargo bench --bench net -- --help
 //! ```
 //!
@@ -29,6 +29,8 @@
 // The modules live in benches/net/ (a crate root's modules would otherwise
 // be looked up beside it, among the other benches).
 
+#[path = "net/callgrind.rs"]
+mod callgrind;
 #[path = "net/hello.rs"]
 mod hello;
 #[path = "net/load.rs"]

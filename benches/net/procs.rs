@@ -67,6 +67,11 @@ impl Server {
     /// Starts `cmd` on the server core and waits until `addr` accepts
     /// connections.
     pub fn start(cmd: &[OsString], addr: SocketAddr) -> io::Result<Server> {
+        Server::start_within(cmd, addr, Duration::from_secs(10))
+    }
+
+    /// [`start`](Self::start), waiting up to `limit` for the port.
+    pub fn start_within(cmd: &[OsString], addr: SocketAddr, limit: Duration) -> io::Result<Server> {
         let child = pinned(SERVER_CORE, cmd)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -84,9 +89,9 @@ impl Server {
                     cmd.join(" ".as_ref())
                 )));
             }
-            if start.elapsed() > Duration::from_secs(10) {
+            if start.elapsed() > limit {
                 return Err(io::Error::other(format!(
-                    "{:?} did not listen on {addr} within 10 s",
+                    "{:?} did not listen on {addr} within {limit:?}",
                     cmd.join(" ".as_ref())
                 )));
             }

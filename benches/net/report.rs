@@ -4,6 +4,7 @@
 use std::fmt::Write;
 use std::time::Duration;
 
+use crate::callgrind;
 use crate::load::{Generator, Report};
 use crate::procs::{self, CoreTimes, Cpu};
 use crate::runner::{Impl, Options, Part};
@@ -11,6 +12,8 @@ use crate::syscalls::{Counter, Counts};
 
 /// A core counts as saturated from this share of busy time on.
 const SATURATED: f64 = 0.95;
+/// Other processes taking this share of a core make a run suspect.
+const NEIGHBOURS: f64 = 0.10;
 
 /// One measured run.
 #[derive(Clone, Debug)]
@@ -167,11 +170,16 @@ impl Summary {
         }
     }
 
-    /// Which core was full: a core is full when its process, interrupts,
-    /// other processes and the hypervisor together took (nearly) all of it.
+    /// What limited the run: a core counts as full when its process and
+    /// its interrupts took (nearly) all of it; when neighbours took a
+    /// noticeable share, they are named first, since then neither server
+    /// nor generator had its core to itself.
     fn bound(&self) -> &'static str {
-        let server = self.server_util + self.irq.0 + self.others.0 + self.steal.0;
-        let load = self.load_util + self.irq.1 + self.others.1 + self.steal.1;
+        if self.others.0 >= NEIGHBOURS || self.others.1 >= NEIGHBOURS {
+            return "other processes";
+        }
+        let server = self.server_util + self.irq.0;
+        let load = self.load_util + self.irq.1;
         match (server >= SATURATED, load >= SATURATED) {
             (true, true) => "both cores",
             (true, false) => "server core",
@@ -370,6 +378,17 @@ impl Document {
                     generator_full.join(", ")
                 );
             }
+            let crowded = with_bound(&["other processes"]);
+            if !crowded.is_empty() {
+                let _ = writeln!(
+                    s,
+                    "- Other processes took ≥ {} of a core (median) in the runs of: {}. Those \
+                     figures are from a crowded machine: compare them only with the ratios of the \
+                     same rounds.",
+                    pct(NEIGHBOURS),
+                    crowded.join(", ")
+                );
+            }
             let neither = with_bound(&["neither core full"]);
             if !neither.is_empty() {
                 let _ = writeln!(
@@ -449,6 +468,48 @@ impl Document {
             let _ = writeln!(s, "{}", c.describe());
         }
         let _ = writeln!(s, "{}\n```", generator.describe(secs));
+        self.sections.push(s);
+    }
+
+    /// User-space instructions per request (callgrind).
+    pub fn instructions(&mut self, rows: &[(Impl, Option<f64>, Option<f64>)], secs: u64) {
+        let mut s = String::new();
+        let _ = writeln!(s, "### User-space instructions per request (callgrind)\n");
+        let _ = writeln!(s, "| server (echo / HTTP) | echo | HTTP |\n|---|---:|---:|");
+        let cell = |v: Option<f64>| v.map_or("—".to_string(), thousands);
+        for (imp, echo, http) in rows {
+            let _ = writeln!(
+                s,
+                "| {} / {} | {} | {} |",
+                imp.label(Part::Echo),
+                imp.label(Part::Http),
+                cell(*echo),
+                cell(*http)
+            );
+        }
+        if let Some((_, ce, ch)) = rows.iter().find(|r| r.0 == Impl::Corio) {
+            for (imp, e, h) in rows.iter().filter(|r| r.0 != Impl::Corio) {
+                let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
+                    (Some(a), Some(b)) => format!("{:.2}×", a / b),
+                    _ => "—".into(),
+                };
+                let _ = writeln!(
+                    s,
+                    "\ncorio ÷ {}: echo {}, HTTP {}.",
+                    imp.short(),
+                    ratio(*ce, *e),
+                    ratio(*ch, *h)
+                );
+            }
+        }
+        let _ = writeln!(
+            s,
+            "\nThe server runs under callgrind (all threads, user space only: the kernel's TCP \
+             work is not in these counts); its counters are zeroed after 1 s of warm-up load and \
+             dumped after {secs} s more, and the total is divided by the requests the generator \
+             completed meanwhile. The same load generators as above, 50 connections.\n\n```sh\n{}\n```",
+            callgrind::describe()
+        );
         self.sections.push(s);
     }
 

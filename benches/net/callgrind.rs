@@ -74,6 +74,7 @@ fn control(pid: u32, what: &str) -> io::Result<()> {
         .arg(what)
         .arg(pid.to_string())
         .stdout(Stdio::null())
+        .stderr(Stdio::null())
         .status()?;
     if status.success() {
         Ok(())

@@ -64,6 +64,9 @@ pub(crate) enum Suspend {
 
 type Coro = Coroutine<(), Suspend, Outcome, PooledStack>;
 
+/// The longest an idle loop sleeps without looking at its inject queue.
+const IDLE_RECHECK: Duration = Duration::from_secs(1);
+
 /// Why a [`park`] returned without a wakeup.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Interrupt {
@@ -738,10 +741,17 @@ impl Scheduler {
         let woke = self.drain_inject();
         let idle = block && !woke && self.run_queue.is_empty();
         let timeout = if idle {
-            self.timers
+            // Never sleep unboundedly: an idle loop looks at its inject queue
+            // at least every IDLE_RECHECK even without a notify. A defence
+            // only (one hang of an fs test, a task waiting on the blocking
+            // pool, was seen once in CI and not reproduced since); it costs
+            // one wakeup per second of idleness.
+            let next_timer = self
+                .timers
                 .borrow()
                 .first_key_value()
-                .map(|((at, _), _)| at.saturating_duration_since(Instant::now()))
+                .map(|((at, _), _)| at.saturating_duration_since(Instant::now()));
+            Some(next_timer.map_or(IDLE_RECHECK, |t| t.min(IDLE_RECHECK)))
         } else {
             Some(Duration::ZERO)
         };
@@ -762,10 +772,19 @@ impl Scheduler {
             self.shared.sleeping.store(false, Ordering::SeqCst);
             self.shared.reactor.dispatch(&events);
             drop(events);
-            self.drain_inject();
+            if !self.drain_inject() && idle {
+                self.drain_inject_unflagged();
+            }
         }
         self.tick.set(Instant::now());
         self.fire_timers();
+    }
+
+    /// Takes whatever is in the inject queue even if the flag says nothing
+    /// is (see `IDLE_RECHECK`).
+    fn drain_inject_unflagged(&self) {
+        self.shared.has_inject.store(true, Ordering::SeqCst);
+        self.drain_inject();
     }
 
     fn drain_inject(&self) -> bool {

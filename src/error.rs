@@ -268,7 +268,6 @@ pub(crate) fn from_io(err: io::Error) -> Error {
 
 /// Like [`from_io`], kept as an `io::Error` (for APIs that return
 /// `io::Result`): an EMFILE keeps its kind and gains the limit in its message.
-#[allow(dead_code)]
 pub(crate) fn io_with_limit(err: io::Error) -> io::Error {
     match err.raw_os_error() {
         Some(libc::EMFILE) | Some(libc::ENFILE) => io::Error::new(

@@ -24,8 +24,6 @@
 //!    source that was removed (and whose slot was reused) is ignored.
 //! 5. Only the runtime thread calls `wait`; other threads only `notify`.
 #![allow(unsafe_code)]
-// The IO types (net, process) are the users of most of this module.
-#![allow(dead_code)]
 
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};

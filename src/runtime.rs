@@ -10,7 +10,7 @@ use crate::stack;
 /// A corio runtime: one scheduler and one reactor, running tasks on the
 /// thread that calls [`block_on`](Runtime::block_on).
 ///
-/// Most programs call [`run`](crate::run) instead.
+/// Most programs call [`run`] instead.
 ///
 /// # Examples
 ///

@@ -46,8 +46,9 @@ use crate::error::Error;
 
 /// The default usable size of a task or generator stack, in bytes.
 ///
-/// 256 KiB of address space: measured, a panic that prints a backtrace uses
-/// about 22 KiB, and a rustls handshake plus one exchange touches 16–20 KiB
+/// 256 KiB of address space: measured, a panic that prints a full
+/// backtrace needs 20–24 KiB (it overflows a 20 KiB stack, not a 24 KiB
+/// one; `tests/stack_limits.rs` checks it fits in 64 KiB), and a rustls handshake plus one exchange touches 16–20 KiB
 /// in a release build and 52–60 KiB in a debug build (`tests/tls.rs`). Only
 /// pages a task touches cost memory (typically one or two pages, 4–8 KiB).
 pub const DEFAULT_STACK_SIZE: usize = 256 * 1024;

@@ -3,7 +3,7 @@
 //! [`sleep`] suspends the calling task (not the thread) on a timer of its
 //! runtime. [`timeout`] runs a closure with a deadline: from the deadline on,
 //! every corio blocking operation inside it fails with
-//! [`io::ErrorKind::TimedOut`](std::io::ErrorKind::TimedOut) (calls with no
+//! [`io::ErrorKind::TimedOut`] (calls with no
 //! error to return, like `sleep` and `JoinHandle::join`, unwind to the
 //! `timeout` instead), and `timeout` returns `Err(Elapsed)`.
 

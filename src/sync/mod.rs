@@ -81,6 +81,68 @@
 //! thing happens. Both ends on one thread cost no atomic operation beyond
 //! the lock. See the source of `sync/waiter.rs` for the numbered rules.
 
+/// The iterators of a channel `Receiver<T>` (`iter`, `try_iter`, and both
+/// `IntoIterator`s), shaped like std's; expanded in each channel module,
+/// whose `Receiver` has `recv`, `try_recv` and `iter`.
+macro_rules! receiver_iterators {
+    () => {
+        /// Iterator returned by [`Receiver::iter`].
+        #[derive(Debug)]
+        pub struct Iter<'a, T> {
+            rx: &'a Receiver<T>,
+        }
+
+        impl<T> Iterator for Iter<'_, T> {
+            type Item = T;
+            fn next(&mut self) -> Option<T> {
+                self.rx.recv().ok()
+            }
+        }
+
+        /// Iterator returned by [`Receiver::try_iter`].
+        #[derive(Debug)]
+        pub struct TryIter<'a, T> {
+            rx: &'a Receiver<T>,
+        }
+
+        impl<T> Iterator for TryIter<'_, T> {
+            type Item = T;
+            fn next(&mut self) -> Option<T> {
+                self.rx.try_recv().ok()
+            }
+        }
+
+        /// Owning iterator returned by `Receiver::into_iter`.
+        #[derive(Debug)]
+        pub struct IntoIter<T> {
+            rx: Receiver<T>,
+        }
+
+        impl<T> Iterator for IntoIter<T> {
+            type Item = T;
+            fn next(&mut self) -> Option<T> {
+                self.rx.recv().ok()
+            }
+        }
+
+        impl<'a, T> IntoIterator for &'a Receiver<T> {
+            type Item = T;
+            type IntoIter = Iter<'a, T>;
+            fn into_iter(self) -> Iter<'a, T> {
+                self.iter()
+            }
+        }
+
+        impl<T> IntoIterator for Receiver<T> {
+            type Item = T;
+            type IntoIter = IntoIter<T>;
+            fn into_iter(self) -> IntoIter<T> {
+                IntoIter { rx: self }
+            }
+        }
+    };
+}
+
 mod barrier;
 mod chan;
 mod condvar;

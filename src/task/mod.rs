@@ -3,7 +3,7 @@
 //!
 //! A task's memory is split by who may touch it:
 //!
-//! * the [`Header`] and result slot live in one counted block shared with the
+//! * the `Header` and result slot live in one counted block shared with the
 //!   `JoinHandle` and with whoever may wake the task (any thread);
 //! * the coroutine itself, its [`TaskState`] and its timing live in the
 //!   scheduler of the thread that spawned it, and never leave that thread

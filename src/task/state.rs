@@ -1,44 +1,45 @@
-//! The task lifecycle: one enum, one transition function.
-//!
-//! # Rules
-//!
-//! 1. A task is created **Ready** and placed on its runtime's run queue.
-//! 2. The scheduler takes a Ready task from the queue and resumes it:
-//!    **Ready → Running**. Only one task per runtime thread is Running.
-//! 3. A Running task that calls [`yield_now`](crate::yield_now) goes back to the
-//!    end of the queue: **Running → Ready**.
-//! 4. A Running task whose operation would block suspends:
-//!    **Running → Waiting(reason)**. The reason says what it waits for
-//!    (IO on an fd, a timer, another task, a channel, a lock, …).
-//! 5. The event it waited for (readiness from the reactor, a timer, an
-//!    unpark from another task or thread, a cancellation) makes it runnable:
-//!    **Waiting → Ready**, and it is queued again. Control returns right after
-//!    the call that suspended.
-//! 6. A Running task ends: **Running → Finished(Returned | Panicked |
-//!    Cancelled)**. `Cancelled` here means the task unwound because of a
-//!    cancellation error it did not handle, or was unwound by its runtime.
-//! 7. When a runtime shuts down, tasks that are still Ready or Waiting are
-//!    unwound in place: **Ready/Waiting → Finished(Cancelled)**.
-//! 8. Finished is final. Every other transition is a bug: debug builds panic
-//!    on it, and [`TaskState::try_next`] reports it.
-//!
-//! ```text
-//!        spawn                       yield_now
-//!          │                    ┌──────────────────┐
-//!          ▼      resume        │                  │
-//!        Ready ─────────────▶ Running ─────────▶ Finished(Returned|Panicked|Cancelled)
-//!          ▲  ◀─────────────────┘ │
-//!          │                     │ would block
-//!          │      wake           ▼
-//!          └─────────────── Waiting(reason)
-//! ```
+//! The task lifecycle: one enum ([`TaskState`]), one transition function
+//! ([`TaskState::try_next`]); the rules are on [`TaskState`].
 
 use std::fmt;
 use std::os::fd::RawFd;
 
 use crate::task::TaskId;
 
-/// Where a task is in its lifecycle. See the [module docs](self) for the rules.
+/// Where a task is in its lifecycle.
+///
+/// # Rules
+///
+/// 1. A task is created **Ready** and placed on its runtime's run queue.
+/// 2. The scheduler takes a Ready task from the queue and resumes it:
+///    **Ready → Running**. Only one task per runtime thread is Running.
+/// 3. A Running task that calls [`yield_now`](crate::yield_now) goes back to the
+///    end of the queue: **Running → Ready**.
+/// 4. A Running task whose operation would block suspends:
+///    **Running → Waiting(reason)**. The reason says what it waits for
+///    (IO on an fd, a timer, another task, a channel, a lock, …).
+/// 5. The event it waited for (readiness from the reactor, a timer, an
+///    unpark from another task or thread, a cancellation) makes it runnable:
+///    **Waiting → Ready**, and it is queued again. Control returns right after
+///    the call that suspended.
+/// 6. A Running task ends: **Running → Finished(Returned | Panicked |
+///    Cancelled)**. `Cancelled` here means the task unwound because of a
+///    cancellation error it did not handle, or was unwound by its runtime.
+/// 7. When a runtime shuts down, tasks that are still Ready or Waiting are
+///    unwound in place: **Ready/Waiting → Finished(Cancelled)**.
+/// 8. Finished is final. Every other transition is a bug: debug builds panic
+///    on it, and [`TaskState::try_next`] reports it.
+///
+/// ```text
+///        spawn                       yield_now
+///          │                    ┌──────────────────┐
+///          ▼      resume        │                  │
+///        Ready ─────────────▶ Running ─────────▶ Finished(Returned|Panicked|Cancelled)
+///          ▲  ◀─────────────────┘ │
+///          │                     │ would block
+///          │      wake           ▼
+///          └─────────────── Waiting(reason)
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TaskState {
     /// Created or woken, and queued to run.

@@ -223,6 +223,7 @@ where
 
 /// Lets the other ready tasks run, then continues (outside a task, yields
 /// the thread). The task stays `Ready` while it waits its turn.
+#[inline]
 pub fn yield_now() {
     scheduler::yield_now()
 }

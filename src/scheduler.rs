@@ -54,15 +54,11 @@ use crate::task::{
     Header, JoinHandle, Outcome, Packet, Task, TaskId, TaskRef, TaskState, Transition, WaitReason,
 };
 
-/// What a task hands the scheduler when it suspends.
-pub(crate) enum Suspend {
-    /// `yield_now`: queue me again at the back.
-    Yield,
-    /// `park`: I wait for `reason`; someone will unpark me.
-    Park(WaitReason),
-}
-
-type Coro = Coroutine<(), Suspend, Outcome, PooledStack>;
+/// A task's coroutine. It suspends with `()`: before suspending, the task
+/// itself records its transition (`Running → Ready` and back in the run
+/// queue for a yield, `Running → Waiting` for a park), so the scheduler has
+/// nothing to decode when it gets control back.
+type Coro = Coroutine<(), (), Outcome, PooledStack>;
 
 /// The longest an idle loop sleeps without looking at its inject queue.
 const IDLE_RECHECK: Duration = Duration::from_secs(1);
@@ -345,7 +341,7 @@ pub(crate) struct Core {
 struct LocalState {
     state: TaskState,
     since: Instant,
-    yielder: *const Yielder<(), Suspend>,
+    yielder: *const Yielder<(), ()>,
     /// The earliest deadline of the `timeout` scopes the task is in.
     deadline: Option<Instant>,
     /// Nesting depth of `shield`: cancellation is ignored while > 0.
@@ -413,6 +409,7 @@ thread_local! {
 }
 
 /// Runs `f` with this thread's scheduler, if a runtime is running here.
+#[inline(always)]
 pub(crate) fn with_scheduler<R>(f: impl FnOnce(&Scheduler) -> R) -> Option<R> {
     let p = CONTEXT.with(Cell::get);
     if p.is_null() {
@@ -425,6 +422,7 @@ pub(crate) fn with_scheduler<R>(f: impl FnOnce(&Scheduler) -> R) -> Option<R> {
 }
 
 /// Runs `f` with the scheduler and the running task, if the caller is a task.
+#[inline(always)]
 fn with_current<R>(f: impl FnOnce(&Scheduler, &Core) -> R) -> Option<R> {
     with_scheduler(|s| {
         let core = s.current.get();
@@ -564,7 +562,7 @@ impl Scheduler {
         // outlives it (the registry reference is dropped after it).
         // SAFETY: `task` was made by `Packet::<T>::allocate`.
         let raw = SendPtr(unsafe { Packet::<T>::of(&task) } as *const Packet<T>);
-        let body = move |yielder: &Yielder<(), Suspend>, ()| -> Outcome {
+        let body = move |yielder: &Yielder<(), ()>, ()| -> Outcome {
             // SAFETY: see above: the packet outlives its coroutine.
             run_body(yielder, f, unsafe { &*raw.0 })
         };
@@ -576,9 +574,7 @@ impl Scheduler {
             let boxed = Box::new(body);
             // SAFETY: as above.
             unsafe {
-                Coro::with_stack_unchecked(stack, move |y: &Yielder<(), Suspend>, ()| {
-                    (*boxed)(y, ())
-                })
+                Coro::with_stack_unchecked(stack, move |y: &Yielder<(), ()>, ()| (*boxed)(y, ()))
             }
         };
         // SAFETY: nobody else can reach the block yet.
@@ -698,20 +694,8 @@ impl Scheduler {
         let result = coroutine.resume(());
         self.current.set(ptr::null());
         match result {
-            CoroutineResult::Yield(suspend) => {
-                // SAFETY: on the runtime thread; the task is suspended.
-                let local = unsafe { core.local() };
-                local.since = self.tick.get();
-                match suspend {
-                    Suspend::Yield => {
-                        local.state = local.state.next(Transition::Yield);
-                        self.run_queue.push(NonNull::from(core));
-                    }
-                    Suspend::Park(reason) => {
-                        local.state = local.state.next(Transition::Block(reason));
-                    }
-                }
-            }
+            // The task recorded its own transition before suspending.
+            CoroutineResult::Yield(()) => {}
             CoroutineResult::Return(outcome) => {
                 // SAFETY: on the runtime thread; the task has finished.
                 let local = unsafe { core.local() };
@@ -910,7 +894,7 @@ impl Drop for Scheduler {
 struct SendPtr<T>(*const T);
 
 /// The body of every task, running on its own stack.
-fn run_body<F, T>(yielder: &Yielder<(), Suspend>, f: F, packet: &Packet<T>) -> Outcome
+fn run_body<F, T>(yielder: &Yielder<(), ()>, f: F, packet: &Packet<T>) -> Outcome
 where
     F: FnOnce() -> T,
 {
@@ -954,15 +938,25 @@ where
     }
 }
 
-/// Suspends the running task with `s`.
-fn suspend(core: &Core, s: Suspend) {
-    // SAFETY: on the runtime thread; read and released at once.
-    let y = unsafe { core.local().yielder };
+/// Suspends the running task, which has already recorded why: `to` is its
+/// next state (`Ready` after a yield, which also queues it again, or
+/// `Waiting`).
+#[inline(always)]
+fn suspend(s: &Scheduler, core: &Core, t: Transition) {
+    // SAFETY: on the runtime thread; released before the switch.
+    let y = unsafe {
+        let local = core.local();
+        local.state = local.state.next(t);
+        local.since = s.tick.get();
+        local.yielder
+    };
+    if matches!(t, Transition::Yield) {
+        s.run_queue.push(NonNull::from(core));
+    }
     debug_assert!(!y.is_null());
     // SAFETY: `yielder` was stored by `run_body` on this task's own stack,
     // which lives as long as the task, and the caller runs inside the task.
-    let y = unsafe { &*y };
-    y.suspend(s);
+    unsafe { &*y }.suspend(());
 }
 
 /// Suspends the caller until it is unparked, `deadline` (or an enclosing
@@ -1009,7 +1003,7 @@ fn park_task(
         // SAFETY: as above.
         unsafe { core.local().timer = Some((at, seq)) };
     }
-    suspend(core, Suspend::Park(reason));
+    suspend(s, core, Transition::Block(reason));
     // Resumed. Unparks that came while we sat in the run queue are covered
     // by the caller's re-check: drop their token.
     // SAFETY: as above.
@@ -1089,11 +1083,21 @@ pub(crate) fn check_current(deadline: Option<Instant>) -> Result<(), Interrupt> 
 
 /// Yields to the scheduler: the task goes to the back of the run queue.
 /// Outside a task it yields the thread.
+///
+/// Inlined, down to the stack switch, into the caller (`corio::yield_now` is
+/// `#[inline]` too). Corosensei resumes a task with a `call` and suspends it
+/// with a `ret`, so every function the task returns from after a resume —
+/// having entered it before the suspend — is a return the CPU's return
+/// stack predicts wrong, and so is the suspend's own `ret` when the task
+/// made calls since it was resumed. With the switch in a separate frame a
+/// yield cost 27.6 ns on the benchmark machine; inlined into the
+/// benchmark's loop, 4.7 ns (docs/performance.md).
+#[inline(always)]
 pub(crate) fn yield_now() {
     if thread::panicking() {
         return;
     }
-    if with_current(|_, core| suspend(core, Suspend::Yield)).is_none() {
+    if with_current(|s, core| suspend(s, core, Transition::Yield)).is_none() {
         thread::yield_now();
     }
 }

@@ -962,14 +962,28 @@ fn suspend(s: &Scheduler, core: &Core, t: Transition) {
 /// Suspends the caller until it is unparked, `deadline` (or an enclosing
 /// `timeout`) passes, or — in a task — it is cancelled. Outside a task it
 /// parks the thread. May return `Ok` spuriously: callers re-check.
+///
+/// The common case — a task with no deadline and no cancellation — is
+/// inlined into the caller down to the stack switch, for the reason given
+/// at [`yield_now`].
+#[inline(always)]
 pub(crate) fn park(reason: WaitReason, deadline: Option<Instant>) -> Result<(), Interrupt> {
     if thread::panicking() {
         return Err(Interrupt::Unwinding);
     }
-    match with_current(|s, core| park_task(s, core, reason, deadline)) {
-        Some(r) => r,
-        None => park_thread(deadline),
+    // Not `with_current`: its closure is not always inlined, and the switch
+    // must be.
+    let s = CONTEXT.with(Cell::get);
+    if !s.is_null() {
+        // SAFETY: as in `with_scheduler`.
+        let s = unsafe { &*s };
+        let core = s.current.get();
+        if !core.is_null() {
+            // SAFETY: `current` points to a task in `s.tasks` while it runs.
+            return park_task(s, unsafe { &*core }, reason, deadline);
+        }
     }
+    park_thread(deadline)
 }
 
 fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
@@ -980,17 +994,45 @@ fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
     }
 }
 
+#[inline(always)]
 fn park_task(
     s: &Scheduler,
     core: &Core,
     reason: WaitReason,
     deadline: Option<Instant>,
 ) -> Result<(), Interrupt> {
-    let header = &core.header;
     // SAFETY: on the runtime thread; read and released at once.
-    let deadline = earliest(deadline, unsafe { core.local().deadline });
-    check_interrupt(core, deadline)?;
+    let scope_deadline = unsafe { core.local().deadline };
+    if deadline.is_some()
+        || scope_deadline.is_some()
+        || core.header.cancelled.load(Ordering::Relaxed)
+    {
+        return park_task_timed(s, core, reason, earliest(deadline, scope_deadline));
+    }
     // Rule 1: consume a pending notification instead of suspending.
+    // SAFETY: on the runtime thread; released at once.
+    if std::mem::take(unsafe { &mut core.local().notified }) {
+        return Ok(());
+    }
+    suspend(s, core, Transition::Block(reason));
+    // Resumed. Unparks that came while we sat in the run queue are covered
+    // by the caller's re-check: drop their token.
+    // SAFETY: as above.
+    unsafe { core.local().notified = false };
+    // Cancelled while we waited?
+    check_interrupt(core, None)
+}
+
+/// `park_task` with a deadline or a pending cancellation: out of line.
+#[inline(never)]
+fn park_task_timed(
+    s: &Scheduler,
+    core: &Core,
+    reason: WaitReason,
+    deadline: Option<Instant>,
+) -> Result<(), Interrupt> {
+    let header = &core.header;
+    check_interrupt(core, deadline)?;
     // SAFETY: on the runtime thread; released at once.
     if std::mem::take(unsafe { &mut core.local().notified }) {
         return Ok(());
@@ -1004,8 +1046,6 @@ fn park_task(
         unsafe { core.local().timer = Some((at, seq)) };
     }
     suspend(s, core, Transition::Block(reason));
-    // Resumed. Unparks that came while we sat in the run queue are covered
-    // by the caller's re-check: drop their token.
     // SAFETY: as above.
     let timer = unsafe {
         let local = core.local();
@@ -1018,6 +1058,7 @@ fn park_task(
     check_interrupt(core, deadline)
 }
 
+#[inline(always)]
 fn check_interrupt(core: &Core, deadline: Option<Instant>) -> Result<(), Interrupt> {
     if core.header.cancelled.load(Ordering::Acquire) {
         // SAFETY: on the runtime thread; released at once.
@@ -1035,6 +1076,7 @@ fn check_interrupt(core: &Core, deadline: Option<Instant>) -> Result<(), Interru
     Ok(())
 }
 
+#[inline(never)]
 fn park_thread(deadline: Option<Instant>) -> Result<(), Interrupt> {
     let deadline = earliest(deadline, THREAD_DEADLINE.with(Cell::get));
     match deadline {

@@ -302,7 +302,7 @@ impl<T> Chan<T> {
         drop(buf);
     }
 
-    #[inline]
+    #[inline(always)]
     fn send_locked(st: &mut State<T>, v: T) -> Result<Option<Wake>, TrySendError<T>> {
         if st.rx_gone {
             return Err(TrySendError::Disconnected(v));
@@ -338,7 +338,7 @@ impl<T> Chan<T> {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn recv_locked(st: &mut State<T>) -> Result<(T, Option<Wake>), TryRecvError> {
         let State {
             buf,

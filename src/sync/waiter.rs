@@ -148,8 +148,9 @@ impl Waiter {
 
     /// Parks until selected (`Ok(arm)`; its entry is gone) or interrupted
     /// (`Err`; not aborted: its entries may still be queued). Spurious
-    /// wakeups are absorbed.
-    #[inline]
+    /// wakeups are absorbed. Inlined down to the stack switch (see
+    /// `scheduler::yield_now` for why).
+    #[inline(always)]
     pub(crate) fn wait(
         &self,
         reason: WaitReason,

@@ -155,7 +155,7 @@ extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut li
             // SAFETY: the header of the task running on this thread, alive
             // while it runs; only immutable fields are read.
             let h = unsafe { &*task };
-            hit(h.stack_guard).then_some((h.stack_size, task))
+            hit(h.stack_guard()).then_some((h.stack_size, task))
         }
         _ => None,
     };

@@ -58,7 +58,7 @@ use crate::task::{
 /// itself records its transition (`Running → Ready` and back in the run
 /// queue for a yield, `Running → Waiting` for a park), so the scheduler has
 /// nothing to decode when it gets control back.
-type Coro = Coroutine<(), (), Outcome, PooledStack>;
+pub(crate) type Coro = Coroutine<(), (), Outcome, PooledStack>;
 
 /// The longest an idle loop sleeps without looking at its inject queue.
 const IDLE_RECHECK: Duration = Duration::from_secs(1);
@@ -354,6 +354,8 @@ struct LocalState {
     timer: Option<(Instant, u64)>,
     /// Its `task_local!` values.
     locals: crate::task::local::Locals,
+    /// The stack promised at spawn, until the first run takes it.
+    stack: Option<stack::Reservation>,
 }
 
 impl Core {
@@ -532,53 +534,31 @@ impl Scheduler {
         F: FnOnce() -> T,
         T: 'static,
     {
-        let stack = stack::take(stack_size)?;
+        let reservation = stack::reserve(stack_size)?;
         let mut tasks = self.tasks.borrow_mut();
         let entry = tasks.vacant_entry();
         let key = u32::try_from(entry.key()).expect("more than 2^32 tasks");
-        let header = Header::new(
-            name,
-            key,
-            Arc::clone(&self.shared),
-            stack.guard_range(),
-            stack_size,
+        let runtime = Arc::clone(&self.shared);
+        let since = self.tick.get();
+        let (task, handle) = Packet::<T>::allocate(
+            || Core {
+                header: Header::new(name, key, runtime, stack_size),
+                coroutine: UnsafeCell::new(None),
+                local: UnsafeCell::new(LocalState {
+                    state: TaskState::Ready,
+                    since,
+                    yielder: ptr::null(),
+                    deadline: None,
+                    shield: 0,
+                    cancel_observed: false,
+                    notified: false,
+                    timer: None,
+                    locals: Default::default(),
+                    stack: Some(reservation),
+                }),
+            },
+            f,
         );
-        let (task, handle) = Packet::<T>::allocate(Core {
-            header,
-            coroutine: UnsafeCell::new(None),
-            local: UnsafeCell::new(LocalState {
-                state: TaskState::Ready,
-                since: self.tick.get(),
-                yielder: ptr::null(),
-                deadline: None,
-                shield: 0,
-                cancel_observed: false,
-                notified: false,
-                timer: None,
-                locals: Default::default(),
-            }),
-        });
-        // The coroutine lives inside the block it points to; the block
-        // outlives it (the registry reference is dropped after it).
-        // SAFETY: `task` was made by `Packet::<T>::allocate`.
-        let raw = SendPtr(unsafe { Packet::<T>::of(&task) } as *const Packet<T>);
-        let body = move |yielder: &Yielder<(), ()>, ()| -> Outcome {
-            // SAFETY: see above: the packet outlives its coroutine.
-            run_body(yielder, f, unsafe { &*raw.0 })
-        };
-        // A closure bigger than 1 KiB would make corosensei panic; box it.
-        let coroutine = if std::mem::size_of_val(&body) <= 512 {
-            // SAFETY: see this function's contract.
-            unsafe { Coro::with_stack_unchecked(stack, body) }
-        } else {
-            let boxed = Box::new(body);
-            // SAFETY: as above.
-            unsafe {
-                Coro::with_stack_unchecked(stack, move |y: &Yielder<(), ()>, ()| (*boxed)(y, ()))
-            }
-        };
-        // SAFETY: nobody else can reach the block yet.
-        unsafe { *task.core().coroutine.get() = Some(coroutine) };
         let core = NonNull::from(task.core());
         entry.insert(task);
         drop(tasks);
@@ -687,9 +667,21 @@ impl Scheduler {
         // SAFETY: only `run_task` and `abandon` borrow the coroutine, never
         // both at once (the running task cannot reach its own coroutine).
         let slot = unsafe { &mut *core.coroutine.get() };
+        if slot.is_none() {
+            // First run: take the stack promised at spawn and make the
+            // coroutine on it.
+            // SAFETY: on the runtime thread; released at once.
+            let Some(reservation) = (unsafe { core.local().stack.take() }) else {
+                self.current.set(ptr::null());
+                return;
+            };
+            let stack = reservation.take();
+            core.header.set_stack_guard(stack.guard_range());
+            // SAFETY: the vtable belongs to this block, which has not run yet.
+            *slot = Some(unsafe { (core.header.vtable.start)(NonNull::from(core), stack) });
+        }
         let Some(coroutine) = slot.as_mut() else {
-            self.current.set(ptr::null());
-            return;
+            unreachable!("a task's coroutine is made before it runs")
         };
         let result = coroutine.resume(());
         self.current.set(ptr::null());
@@ -714,6 +706,13 @@ impl Scheduler {
         // SAFETY: the coroutine is not running (it returned or was unwound).
         let coroutine = unsafe { (*core.coroutine.get()).take() };
         drop(coroutine);
+        // A task that never ran: release its stack and drop its closure
+        // (which may borrow from a scope or `block_on`'s caller: now, not
+        // whenever the last reference goes).
+        // SAFETY: on the runtime thread; released at once.
+        drop(unsafe { core.local().stack.take() });
+        // SAFETY: the vtable belongs to this block; on its thread.
+        unsafe { (core.header.vtable.drop_body)(NonNull::from(core)) };
         let task = self.tasks.borrow_mut().remove(core.header.key as usize);
         // Dropped outside the borrow: it may run user destructors (`T`).
         drop(task);
@@ -892,6 +891,39 @@ impl Drop for Scheduler {
 
 /// A pointer moved into a task's body closure.
 struct SendPtr<T>(*const T);
+
+/// Makes the coroutine of a task that is about to run for the first time,
+/// on `stack`, from the closure kept in its block (`Vtable::start`).
+///
+/// # Safety
+///
+/// `core` is a live block made by `Packet::<T>::allocate` for an `F`, on its
+/// runtime thread, whose closure is still there. Its data outlives the
+/// coroutine, as `spawn_unchecked` requires of its caller.
+pub(crate) unsafe fn start_task<T, F: FnOnce() -> T>(
+    core: NonNull<Core>,
+    stack: PooledStack,
+) -> Coro {
+    // SAFETY: per the contract.
+    let f = unsafe { crate::task::Launch::<T, F>::take_body(core) }.expect("a task starts once");
+    // The coroutine lives inside the block it points to; the block
+    // outlives it (the registry reference is dropped after it).
+    let raw = SendPtr(core.as_ptr().cast::<Packet<T>>().cast_const());
+    let body = move |yielder: &Yielder<(), ()>, ()| -> Outcome {
+        // SAFETY: see above: the packet outlives its coroutine, and `core`
+        // is at offset 0 of the `repr(C)` packet.
+        run_body(yielder, f, unsafe { &*raw.0 })
+    };
+    // A closure bigger than 1 KiB would make corosensei panic; box it.
+    if std::mem::size_of_val(&body) <= 512 {
+        // SAFETY: see this function's contract.
+        unsafe { Coro::with_stack_unchecked(stack, body) }
+    } else {
+        let boxed = Box::new(body);
+        // SAFETY: as above.
+        unsafe { Coro::with_stack_unchecked(stack, move |y: &Yielder<(), ()>, ()| (*boxed)(y, ())) }
+    }
+}
 
 /// The body of every task, running on its own stack.
 fn run_body<F, T>(yielder: &Yielder<(), ()>, f: F, packet: &Packet<T>) -> Outcome

@@ -251,6 +251,8 @@ impl Drop for PooledStack {
 struct SizeClass {
     size: usize,
     free: Vec<Slot>,
+    /// Free slots promised to [`Reservation`]s: `free.len() >= reserved`.
+    reserved: usize,
     next_chunk_slots: usize,
 }
 
@@ -277,6 +279,7 @@ impl Pool {
                 self.classes.push(SizeClass {
                     size,
                     free: Vec::new(),
+                    reserved: 0,
                     next_chunk_slots: 4,
                 });
                 self.classes.len() - 1
@@ -289,26 +292,39 @@ impl Pool {
         self.class(size).free.push(slot);
     }
 
-    fn take(&mut self, size: usize) -> Result<Slot, Error> {
+    /// Promises one free slot of `size`, mapping more stacks if every free
+    /// one is promised already.
+    fn reserve(&mut self, size: usize) -> Result<(), Error> {
         let mode = guard_mode();
         let class = self.class(size);
-        if let Some(slot) = class.free.pop() {
-            return Ok(slot);
+        if class.free.len() <= class.reserved {
+            let slots = match mode {
+                GuardMode::Madvise => {
+                    let n = class.next_chunk_slots;
+                    class.next_chunk_slots = (n * 2).min(MAX_CHUNK_SLOTS);
+                    n
+                }
+                // Each guard splits the mapping anyway: map stacks one by one
+                // so unused slots cost no mappings.
+                GuardMode::Mprotect => 1,
+            };
+            let new = new_chunk(size, slots, mode)?;
+            // Keep the most recently freed (warm) slots on top.
+            class.free.splice(0..0, new);
         }
-        let slots = match mode {
-            GuardMode::Madvise => {
-                let n = class.next_chunk_slots;
-                class.next_chunk_slots = (n * 2).min(MAX_CHUNK_SLOTS);
-                n
-            }
-            // Each guard splits the mapping anyway: map stacks one by one so
-            // unused slots cost no mappings.
-            GuardMode::Mprotect => 1,
-        };
-        let mut new = new_chunk(size, slots, mode)?;
-        let first = new.pop().expect("chunk has at least one slot");
-        class.free.extend(new);
-        Ok(first)
+        class.reserved += 1;
+        Ok(())
+    }
+
+    /// Takes the most recently freed slot, promised by a reservation.
+    fn take_reserved(&mut self, size: usize) -> Slot {
+        let class = self.class(size);
+        class.reserved -= 1;
+        class.free.pop().expect("a reserved stack slot is free")
+    }
+
+    fn unreserve(&mut self, size: usize) {
+        self.class(size).reserved -= 1;
     }
 }
 
@@ -412,12 +428,46 @@ pub(crate) fn mapping_count() -> Option<u64> {
 /// Takes a stack of `size` usable bytes (already checked and page-rounded by
 /// [`checked_size`]) from this thread's pool, mapping more if it is empty.
 pub(crate) fn take(size: usize) -> Result<PooledStack, Error> {
-    let slot = POOL.with(|pool| pool.borrow_mut().take(size))?;
-    Ok(PooledStack {
-        top: slot.bottom + page_size() + size,
-        slot: Some(slot),
-        size,
-    })
+    Ok(reserve(size)?.take())
+}
+
+/// Promises a stack of `size` usable bytes (checked and page-rounded) from
+/// this thread's pool without picking one yet.
+///
+/// A task reserves its stack when it is spawned, so that running out of
+/// memory or mappings is reported to the spawner, and takes it when it
+/// first runs: then it gets the stack freed most recently, still warm in
+/// the caches. A batch of 1,000 short tasks spawned before any runs thus
+/// runs on one or two stacks instead of touching 1,000 cold ones.
+pub(crate) fn reserve(size: usize) -> Result<Reservation, Error> {
+    POOL.with(|pool| pool.borrow_mut().reserve(size))?;
+    Ok(Reservation { size })
+}
+
+/// A stack promised by [`reserve`]; dropping it releases the promise. Only
+/// meaningful on the thread that made it.
+pub(crate) struct Reservation {
+    size: usize,
+}
+
+impl Reservation {
+    /// The promised stack: the most recently freed one of its size.
+    pub(crate) fn take(self) -> PooledStack {
+        let size = self.size;
+        std::mem::forget(self);
+        let slot = POOL.with(|pool| pool.borrow_mut().take_reserved(size));
+        PooledStack {
+            top: slot.bottom + page_size() + size,
+            slot: Some(slot),
+            size,
+        }
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        let _ = POOL.try_with(|pool| pool.borrow_mut().unreserve(self.size));
+    }
 }
 
 #[cfg(test)]

@@ -186,6 +186,59 @@ fn mprotect_fallback_reports_map_limit() {
 }
 
 #[inline(never)]
+/// Tasks take their stack when they first run, not when spawned: a batch
+/// of short tasks spawned before any runs reuses the same warm stack or
+/// two, instead of holding 1,000 stacks at once.
+#[test]
+fn a_batch_of_short_tasks_runs_on_few_stacks() {
+    let stacks = corio::run(|| {
+        let handles: Vec<_> = (0..1000)
+            .map(|_| {
+                corio::spawn(|| {
+                    let local = 0u8;
+                    // Identifies the stack: the default stack size is far
+                    // bigger than how deep this frame sits.
+                    std::ptr::addr_of!(local) as usize / corio::stack::DEFAULT_STACK_SIZE
+                })
+            })
+            .collect();
+        let mut stacks: Vec<usize> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+        stacks.sort_unstable();
+        stacks.dedup();
+        stacks.len()
+    });
+    assert!(
+        stacks <= 2,
+        "1,000 short tasks ran on {stacks} different stacks"
+    );
+}
+
+/// A task that never runs (the runtime ends first) gives back its stack
+/// promise and drops its closure, with its destructors.
+#[test]
+fn a_task_that_never_ran_drops_its_closure() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    struct Counted(Arc<AtomicUsize>);
+    impl Drop for Counted {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    let drops = Arc::new(AtomicUsize::new(0));
+    let d = Arc::clone(&drops);
+    corio::run(move || {
+        for _ in 0..10 {
+            let c = Counted(Arc::clone(&d));
+            // Never runs: main returns before yielding.
+            drop(corio::spawn(move || drop(c)));
+        }
+    });
+    assert_eq!(drops.load(Ordering::SeqCst), 10);
+    // The promises were released: a new runtime on this thread still works.
+    assert_eq!(corio::run(|| corio::spawn(|| 7).join().unwrap()), 7);
+}
+
 fn recurse(depth: u64) -> u64 {
     let buf = std::hint::black_box([depth as u8; 512]);
     if depth == u64::MAX {

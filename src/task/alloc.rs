@@ -91,12 +91,17 @@ pub(crate) unsafe fn release(block: NonNull<u8>, layout: Layout) {
     }
 }
 
-/// What a `TaskRef` needs to know about the task's result type.
+/// What the scheduler and a `TaskRef` need to know about the task's result
+/// and closure types.
 pub(crate) struct Vtable {
     /// Completes the task as cancelled unless it already completed.
     pub(crate) complete_cancelled: unsafe fn(NonNull<Core>),
     /// Drops the block's contents and releases it (last reference gone).
     pub(crate) destroy: unsafe fn(NonNull<Core>),
+    /// Makes the task's coroutine on `stack` from its closure (first run).
+    pub(crate) start: unsafe fn(NonNull<Core>, crate::stack::PooledStack) -> crate::scheduler::Coro,
+    /// Drops the closure of a task that never ran.
+    pub(crate) drop_body: unsafe fn(NonNull<Core>),
 }
 
 /// A counted reference to a task, usable from any thread to wake it.

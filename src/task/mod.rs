@@ -111,9 +111,26 @@ use crate::scheduler::{Core, Shared, Unparker};
 pub struct TaskId(NonZeroU64);
 
 impl TaskId {
+    /// A fresh id. Each thread takes ids from the global counter in blocks
+    /// of `BLOCK`, so a spawn costs no atomic instruction for its id; ids
+    /// stay unique, and increase within a thread.
     fn next() -> TaskId {
+        const BLOCK: u64 = 1024;
         static NEXT: AtomicU64 = AtomicU64::new(1);
-        TaskId(NonZeroU64::new(NEXT.fetch_add(1, Ordering::Relaxed)).expect("task ids overflowed"))
+        thread_local! {
+            /// The next id of this thread's block, and the end of the block.
+            static LOCAL: std::cell::Cell<(u64, u64)> = const { std::cell::Cell::new((0, 0)) };
+        }
+        let id = LOCAL.with(|c| {
+            let (mut next, mut end) = c.get();
+            if next == end {
+                next = NEXT.fetch_add(BLOCK, Ordering::Relaxed);
+                end = next + BLOCK;
+            }
+            c.set((next + 1, end));
+            next
+        });
+        TaskId(NonZeroU64::new(id).expect("task ids overflowed"))
     }
 
     /// The id as a number.
@@ -169,9 +186,10 @@ pub(crate) struct Header {
     pub(crate) name: Option<Arc<str>>,
     /// Key of the task in its scheduler's registry.
     pub(crate) key: u32,
-    /// The guard page of the task's stack and its usable size, for
-    /// stack-overflow reports.
-    pub(crate) stack_guard: (usize, usize),
+    /// The guard page of the task's stack (start, end; zero until the task
+    /// first runs and gets its stack), for stack-overflow reports.
+    stack_guard: [AtomicUsize; 2],
+    /// The usable size of its stack.
     pub(crate) stack_size: usize,
     /// The runtime that owns the task; wakes from other threads go through it.
     pub(crate) runtime: Arc<Shared>,
@@ -187,18 +205,18 @@ pub(crate) struct Header {
 }
 
 impl Header {
+    #[inline(always)]
     pub(crate) fn new(
         name: Option<Arc<str>>,
         key: u32,
         runtime: Arc<Shared>,
-        stack_guard: (usize, usize),
         stack_size: usize,
     ) -> Header {
         Header {
             id: TaskId::next(),
             name,
             key,
-            stack_guard,
+            stack_guard: [AtomicUsize::new(0), AtomicUsize::new(0)],
             stack_size,
             runtime,
             refs: AtomicUsize::new(0),
@@ -207,6 +225,21 @@ impl Header {
             join_state: AtomicU8::new(0),
             join_waiter: Mutex::new(None),
         }
+    }
+
+    /// Records the guard page of the stack the task got (first run).
+    pub(crate) fn set_stack_guard(&self, (start, end): (usize, usize)) {
+        self.stack_guard[0].store(start, Ordering::Relaxed);
+        self.stack_guard[1].store(end, Ordering::Relaxed);
+    }
+
+    /// The guard page of the task's stack; `(0, 0)` before it first runs.
+    /// Plain loads: the stack-overflow handler calls it.
+    pub(crate) fn stack_guard(&self) -> (usize, usize) {
+        (
+            self.stack_guard[0].load(Ordering::Relaxed),
+            self.stack_guard[1].load(Ordering::Relaxed),
+        )
     }
 
     pub(crate) fn task(&self) -> Task {
@@ -260,26 +293,79 @@ unsafe impl<T> Send for Packet<T> {}
 static NO_VTABLE: Vtable = Vtable {
     complete_cancelled: |_| unreachable!("task block without a vtable"),
     destroy: |_| unreachable!("task block without a vtable"),
+    start: |_, _| unreachable!("task block without a vtable"),
+    drop_body: |_| unreachable!("task block without a vtable"),
 };
 
-impl<T> Packet<T> {
+/// A task block as allocated: the packet, then the task's closure, kept
+/// there until the task first runs — only then are its coroutine made and
+/// its stack taken (see `stack::reserve`).
+#[repr(C)]
+pub(crate) struct Launch<T, F> {
+    packet: Packet<T>,
+    body: UnsafeCell<Option<F>>,
+}
+
+impl<T, F: FnOnce() -> T> Launch<T, F> {
     const VTABLE: Vtable = Vtable {
-        complete_cancelled: Self::vt_complete_cancelled,
+        complete_cancelled: Packet::<T>::vt_complete_cancelled,
         destroy: Self::vt_destroy,
+        start: crate::scheduler::start_task::<T, F>,
+        drop_body: Self::vt_drop_body,
     };
 
-    /// Puts a new task block in (recycled) memory, with two references: one
-    /// for the scheduler's registry, one for the `JoinHandle`.
-    pub(crate) fn allocate(mut core: Core) -> (TaskRef, JoinHandle<T>) {
-        core.header.refs = AtomicUsize::new(2);
-        core.header.vtable = &const { Self::VTABLE };
-        let block = alloc::allocate(Layout::new::<Packet<T>>()).cast::<Packet<T>>();
+    /// Takes the closure, the first time the task runs.
+    ///
+    /// # Safety
+    ///
+    /// `core` is the core of a live block of this type, on the task's
+    /// runtime thread (which alone touches the closure).
+    pub(crate) unsafe fn take_body(core: NonNull<Core>) -> Option<F> {
+        // SAFETY: per the contract; `core` is at offset 0 of the block.
+        unsafe { (*core.cast::<Launch<T, F>>().as_ref().body.get()).take() }
+    }
+
+    unsafe fn vt_drop_body(core: NonNull<Core>) {
+        // SAFETY: the vtable is only installed in blocks of this type, and
+        // the scheduler calls it on the task's thread.
+        drop(unsafe { Self::take_body(core) });
+    }
+
+    unsafe fn vt_destroy(core: NonNull<Core>) {
+        let block = core.cast::<Launch<T, F>>();
+        // SAFETY: the last reference is gone and the block is of this type.
+        unsafe {
+            block.drop_in_place();
+            alloc::release(block.cast(), Layout::new::<Launch<T, F>>());
+        }
+    }
+}
+
+impl<T> Packet<T> {
+    /// Puts a new task block for `body` in (recycled) memory, with two
+    /// references: one for the scheduler's registry, one for the
+    /// `JoinHandle`.
+    ///
+    /// `core` makes the core in place (a task block is a few hundred bytes:
+    /// built elsewhere and moved, it cost a copy per spawn).
+    #[inline(always)]
+    pub(crate) fn allocate<F: FnOnce() -> T>(
+        core: impl FnOnce() -> Core,
+        body: F,
+    ) -> (TaskRef, JoinHandle<T>) {
+        let block = alloc::allocate(Layout::new::<Launch<T, F>>()).cast::<Launch<T, F>>();
         // SAFETY: `block` is fresh memory of this layout.
         unsafe {
-            block.write(Packet {
-                core,
-                result: UnsafeCell::new(None),
-            })
+            block.write(Launch {
+                packet: Packet {
+                    core: core(),
+                    result: UnsafeCell::new(None),
+                },
+                body: UnsafeCell::new(Some(body)),
+            });
+            let header = &mut (*block.as_ptr()).packet.core.header;
+            header.refs = AtomicUsize::new(2);
+            header.vtable = &const { Launch::<T, F>::VTABLE };
         };
         let core = block.cast::<Core>();
         // SAFETY: the block is live and holds two counts, one for each.
@@ -306,15 +392,6 @@ impl<T> Packet<T> {
         let packet = unsafe { core.cast::<Packet<T>>().as_ref() };
         if !packet.core.header.is_complete() {
             packet.complete(Err(JoinError::cancelled(packet.core.header.describe())));
-        }
-    }
-
-    unsafe fn vt_destroy(core: NonNull<Core>) {
-        let block = core.cast::<Packet<T>>();
-        // SAFETY: the last reference is gone and the block is of this type.
-        unsafe {
-            block.drop_in_place();
-            alloc::release(block.cast(), Layout::new::<Packet<T>>());
         }
     }
 
@@ -357,6 +434,11 @@ impl<T> Packet<T> {
 
     /// The handle is dropped: drop the result if it is there.
     fn detach(&self) {
+        if self.core.header.is_complete() {
+            // The task is done with the slot: no need to tell it we left.
+            drop(self.take_result());
+            return;
+        }
         let prev = self
             .core
             .header

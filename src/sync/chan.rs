@@ -34,7 +34,7 @@ use std::time::Instant;
 use super::error::{
     RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
 };
-use super::spin::SpinLock;
+use super::spin::{SpinGuard, SpinLock};
 use super::waiter::{self, WaitQueue, Waiter, Wake, Wakes};
 use crate::scheduler::{self, Interrupt};
 use crate::task::WaitReason;
@@ -59,6 +59,12 @@ impl<T> Slot<T> {
     unsafe fn take(&self) -> Option<T> {
         // SAFETY: exclusive access, per this function's contract.
         unsafe { (*self.0.get()).take() }
+    }
+
+    /// Whether it is empty. Same contract as [`take`](Self::take).
+    unsafe fn is_empty(&self) -> bool {
+        // SAFETY: exclusive access, per this function's contract.
+        unsafe { (*self.0.get()).is_none() }
     }
 
     /// Stores `v`. Same contract as [`take`](Self::take).
@@ -418,12 +424,94 @@ impl<T> Chan<T> {
 
     /// Sends `v`, waiting while the channel is full until `deadline` (or an
     /// enclosing `timeout`), a cancellation, or the receivers going away.
+    ///
+    /// Inlined down to the stack switch, as [`recv`](Self::recv) is.
+    #[inline(always)]
     pub(crate) fn send(&self, v: T, deadline: Option<Instant>) -> Result<(), SendFail<T>> {
+        let (mut st, v) = match self.send_or_lock(v) {
+            Ok(None) => return Ok(()),
+            Ok(Some(must_wait)) => must_wait,
+            Err(fail) => return Err(fail),
+        };
+        let waiter = Waiter::new();
+        let slot = Slot::new(Some(v));
+        // SAFETY: `waiter` and `slot` outlive the registration, whose guard
+        // removes the entry on every exit but a selection.
+        unsafe { st.sendq.push(&waiter, 0, SlotPtr::new(&slot)) };
+        drop(st);
+        let reg = Registration {
+            chan: self,
+            waiter: &waiter,
+            side: Side::Send,
+        };
+        let woken = waiter.wait(WaitReason::Channel, deadline);
+        if woken.is_ok() {
+            // The waker popped our entry: nothing to remove.
+            mem::forget(reg);
+            // SAFETY: selected: the slot is ours again. Empty: taken.
+            if unsafe { slot.is_empty() } {
+                return Ok(());
+            }
+        } else {
+            drop(reg);
+        }
+        self.send_after_wake(woken, &waiter, &slot, deadline)
+    }
+
+    /// The start of `send`: the entry check, then the send if it need not
+    /// wait (`None`); otherwise the locked state to register in, and `v`.
+    #[allow(clippy::type_complexity)]
+    fn send_or_lock(&self, v: T) -> Result<Option<(SpinGuard<'_, State<T>>, T)>, SendFail<T>> {
         if !self.unbounded
             && let Err(i) = waiter::enter()
         {
             return Err(SendFail::Interrupted(i, v));
         }
+        let mut st = self.state.lock();
+        match Self::send_locked(&mut st, v) {
+            Ok(wake) => {
+                drop(st);
+                Wake::wake_opt(wake);
+                Ok(None)
+            }
+            Err(TrySendError::Disconnected(v)) => Err(SendFail::Disconnected(v)),
+            Err(TrySendError::Full(v)) => Ok(Some((st, v))),
+        }
+    }
+
+    /// The rest of `send` after a first wait that did not simply see its
+    /// message taken: interrupted, or selected without it being taken (the
+    /// receivers went away).
+    #[cold]
+    fn send_after_wake(
+        &self,
+        woken: Result<usize, Interrupt>,
+        waiter: &Waiter,
+        slot: &Slot<T>,
+        deadline: Option<Instant>,
+    ) -> Result<(), SendFail<T>> {
+        match (woken, waiter.selected()) {
+            (Err(i), None) => {
+                // SAFETY: aborted and unregistered under the lock.
+                let v = unsafe { slot.take() }.expect("unsent message stays in its slot");
+                return Err(SendFail::Interrupted(i, v));
+            }
+            (Err(i), Some(_)) => waiter::completed_anyway(i),
+            (Ok(_), _) => {}
+        }
+        // SAFETY: selected: the slot is ours again.
+        match unsafe { slot.take() } {
+            None => Ok(()),
+            // Selected without taking: the receivers went away.
+            Some(back) => self.send_slow(back, deadline),
+        }
+    }
+
+    /// `send` as one loop, without the entry check, after a wakeup that
+    /// left the message with us (the receivers went away: it returns at
+    /// once).
+    #[inline(never)]
+    fn send_slow(&self, v: T, deadline: Option<Instant>) -> Result<(), SendFail<T>> {
         let mut st = self.state.lock();
         let mut v = match Self::send_locked(&mut st, v) {
             Ok(wake) => {
@@ -485,10 +573,94 @@ impl<T> Chan<T> {
     }
 
     /// Receives a message, waiting while the channel is empty until
-    /// `deadline` (or an enclosing `timeout`), a cancellation, or the senders
-    /// going away.
+    /// `deadline` (or an enclosing `timeout`), a cancellation, or the
+    /// senders going away.
+    ///
+    /// Inlined into the caller down to the stack switch — a switch made
+    /// inside a called function costs return mispredictions on every
+    /// resume (see `scheduler::yield_now`); this halved a ping-pong round
+    /// trip. Only the registration and the wait are inline: taking a
+    /// message that is there, and the rare paths after a wakeup, are calls
+    /// that return before any switch.
+    #[inline(always)]
     pub(crate) fn recv(&self, deadline: Option<Instant>) -> Result<T, RecvFail> {
+        let mut st = match self.recv_or_lock() {
+            Ok(Ok(v)) => return Ok(v),
+            Ok(Err(st)) => st,
+            Err(fail) => return Err(fail),
+        };
+        let waiter = Waiter::new();
+        let slot = Slot::new(None);
+        // SAFETY: `waiter` and `slot` outlive the registration, whose guard
+        // removes the entry on every exit but a selection.
+        unsafe { st.recvq.push(&waiter, 0, SlotPtr::new(&slot)) };
+        drop(st);
+        let reg = Registration {
+            chan: self,
+            waiter: &waiter,
+            side: Side::Recv,
+        };
+        let woken = waiter.wait(WaitReason::Channel, deadline);
+        if woken.is_ok() {
+            // The waker popped our entry: nothing to remove.
+            mem::forget(reg);
+            // SAFETY: selected: the slot is ours again.
+            if let Some(v) = unsafe { slot.take() } {
+                return Ok(v);
+            }
+        } else {
+            drop(reg);
+        }
+        self.recv_after_wake(woken, &waiter, &slot, deadline)
+    }
+
+    /// The start of `recv`: the entry check, then a message if one is
+    /// there; otherwise the locked state to register in.
+    #[allow(clippy::type_complexity)]
+    fn recv_or_lock(&self) -> Result<Result<T, SpinGuard<'_, State<T>>>, RecvFail> {
         waiter::enter().map_err(RecvFail::Interrupted)?;
+        let mut st = self.state.lock();
+        match Self::recv_locked(&mut st) {
+            Ok((v, wake)) => {
+                drop(st);
+                Wake::wake_opt(wake);
+                Ok(Ok(v))
+            }
+            Err(TryRecvError::Disconnected) => Err(RecvFail::Disconnected),
+            Err(TryRecvError::Empty) => Ok(Err(st)),
+        }
+    }
+
+    /// The rest of `recv` after a first wait that did not simply hand it a
+    /// message: interrupted, or selected without one (the senders went
+    /// away).
+    #[cold]
+    fn recv_after_wake(
+        &self,
+        woken: Result<usize, Interrupt>,
+        waiter: &Waiter,
+        slot: &Slot<T>,
+        deadline: Option<Instant>,
+    ) -> Result<T, RecvFail> {
+        match (woken, waiter.selected()) {
+            (Err(i), None) => return Err(RecvFail::Interrupted(i)),
+            (Err(i), Some(_)) => {
+                waiter::completed_anyway(i);
+                // SAFETY: selected: the slot is ours again.
+                if let Some(v) = unsafe { slot.take() } {
+                    return Ok(v);
+                }
+            }
+            (Ok(_), _) => {}
+        }
+        // Selected without a message: the senders went away.
+        self.recv_slow(deadline)
+    }
+
+    /// `recv` as one loop, without the entry check, after a wakeup that
+    /// brought no message (the senders went away: it returns at once).
+    #[inline(never)]
+    fn recv_slow(&self, deadline: Option<Instant>) -> Result<T, RecvFail> {
         let mut st = self.state.lock();
         match Self::recv_locked(&mut st) {
             Ok((v, wake)) => {

@@ -94,6 +94,7 @@ macro_rules! receiver_iterators {
 
         impl<T> Iterator for Iter<'_, T> {
             type Item = T;
+            #[inline]
             fn next(&mut self) -> Option<T> {
                 self.rx.recv().ok()
             }
@@ -120,6 +121,7 @@ macro_rules! receiver_iterators {
 
         impl<T> Iterator for IntoIter<T> {
             type Item = T;
+            #[inline]
             fn next(&mut self) -> Option<T> {
                 self.rx.recv().ok()
             }

@@ -267,6 +267,7 @@ impl<T> Receiver<T> {
     ///     sender.join().unwrap();
     /// });
     /// ```
+    #[inline]
     pub fn recv(&self) -> Result<T, RecvError> {
         self.chan
             .recv(None)

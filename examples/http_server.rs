@@ -22,23 +22,29 @@
 //!   none of them can crash the server.
 //!
 //! Request bodies with a `Content-Length` are skipped, so pipelined POSTs
-//! work. Options: `--addr HOST:PORT` (port 0 picks a free one; the first
-//! line printed is `listening on ADDR`), `--timeout-ms MS`, `--duration
-//! SECS` (exit after that long).
+//! work. The response is `HTTP/1.1 200 OK`, `Server`, `Date`,
+//! `Content-Length` and `Hello, world!` — the same head as the servers it is
+//! benchmarked against (`cargo bench --bench net`), so that they all send
+//! the same bytes. Options: `--addr HOST:PORT` (port 0 picks a free one; the
+//! first line printed is `listening on ADDR`), `--timeout-ms MS`, `--server
+//! NAME` (the `Server` header, default `corio`), `--duration SECS` (exit
+//! after that long).
 
 use std::io::{self, Read, Write};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use corio::net::{TcpListener, TcpStream};
 use corio::time::timeout_at;
 
-const BODY: &[u8] = b"Hello, World!";
+const BODY: &[u8] = b"Hello, world!";
 const MAX_HEAD: usize = 8 * 1024;
 const MAX_HEADERS: usize = 32;
 
 fn main() -> io::Result<()> {
     let mut addr = String::from("127.0.0.1:8080");
     let mut request_timeout = Duration::from_secs(5);
+    let mut server: Arc<str> = Arc::from("corio");
     let mut duration = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -48,6 +54,7 @@ fn main() -> io::Result<()> {
             "--timeout-ms" => {
                 request_timeout = Duration::from_millis(value.parse().map_err(|_| usage(&value))?)
             }
+            "--server" => server = Arc::from(value),
             "--duration" => {
                 duration = Some(Duration::from_secs_f64(
                     value.parse().map_err(|_| usage(&value))?,
@@ -63,8 +70,9 @@ fn main() -> io::Result<()> {
             for stream in listener.incoming() {
                 match stream {
                     Ok(stream) => {
+                        let server = Arc::clone(&server);
                         let _conn = corio::spawn(move || {
-                            if let Err(e) = serve(stream, request_timeout) {
+                            if let Err(e) = serve(stream, request_timeout, &server) {
                                 // Resets and timeouts are the client's business.
                                 if !matches!(
                                     e.kind(),
@@ -150,7 +158,7 @@ fn parse(buf: &[u8]) -> Parsed {
 
 /// Serves one connection until the client closes it, a request is
 /// rejected, or a request does not arrive in time.
-fn serve(mut stream: TcpStream, request_timeout: Duration) -> io::Result<()> {
+fn serve(mut stream: TcpStream, request_timeout: Duration, server: &str) -> io::Result<()> {
     stream.set_nodelay(true)?;
     let mut buf = vec![0u8; 2 * MAX_HEAD];
     let (mut start, mut end) = (0, 0);
@@ -176,7 +184,11 @@ fn serve(mut stream: TcpStream, request_timeout: Duration) -> io::Result<()> {
                     keep_alive,
                     head_only,
                 } => {
-                    respond(&mut out, "200 OK", date.now(), keep_alive, !head_only);
+                    let head = Head {
+                        server,
+                        date: date.now(),
+                    };
+                    respond(&mut out, "200 OK", head, keep_alive, !head_only);
                     start += head_len;
                     skip = body_len;
                     deadline = None;
@@ -187,7 +199,11 @@ fn serve(mut stream: TcpStream, request_timeout: Duration) -> io::Result<()> {
                 }
                 Parsed::Partial => break,
                 Parsed::Reject(status) => {
-                    respond(&mut out, status, date.now(), false, false);
+                    let head = Head {
+                        server,
+                        date: date.now(),
+                    };
+                    respond(&mut out, status, head, false, false);
                     return stream.write_all(&out);
                 }
             }
@@ -212,7 +228,11 @@ fn serve(mut stream: TcpStream, request_timeout: Duration) -> io::Result<()> {
             // Out of time: drop the client, telling it why if it had started.
             Ok(Err(_)) | Err(_) => {
                 if end > start || skip > 0 {
-                    respond(&mut out, "408 Request Timeout", date.now(), false, false);
+                    let head = Head {
+                        server,
+                        date: date.now(),
+                    };
+                    respond(&mut out, "408 Request Timeout", head, false, false);
                     let _ = stream.write_all(&out);
                 }
                 return Ok(());
@@ -221,15 +241,27 @@ fn serve(mut stream: TcpStream, request_timeout: Duration) -> io::Result<()> {
     }
 }
 
-fn respond(out: &mut Vec<u8>, status: &str, date: &str, keep_alive: bool, body: bool) {
+/// The headers every response carries.
+#[derive(Clone, Copy)]
+struct Head<'a> {
+    server: &'a str,
+    date: &'a str,
+}
+
+fn respond(out: &mut Vec<u8>, status: &str, head: Head<'_>, keep_alive: bool, body: bool) {
     let ok = status.starts_with("200");
-    let len = if ok { BODY.len() } else { 0 };
     out.extend_from_slice(b"HTTP/1.1 ");
     out.extend_from_slice(status.as_bytes());
-    out.extend_from_slice(b"\r\nServer: corio\r\nDate: ");
-    out.extend_from_slice(date.as_bytes());
-    out.extend_from_slice(b"\r\nContent-Type: text/plain\r\nContent-Length: ");
-    out.extend_from_slice(len.to_string().as_bytes());
+    out.extend_from_slice(b"\r\nServer: ");
+    out.extend_from_slice(head.server.as_bytes());
+    out.extend_from_slice(b"\r\nDate: ");
+    out.extend_from_slice(head.date.as_bytes());
+    // The only lengths ever sent: no formatting per response.
+    out.extend_from_slice(if ok {
+        b"\r\nContent-Length: 13"
+    } else {
+        b"\r\nContent-Length: 0"
+    });
     if !keep_alive {
         out.extend_from_slice(b"\r\nConnection: close");
     }
@@ -238,6 +270,8 @@ fn respond(out: &mut Vec<u8>, status: &str, date: &str, keep_alive: bool, body: 
         out.extend_from_slice(BODY);
     }
 }
+
+const _: () = assert!(BODY.len() == 13, "Content-Length above");
 
 /// The `Date` header value (RFC 9110 IMF-fixdate), recomputed once a
 /// second.
@@ -288,7 +322,7 @@ fn usage(arg: &str) -> io::Error {
     io::Error::new(
         io::ErrorKind::InvalidInput,
         format!(
-            "bad argument {arg:?}; usage: http_server [--addr HOST:PORT] [--timeout-ms MS] \
+            "bad argument {arg:?}; usage: http_server [--addr HOST:PORT] [--timeout-ms MS] [--server NAME] \
              [--duration SECS]"
         ),
     )

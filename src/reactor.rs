@@ -19,14 +19,21 @@
 //!    FIN that came with the last data gives no later edge to wait for.
 //! 3. Readers and writers wait in separate lists, so one task can read while
 //!    another writes the same socket. A waiter registers, re-checks the
-//!    readiness bit, and only then parks.
+//!    readiness bit, and only then parks. The lists belong to the runtime
+//!    thread: only its tasks wait on the source (`LazyRegistration::get`
+//!    refuses others) and only it dispatches events, so they need no lock.
+//!    They hold uncounted task pointers: a waiter removes its own entry when
+//!    it leaves the wait by any path, unwinding included, unless the
+//!    dispatch that woke it already did.
 //! 4. Poller keys carry the slab index and a generation: an event for a
 //!    source that was removed (and whose slot was reused) is ignored.
 //! 5. Only the runtime thread calls `wait`; other threads only `notify`.
 #![allow(unsafe_code)]
 
+use std::cell::UnsafeCell;
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
+use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
@@ -36,7 +43,7 @@ use slab::Slab;
 pub(crate) use crate::poller::Events;
 use crate::poller::Poller;
 
-use crate::scheduler::{self, Shared, Unparker};
+use crate::scheduler::{self, Core, Shared};
 use crate::task::{Direction, WaitReason};
 
 const READ: u32 = 1;
@@ -71,20 +78,65 @@ pub(crate) struct Source {
     key: usize,
     /// Readiness bits and the event tick (rule 2).
     readiness: AtomicU32,
-    waiters: Mutex<Waiters>,
+    /// Only the runtime thread touches it (rule 3); see [`Source::waiters`].
+    waiters: UnsafeCell<Waiters>,
 }
 
+// SAFETY: `Source` is shared between the runtime thread and whichever thread
+// drops the last `Registration`; the only non-`Sync` part, `waiters`, is only
+// touched on the runtime thread (rule 3), and its pointers are never
+// dereferenced anywhere else (dropping them is a no-op).
+unsafe impl Send for Source {}
+// SAFETY: as above.
+unsafe impl Sync for Source {}
+
+/// The tasks waiting on a source, by direction: uncounted pointers to the
+/// `Core`s of tasks of the source's runtime (rule 3).
 #[derive(Default)]
 struct Waiters {
-    read: Vec<Unparker>,
-    write: Vec<Unparker>,
+    read: Vec<NonNull<Core>>,
+    write: Vec<NonNull<Core>>,
 }
 
 impl Waiters {
-    fn list(&mut self, dir: Direction) -> &mut Vec<Unparker> {
+    fn list(&mut self, dir: Direction) -> &mut Vec<NonNull<Core>> {
         match dir {
             Direction::Read => &mut self.read,
             Direction::Write => &mut self.write,
+        }
+    }
+}
+
+impl Source {
+    /// The waiter lists.
+    ///
+    /// # Safety
+    ///
+    /// Only on the runtime thread that registered the source (rule 3), and
+    /// the reference must be dropped before anything that could reach the
+    /// lists again (a park, an unpark that runs tasks).
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn waiters(&self) -> &mut Waiters {
+        // SAFETY: per the contract, the only reference, on the only thread.
+        unsafe { &mut *self.waiters.get() }
+    }
+}
+
+/// Removes a waiting task's entry from a source's list when the wait ends
+/// by any path (rule 3).
+struct Enlisted<'a> {
+    source: &'a Source,
+    dir: Direction,
+    core: NonNull<Core>,
+}
+
+impl Drop for Enlisted<'_> {
+    fn drop(&mut self) {
+        // SAFETY: on the runtime thread (the waiting task runs there); the
+        // reference lives only in this block.
+        let list = unsafe { self.source.waiters() }.list(self.dir);
+        if let Some(i) = list.iter().position(|&c| c == self.core) {
+            list.swap_remove(i);
         }
     }
 }
@@ -122,8 +174,9 @@ impl Reactor {
         }
     }
 
-    /// Marks sources ready and wakes their waiters.
-    pub(crate) fn dispatch(&self, events: &Events) {
+    /// Marks sources ready and wakes their waiters with `wake`. Only the
+    /// runtime thread calls this (rule 5).
+    pub(crate) fn dispatch(&self, events: &Events, mut wake: impl FnMut(NonNull<Core>)) {
         if events.is_empty() {
             return;
         }
@@ -146,16 +199,14 @@ impl Reactor {
                 bits |= CLOSED;
             }
             source.set_ready(bits);
-            let mut waiters = lock(&source.waiters);
+            // SAFETY: on the runtime thread (rule 5); `wake` only queues
+            // tasks, it does not run them.
+            let waiters = unsafe { source.waiters() };
             if bits & READ != 0 {
-                for w in waiters.read.drain(..) {
-                    w.unpark();
-                }
+                waiters.read.drain(..).for_each(&mut wake);
             }
             if bits & WRITE != 0 {
-                for w in waiters.write.drain(..) {
-                    w.unpark();
-                }
+                waiters.write.drain(..).for_each(&mut wake);
             }
         }
     }
@@ -169,7 +220,7 @@ impl Reactor {
             fd: fd.as_raw_fd(),
             key,
             readiness: AtomicU32::new(READ | WRITE),
-            waiters: Mutex::new(Waiters::default()),
+            waiters: UnsafeCell::new(Waiters::default()),
         });
         // SAFETY: `Poller::add` requires the fd to be deleted from the poller
         // before it is closed. The fd is owned by the IO object that owns the
@@ -285,14 +336,21 @@ impl Registration {
         deadline: Option<Instant>,
         reason: Option<WaitReason>,
     ) -> io::Result<()> {
-        let me = Unparker::current();
+        let core = scheduler::current_core().expect("reactor waits happen in tasks");
         {
-            let mut waiters = lock(&self.source.waiters);
-            let list = waiters.list(dir);
-            if !list.iter().any(|w| w.same(&me)) {
-                list.push(me);
+            // SAFETY: the caller is a task of the source's runtime (its
+            // registration came from `LazyRegistration::get`), so this is
+            // the runtime thread; released before the park.
+            let list = unsafe { self.source.waiters() }.list(dir);
+            if !list.contains(&core) {
+                list.push(core);
             }
         }
+        let _enlisted = Enlisted {
+            source: &self.source,
+            dir,
+            core,
+        };
         if self.ready(dir).is_some() {
             return Ok(());
         }

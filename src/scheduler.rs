@@ -145,16 +145,6 @@ impl Unparker {
             }
         }
     }
-
-    /// Whether both wake the same task or thread.
-    pub(crate) fn same(&self, other: &Unparker) -> bool {
-        match (self, other) {
-            (Unparker::Task(a), Unparker::Task(b)) => ptr::eq(a.as_ptr(), b.as_ptr()),
-            (Unparker::Thread(a), Unparker::Thread(b)) => a.id() == b.id(),
-            (Unparker::Waker(a), Unparker::Waker(b)) => a.will_wake(b),
-            _ => false,
-        }
-    }
 }
 
 /// The calling task or thread, to be woken later — an [`Unparker`] without
@@ -350,7 +340,9 @@ struct LocalState {
     cancel_observed: bool,
     /// An unpark came while the task was not waiting (rule 1).
     notified: bool,
-    /// The pending timer of the current park, if any.
+    /// The task's entry in the timers, if any. It outlives the park that
+    /// made it (see `park_task_timed`) and goes when it fires, when an
+    /// earlier deadline replaces it, or when the task ends.
     timer: Option<(Instant, u64)>,
     /// Its `task_local!` values.
     locals: crate::task::local::Locals,
@@ -710,7 +702,14 @@ impl Scheduler {
         // (which may borrow from a scope or `block_on`'s caller: now, not
         // whenever the last reference goes).
         // SAFETY: on the runtime thread; released at once.
-        drop(unsafe { core.local().stack.take() });
+        let (stack, timer) = unsafe {
+            let local = core.local();
+            (local.stack.take(), local.timer.take())
+        };
+        drop(stack);
+        // Its lazily kept timer entry (it holds a reference to the task).
+        let timer = timer.and_then(|t| self.timers.borrow_mut().remove(&t));
+        drop(timer);
         // SAFETY: the vtable belongs to this block; on its thread.
         unsafe { (core.header.vtable.drop_body)(NonNull::from(core)) };
         let task = self.tasks.borrow_mut().remove(core.header.key as usize);
@@ -753,7 +752,12 @@ impl Scheduler {
             events.clear();
             self.shared.reactor.wait(&mut events, timeout);
             self.shared.sleeping.store(false, Ordering::SeqCst);
-            self.shared.reactor.dispatch(&events);
+            self.shared.reactor.dispatch(&events, |core| {
+                // SAFETY: a waiter's entry is removed before its task
+                // leaves the wait (reactor rule 3), so the task is alive and
+                // waiting; we are on its runtime thread.
+                self.unpark_local(unsafe { core.as_ref() })
+            });
             drop(events);
             if !self.drain_inject() && idle {
                 self.drain_inject_unflagged();
@@ -789,12 +793,19 @@ impl Scheduler {
             let expired = {
                 let mut timers = self.timers.borrow_mut();
                 match timers.first_entry() {
-                    Some(e) if e.key().0 <= now => Some(e.remove()),
+                    Some(e) if e.key().0 <= now => Some(e.remove_entry()),
                     _ => None,
                 }
             };
             match expired {
-                Some(task) => Unparker::Task(task).unpark(),
+                Some((key, task)) => {
+                    // SAFETY: on the runtime thread; released at once.
+                    let local = unsafe { task.core().local() };
+                    if local.timer == Some(key) {
+                        local.timer = None;
+                    }
+                    Unparker::Task(task).unpark();
+                }
                 None => break,
             }
         }
@@ -1070,24 +1081,53 @@ fn park_task_timed(
         return Ok(());
     }
     if let Some(at) = deadline {
-        let seq = s.timer_seq.get();
-        s.timer_seq.set(seq + 1);
-        let task = s.tasks.borrow()[header.key as usize].clone();
-        s.timers.borrow_mut().insert((at, seq), task);
-        // SAFETY: as above.
-        unsafe { core.local().timer = Some((at, seq)) };
+        // SAFETY: on the runtime thread; released at once.
+        let armed = unsafe { core.local().timer };
+        // Timers are lazy: an entry stays armed after the park that made it
+        // returns (an IO wakeup usually comes first), and a later park whose
+        // deadline is not earlier reuses it — if it fires first, the park
+        // returns spuriously, the caller re-checks and parks again with a
+        // fresh entry. A connection that waits for each request under a
+        // deadline thus inserts about one entry per deadline period, not
+        // one insert and one removal per request.
+        match armed {
+            Some((armed_at, _)) if armed_at <= at => {}
+            _ => {
+                let mut timers = s.timers.borrow_mut();
+                if let Some(old) = armed {
+                    timers.remove(&old);
+                }
+                let seq = s.timer_seq.get();
+                s.timer_seq.set(seq + 1);
+                let task = s.tasks.borrow()[header.key as usize].clone();
+                timers.insert((at, seq), task);
+                // SAFETY: as above.
+                unsafe { core.local().timer = Some((at, seq)) };
+            }
+        }
     }
     suspend(s, core, Transition::Block(reason));
     // SAFETY: as above.
-    let timer = unsafe {
-        let local = core.local();
-        local.notified = false;
-        local.timer.take()
-    };
-    if let Some(timer) = timer {
-        s.timers.borrow_mut().remove(&timer);
+    unsafe { core.local().notified = false };
+    // Against the loop's clock, read when it last polled (just before it
+    // resumed us, or a few tasks earlier), not a fresh `Instant::now()`: if
+    // the deadline has just passed but the loop has not seen it yet, this
+    // returns as a spurious wakeup, and the caller's next park arms a timer
+    // in the past that fires at the next poll.
+    check_interrupt_at(core, deadline, s.tick.get())
+}
+
+/// [`check_interrupt`] with `now` as the time.
+fn check_interrupt_at(
+    core: &Core,
+    deadline: Option<Instant>,
+    now: Instant,
+) -> Result<(), Interrupt> {
+    check_interrupt(core, None)?;
+    match deadline {
+        Some(at) if now >= at => Err(Interrupt::TimedOut),
+        _ => Ok(()),
     }
-    check_interrupt(core, deadline)
 }
 
 #[inline(always)]
@@ -1311,6 +1351,11 @@ pub(crate) fn with_task_locals<R>(
 ) -> Option<R> {
     // SAFETY: on the runtime thread; `f` does not reach `local` again.
     with_current(|_, core| f(unsafe { &mut core.local().locals }))
+}
+
+/// The running task's core, if the caller is a task.
+pub(crate) fn current_core() -> Option<NonNull<Core>> {
+    with_current(|_, core| NonNull::from(core))
 }
 
 /// The id of the running task, if any.

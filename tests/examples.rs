@@ -137,7 +137,7 @@ fn http_get_against_http_server() {
     let (_server, addr) = Running::server("http_server", &[]);
     let out = run("http_get", &[&format!("http://{addr}/get")]);
     let out = String::from_utf8(out.stdout).unwrap();
-    assert_eq!(out, "status: 200 OK\n\nHello, World!\n");
+    assert_eq!(out, "status: 200 OK\n\nHello, world!\n");
 }
 
 #[test]
@@ -295,7 +295,7 @@ fn http_server_keep_alive_and_pipelining() {
         }
         let mut body = [0; 13];
         reader.read_exact(&mut body).unwrap();
-        assert_eq!(&body, b"Hello, World!");
+        assert_eq!(&body, b"Hello, world!");
         head
     };
     // Keep-alive: two requests one after the other on one connection.
@@ -320,7 +320,7 @@ fn http_server_keep_alive_and_pipelining() {
     s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         .unwrap();
     let rest = read_all(&s);
-    assert!(rest.contains("Connection: close") && rest.ends_with("Hello, World!"));
+    assert!(rest.contains("Connection: close") && rest.ends_with("Hello, world!"));
 }
 
 #[test]

@@ -202,6 +202,8 @@ impl Binaries {
                     self.example("http_server")?.into(),
                     "--addr".into(),
                     addr.into(),
+                    "--server".into(),
+                    hello::SERVER.into(),
                 ]
             }
             (Impl::Corio, _) => {
@@ -221,7 +223,10 @@ impl Binaries {
     fn describe_server(&self, imp: Impl, part: Part) -> String {
         let cmd = match (imp, part) {
             (Impl::Corio, Part::Http) => {
-                "target/release/examples/http_server --addr ADDR".to_string()
+                format!(
+                    "target/release/examples/http_server --addr ADDR --server {}",
+                    hello::SERVER
+                )
             }
             (Impl::Corio, _) => "target/release/examples/echo_server --addr ADDR".to_string(),
             (i, p) => format!(

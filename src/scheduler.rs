@@ -37,7 +37,7 @@ use std::cell::{Cell, RefCell, UnsafeCell};
 use std::collections::{BTreeMap, VecDeque};
 use std::panic::{self, AssertUnwindSafe};
 use std::ptr::{self, NonNull};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, ThreadId};
 use std::time::{Duration, Instant};
@@ -133,7 +133,7 @@ impl Unparker {
             Unparker::Task(task) => {
                 let header = task.header();
                 let local = with_scheduler(|s| {
-                    let local = ptr::eq(Arc::as_ptr(&s.shared), Arc::as_ptr(&header.runtime));
+                    let local = ptr::eq(Arc::as_ptr(&s.shared), header.runtime.as_ptr());
                     if local {
                         s.unpark_local(task.core());
                     }
@@ -236,11 +236,15 @@ pub(crate) struct Shared {
     alive: AtomicBool,
     owner: ThreadId,
     pub(crate) reactor: Reactor,
+    /// The [`RuntimeRef`]s in existence plus the scheduler's reserve of
+    /// them; while non-zero, they hold one strong count of this `Arc`.
+    runtime_refs: AtomicUsize,
 }
 
 impl Shared {
     fn new() -> std::io::Result<Shared> {
         Ok(Shared {
+            runtime_refs: AtomicUsize::new(0),
             inject: Mutex::new(Vec::new()),
             has_inject: AtomicBool::new(false),
             sleeping: AtomicBool::new(false),
@@ -267,6 +271,76 @@ impl Shared {
 
     pub(crate) fn is_owned_by_current_thread(&self) -> bool {
         self.owner == thread::current().id()
+    }
+}
+
+/// A task's counted reference to its runtime's [`Shared`] (for wakeups from
+/// other threads, which may come after the runtime is gone).
+///
+/// Counting it with an `Arc` clone cost an atomic increment per spawn and
+/// a decrement per task end — a tenth of a spawn + join. Instead the
+/// scheduler takes references from `Shared::runtime_refs` in blocks (one
+/// atomic add per `RUNTIME_REF_BLOCK` spawns) and hands them out from its
+/// reserve; a reference dropped on the runtime's own thread while the
+/// scheduler runs goes back to the reserve, any other is given back with an
+/// atomic decrement. The references together hold one strong count of the
+/// `Arc`, taken when their count leaves zero and released when it returns
+/// to zero, so `Shared` lives as long as the last of them.
+pub(crate) struct RuntimeRef(NonNull<Shared>);
+
+/// How many runtime references the scheduler takes at a time.
+const RUNTIME_REF_BLOCK: usize = 1024;
+
+// SAFETY: it only gives shared access to `Shared`, which is `Sync`, and its
+// count is atomic (or, for the reserve, touched only by the owning thread).
+unsafe impl Send for RuntimeRef {}
+// SAFETY: as above.
+unsafe impl Sync for RuntimeRef {}
+
+impl std::ops::Deref for RuntimeRef {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        // SAFETY: the references hold a strong count of the `Arc` (see the
+        // type's docs).
+        unsafe { self.0.as_ref() }
+    }
+}
+
+impl RuntimeRef {
+    pub(crate) fn as_ptr(&self) -> *const Shared {
+        self.0.as_ptr()
+    }
+}
+
+impl Drop for RuntimeRef {
+    fn drop(&mut self) {
+        let returned = with_scheduler(|s| {
+            let mine = ptr::eq(Arc::as_ptr(&s.shared), self.as_ptr());
+            if mine {
+                s.runtime_reserve.set(s.runtime_reserve.get() + 1);
+            }
+            mine
+        });
+        if returned != Some(true) {
+            // SAFETY: `self` holds one of the counted references.
+            unsafe { release_runtime_refs(self.0, 1) };
+        }
+    }
+}
+
+/// Gives back `n` runtime references; the last one releases the strong
+/// count they held.
+///
+/// # Safety
+///
+/// The caller owns `n` counted references to `shared`.
+unsafe fn release_runtime_refs(shared: NonNull<Shared>, n: usize) {
+    // SAFETY: the references keep `Shared` alive until this returns.
+    let refs = unsafe { &shared.as_ref().runtime_refs };
+    if refs.fetch_sub(n, Ordering::Release) == n {
+        std::sync::atomic::fence(Ordering::Acquire);
+        // SAFETY: the references held this strong count (type docs).
+        unsafe { Arc::decrement_strong_count(shared.as_ptr()) };
     }
 }
 
@@ -392,6 +466,8 @@ pub(crate) struct Scheduler {
     /// Time of the last poll, used for `since` stamps (cheaper than
     /// reading the clock at every transition).
     tick: Cell<Instant>,
+    /// Runtime references taken and not yet handed out (see `RuntimeRef`).
+    runtime_reserve: Cell<usize>,
     events: RefCell<crate::reactor::Events>,
 }
 
@@ -486,6 +562,7 @@ impl Scheduler {
             main: Cell::new(ptr::null()),
             main_done: Cell::new(false),
             tick: Cell::new(Instant::now()),
+            runtime_reserve: Cell::new(0),
             events: RefCell::new(crate::reactor::Events::new()),
         })
     }
@@ -503,6 +580,25 @@ impl Scheduler {
         }
         overflow::install();
         EnterGuard { prev }
+    }
+
+    /// A counted reference to this runtime for a new task.
+    fn runtime_ref(&self) -> RuntimeRef {
+        let mut reserve = self.runtime_reserve.get();
+        if reserve == 0 {
+            let prev = self
+                .shared
+                .runtime_refs
+                .fetch_add(RUNTIME_REF_BLOCK, Ordering::Relaxed);
+            if prev == 0 {
+                // The references' strong count (see `RuntimeRef`).
+                // SAFETY: `self.shared` is a live `Arc`.
+                unsafe { Arc::increment_strong_count(Arc::as_ptr(&self.shared)) };
+            }
+            reserve = RUNTIME_REF_BLOCK;
+        }
+        self.runtime_reserve.set(reserve - 1);
+        RuntimeRef(NonNull::from(&*self.shared))
     }
 
     pub(crate) fn default_stack_size(&self) -> usize {
@@ -530,7 +626,7 @@ impl Scheduler {
         let mut tasks = self.tasks.borrow_mut();
         let entry = tasks.vacant_entry();
         let key = u32::try_from(entry.key()).expect("more than 2^32 tasks");
-        let runtime = Arc::clone(&self.shared);
+        let runtime = self.runtime_ref();
         let since = self.tick.get();
         let (task, handle) = Packet::<T>::allocate(
             || Core {
@@ -896,6 +992,11 @@ impl Drop for Scheduler {
                 EnterGuard { prev }
             });
             self.shutdown();
+        }
+        let reserve = self.runtime_reserve.replace(0);
+        if reserve > 0 {
+            // SAFETY: the reserve is counted references we own.
+            unsafe { release_runtime_refs(NonNull::from(&*self.shared), reserve) };
         }
     }
 }
@@ -1299,7 +1400,7 @@ pub(crate) fn is_forcing_current() -> bool {
 pub(crate) fn abandon_task(task: &TaskRef) {
     with_scheduler(|s| {
         let core = task.core();
-        if !ptr::eq(Arc::as_ptr(&s.shared), Arc::as_ptr(&core.header.runtime))
+        if !ptr::eq(Arc::as_ptr(&s.shared), core.header.runtime.as_ptr())
             || ptr::eq(s.current.get(), core)
         {
             return;

@@ -104,7 +104,7 @@ pub use scope::{Scope, ScopeError, ScopedJoinHandle, scope, try_scope};
 pub use state::{Direction, IllegalTransition, Outcome, TaskState, Transition, WaitReason};
 
 use crate::error::JoinError;
-use crate::scheduler::{Core, Shared, Unparker};
+use crate::scheduler::{Core, RuntimeRef, Unparker};
 
 /// A unique identifier of a task, never reused within a process.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
@@ -192,7 +192,7 @@ pub(crate) struct Header {
     /// The usable size of its stack.
     pub(crate) stack_size: usize,
     /// The runtime that owns the task; wakes from other threads go through it.
-    pub(crate) runtime: Arc<Shared>,
+    pub(crate) runtime: RuntimeRef,
     /// References to the task block (`TaskRef`s and the `JoinHandle`).
     pub(crate) refs: AtomicUsize,
     /// How to finish and free the block for its result type.
@@ -209,7 +209,7 @@ impl Header {
     pub(crate) fn new(
         name: Option<Arc<str>>,
         key: u32,
-        runtime: Arc<Shared>,
+        runtime: RuntimeRef,
         stack_size: usize,
     ) -> Header {
         Header {

@@ -550,7 +550,7 @@ fn check_http_responses(bins: &Binaries, impls: &[Impl]) -> io::Result<Vec<Strin
     }
     if notes.is_empty() {
         notes.push(format!(
-            "All HTTP servers answer the same {} bytes: `{}` (Date value aside).",
+            "All HTTP servers answer the same {} bytes: `{}` (Date value aside; status line compared without case, shown in lower case).",
             expected.len(),
             expected.escape_debug()
         ));

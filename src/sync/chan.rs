@@ -425,14 +425,61 @@ impl<T> Chan<T> {
     /// Sends `v`, waiting while the channel is full until `deadline` (or an
     /// enclosing `timeout`), a cancellation, or the receivers going away.
     ///
-    /// Inlined down to the stack switch, as [`recv`](Self::recv) is.
+    /// Inlined into the caller down to the stack switch — a switch made
+    /// inside a called function costs return mispredictions on every
+    /// resume (see `scheduler::yield_now`); this halved a ping-pong round
+    /// trip. Only the registration and the wait are inline: a send that
+    /// need not wait, and the rare paths after a wakeup, are calls that
+    /// return before any switch.
     #[inline(always)]
     pub(crate) fn send(&self, v: T, deadline: Option<Instant>) -> Result<(), SendFail<T>> {
-        let (mut st, v) = match self.send_or_lock(v) {
-            Ok(None) => return Ok(()),
-            Ok(Some(must_wait)) => must_wait,
-            Err(fail) => return Err(fail),
+        let (st, v) = match self.send_or_lock(v, true)? {
+            None => return Ok(()),
+            Some(must_wait) => must_wait,
         };
+        match self.send_wait(st, v, deadline)? {
+            None => Ok(()),
+            Some(back) => self.send_slow(back, deadline),
+        }
+    }
+
+    /// The start of a send: the entry check (with `enter`), then the send if
+    /// it need not wait (`None`); otherwise the locked state to register in,
+    /// and `v`.
+    #[allow(clippy::type_complexity)]
+    fn send_or_lock(
+        &self,
+        v: T,
+        enter: bool,
+    ) -> Result<Option<(SpinGuard<'_, State<T>>, T)>, SendFail<T>> {
+        if enter
+            && !self.unbounded
+            && let Err(i) = waiter::enter()
+        {
+            return Err(SendFail::Interrupted(i, v));
+        }
+        let mut st = self.state.lock();
+        match Self::send_locked(&mut st, v) {
+            Ok(wake) => {
+                drop(st);
+                Wake::wake_opt(wake);
+                Ok(None)
+            }
+            Err(TrySendError::Disconnected(v)) => Err(SendFail::Disconnected(v)),
+            Err(TrySendError::Full(v)) => Ok(Some((st, v))),
+        }
+    }
+
+    /// Registers a sender that must wait (its state locked in `st`) and
+    /// waits once: `None` when a receiver took the message, `Some(v)` when
+    /// it was handed back (the receivers went away: try again).
+    #[inline(always)]
+    fn send_wait(
+        &self,
+        mut st: SpinGuard<'_, State<T>>,
+        v: T,
+        deadline: Option<Instant>,
+    ) -> Result<Option<T>, SendFail<T>> {
         let waiter = Waiter::new();
         let slot = Slot::new(Some(v));
         // SAFETY: `waiter` and `slot` outlive the registration, whose guard
@@ -450,46 +497,22 @@ impl<T> Chan<T> {
             mem::forget(reg);
             // SAFETY: selected: the slot is ours again. Empty: taken.
             if unsafe { slot.is_empty() } {
-                return Ok(());
+                return Ok(None);
             }
         } else {
             drop(reg);
         }
-        self.send_after_wake(woken, &waiter, &slot, deadline)
+        Self::send_after_wake(woken, &waiter, &slot)
     }
 
-    /// The start of `send`: the entry check, then the send if it need not
-    /// wait (`None`); otherwise the locked state to register in, and `v`.
-    #[allow(clippy::type_complexity)]
-    fn send_or_lock(&self, v: T) -> Result<Option<(SpinGuard<'_, State<T>>, T)>, SendFail<T>> {
-        if !self.unbounded
-            && let Err(i) = waiter::enter()
-        {
-            return Err(SendFail::Interrupted(i, v));
-        }
-        let mut st = self.state.lock();
-        match Self::send_locked(&mut st, v) {
-            Ok(wake) => {
-                drop(st);
-                Wake::wake_opt(wake);
-                Ok(None)
-            }
-            Err(TrySendError::Disconnected(v)) => Err(SendFail::Disconnected(v)),
-            Err(TrySendError::Full(v)) => Ok(Some((st, v))),
-        }
-    }
-
-    /// The rest of `send` after a first wait that did not simply see its
-    /// message taken: interrupted, or selected without it being taken (the
-    /// receivers went away).
+    /// The end of a send's wait that did not simply see its message taken:
+    /// interrupted, or selected without it being taken.
     #[cold]
     fn send_after_wake(
-        &self,
         woken: Result<usize, Interrupt>,
         waiter: &Waiter,
         slot: &Slot<T>,
-        deadline: Option<Instant>,
-    ) -> Result<(), SendFail<T>> {
+    ) -> Result<Option<T>, SendFail<T>> {
         match (woken, waiter.selected()) {
             (Err(i), None) => {
                 // SAFETY: aborted and unregistered under the lock.
@@ -500,75 +523,22 @@ impl<T> Chan<T> {
             (Ok(_), _) => {}
         }
         // SAFETY: selected: the slot is ours again.
-        match unsafe { slot.take() } {
-            None => Ok(()),
-            // Selected without taking: the receivers went away.
-            Some(back) => self.send_slow(back, deadline),
-        }
+        Ok(unsafe { slot.take() })
     }
 
-    /// `send` as one loop, without the entry check, after a wakeup that
-    /// left the message with us (the receivers went away: it returns at
-    /// once).
+    /// Sends again, without the entry check, after the message came back
+    /// (the receivers went away: it returns at once).
     #[inline(never)]
-    fn send_slow(&self, v: T, deadline: Option<Instant>) -> Result<(), SendFail<T>> {
-        let mut st = self.state.lock();
-        let mut v = match Self::send_locked(&mut st, v) {
-            Ok(wake) => {
-                drop(st);
-                Wake::wake_opt(wake);
-                return Ok(());
-            }
-            Err(TrySendError::Disconnected(v)) => return Err(SendFail::Disconnected(v)),
-            Err(TrySendError::Full(v)) => v,
-        };
-        let waiter = Waiter::new();
-        let slot = Slot::new(None);
+    fn send_slow(&self, mut v: T, deadline: Option<Instant>) -> Result<(), SendFail<T>> {
         loop {
-            // SAFETY: not registered yet: the slot is ours.
-            unsafe { slot.put(v) };
-            // SAFETY: `waiter` and `slot` outlive the registration, whose
-            // guard removes the entry on every exit but a selection.
-            unsafe { st.sendq.push(&waiter, 0, SlotPtr::new(&slot)) };
-            drop(st);
-            let reg = Registration {
-                chan: self,
-                waiter: &waiter,
-                side: Side::Send,
-            };
-            let woken = waiter.wait(WaitReason::Channel, deadline);
-            if woken.is_ok() {
-                // The waker popped our entry: nothing to remove.
-                mem::forget(reg);
-            } else {
-                drop(reg);
-            }
-            match (woken, waiter.selected()) {
-                (Err(i), None) => {
-                    // SAFETY: aborted and unregistered under the lock.
-                    let v = unsafe { slot.take() }.expect("unsent message stays in its slot");
-                    return Err(SendFail::Interrupted(i, v));
-                }
-                (Err(i), Some(_)) => waiter::completed_anyway(i),
-                (Ok(_), _) => {}
-            }
-            // SAFETY: selected: the slot is ours again.
-            match unsafe { slot.take() } {
+            let (st, back) = match self.send_or_lock(v, false)? {
                 None => return Ok(()),
-                // Selected without taking: the receivers went away.
+                Some(must_wait) => must_wait,
+            };
+            match self.send_wait(st, back, deadline)? {
+                None => return Ok(()),
                 Some(back) => v = back,
             }
-            waiter.reset();
-            st = self.state.lock();
-            v = match Self::send_locked(&mut st, v) {
-                Ok(wake) => {
-                    drop(st);
-                    Wake::wake_opt(wake);
-                    return Ok(());
-                }
-                Err(TrySendError::Disconnected(v)) => return Err(SendFail::Disconnected(v)),
-                Err(TrySendError::Full(v)) => v,
-            };
         }
     }
 
@@ -576,19 +546,47 @@ impl<T> Chan<T> {
     /// `deadline` (or an enclosing `timeout`), a cancellation, or the
     /// senders going away.
     ///
-    /// Inlined into the caller down to the stack switch — a switch made
-    /// inside a called function costs return mispredictions on every
-    /// resume (see `scheduler::yield_now`); this halved a ping-pong round
-    /// trip. Only the registration and the wait are inline: taking a
-    /// message that is there, and the rare paths after a wakeup, are calls
-    /// that return before any switch.
+    /// Inlined down to the stack switch, as [`send`](Self::send) is.
     #[inline(always)]
     pub(crate) fn recv(&self, deadline: Option<Instant>) -> Result<T, RecvFail> {
-        let mut st = match self.recv_or_lock() {
-            Ok(Ok(v)) => return Ok(v),
-            Ok(Err(st)) => st,
-            Err(fail) => return Err(fail),
+        let st = match self.recv_or_lock(true)? {
+            Ok(v) => return Ok(v),
+            Err(must_wait) => must_wait,
         };
+        match self.recv_wait(st, deadline)? {
+            Some(v) => Ok(v),
+            None => self.recv_slow(deadline),
+        }
+    }
+
+    /// The start of a receive: the entry check (with `enter`), then a
+    /// message if one is there; otherwise the locked state to register in.
+    #[allow(clippy::type_complexity)]
+    fn recv_or_lock(&self, enter: bool) -> Result<Result<T, SpinGuard<'_, State<T>>>, RecvFail> {
+        if enter {
+            waiter::enter().map_err(RecvFail::Interrupted)?;
+        }
+        let mut st = self.state.lock();
+        match Self::recv_locked(&mut st) {
+            Ok((v, wake)) => {
+                drop(st);
+                Wake::wake_opt(wake);
+                Ok(Ok(v))
+            }
+            Err(TryRecvError::Disconnected) => Err(RecvFail::Disconnected),
+            Err(TryRecvError::Empty) => Ok(Err(st)),
+        }
+    }
+
+    /// Registers a receiver that must wait (its state locked in `st`) and
+    /// waits once: `Some` message, or `None` when it was woken without one
+    /// (the senders went away: try again).
+    #[inline(always)]
+    fn recv_wait(
+        &self,
+        mut st: SpinGuard<'_, State<T>>,
+        deadline: Option<Instant>,
+    ) -> Result<Option<T>, RecvFail> {
         let waiter = Waiter::new();
         let slot = Slot::new(None);
         // SAFETY: `waiter` and `slot` outlive the registration, whose guard
@@ -606,109 +604,42 @@ impl<T> Chan<T> {
             mem::forget(reg);
             // SAFETY: selected: the slot is ours again.
             if let Some(v) = unsafe { slot.take() } {
-                return Ok(v);
+                return Ok(Some(v));
             }
         } else {
             drop(reg);
         }
-        self.recv_after_wake(woken, &waiter, &slot, deadline)
+        Self::recv_after_wake(woken, &waiter, &slot)
     }
 
-    /// The start of `recv`: the entry check, then a message if one is
-    /// there; otherwise the locked state to register in.
-    #[allow(clippy::type_complexity)]
-    fn recv_or_lock(&self) -> Result<Result<T, SpinGuard<'_, State<T>>>, RecvFail> {
-        waiter::enter().map_err(RecvFail::Interrupted)?;
-        let mut st = self.state.lock();
-        match Self::recv_locked(&mut st) {
-            Ok((v, wake)) => {
-                drop(st);
-                Wake::wake_opt(wake);
-                Ok(Ok(v))
-            }
-            Err(TryRecvError::Disconnected) => Err(RecvFail::Disconnected),
-            Err(TryRecvError::Empty) => Ok(Err(st)),
-        }
-    }
-
-    /// The rest of `recv` after a first wait that did not simply hand it a
-    /// message: interrupted, or selected without one (the senders went
-    /// away).
+    /// The end of a receive's wait that did not simply bring a message:
+    /// interrupted, or selected without one.
     #[cold]
     fn recv_after_wake(
-        &self,
         woken: Result<usize, Interrupt>,
         waiter: &Waiter,
         slot: &Slot<T>,
-        deadline: Option<Instant>,
-    ) -> Result<T, RecvFail> {
+    ) -> Result<Option<T>, RecvFail> {
         match (woken, waiter.selected()) {
             (Err(i), None) => return Err(RecvFail::Interrupted(i)),
-            (Err(i), Some(_)) => {
-                waiter::completed_anyway(i);
-                // SAFETY: selected: the slot is ours again.
-                if let Some(v) = unsafe { slot.take() } {
-                    return Ok(v);
-                }
-            }
+            (Err(i), Some(_)) => waiter::completed_anyway(i),
             (Ok(_), _) => {}
         }
-        // Selected without a message: the senders went away.
-        self.recv_slow(deadline)
+        // SAFETY: selected: the slot is ours again.
+        Ok(unsafe { slot.take() })
     }
 
-    /// `recv` as one loop, without the entry check, after a wakeup that
-    /// brought no message (the senders went away: it returns at once).
+    /// Receives again, without the entry check, after a wakeup that brought
+    /// no message (the senders went away: it returns at once).
     #[inline(never)]
     fn recv_slow(&self, deadline: Option<Instant>) -> Result<T, RecvFail> {
-        let mut st = self.state.lock();
-        match Self::recv_locked(&mut st) {
-            Ok((v, wake)) => {
-                drop(st);
-                Wake::wake_opt(wake);
-                return Ok(v);
-            }
-            Err(TryRecvError::Disconnected) => return Err(RecvFail::Disconnected),
-            Err(TryRecvError::Empty) => {}
-        }
-        let waiter = Waiter::new();
-        let slot = Slot::new(None);
         loop {
-            // SAFETY: `waiter` and `slot` outlive the registration, whose
-            // guard removes the entry on every exit but a selection.
-            unsafe { st.recvq.push(&waiter, 0, SlotPtr::new(&slot)) };
-            drop(st);
-            let reg = Registration {
-                chan: self,
-                waiter: &waiter,
-                side: Side::Recv,
+            let st = match self.recv_or_lock(false)? {
+                Ok(v) => return Ok(v),
+                Err(must_wait) => must_wait,
             };
-            let woken = waiter.wait(WaitReason::Channel, deadline);
-            if woken.is_ok() {
-                mem::forget(reg);
-            } else {
-                drop(reg);
-            }
-            match (woken, waiter.selected()) {
-                (Err(i), None) => return Err(RecvFail::Interrupted(i)),
-                (Err(i), Some(_)) => waiter::completed_anyway(i),
-                (Ok(_), _) => {}
-            }
-            // SAFETY: selected: the slot is ours again.
-            if let Some(v) = unsafe { slot.take() } {
+            if let Some(v) = self.recv_wait(st, deadline)? {
                 return Ok(v);
-            }
-            // Selected without a message: the senders went away.
-            waiter.reset();
-            st = self.state.lock();
-            match Self::recv_locked(&mut st) {
-                Ok((v, wake)) => {
-                    drop(st);
-                    Wake::wake_opt(wake);
-                    return Ok(v);
-                }
-                Err(TryRecvError::Disconnected) => return Err(RecvFail::Disconnected),
-                Err(TryRecvError::Empty) => {}
             }
         }
     }

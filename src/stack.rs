@@ -324,7 +324,9 @@ impl Pool {
     }
 
     fn unreserve(&mut self, size: usize) {
-        self.class(size).reserved -= 1;
+        let class = self.class(size);
+        debug_assert!(class.reserved > 0, "a stack promise released twice");
+        class.reserved = class.reserved.saturating_sub(1);
     }
 }
 

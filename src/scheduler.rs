@@ -755,21 +755,20 @@ impl Scheduler {
         // SAFETY: only `run_task` and `abandon` borrow the coroutine, never
         // both at once (the running task cannot reach its own coroutine).
         let slot = unsafe { &mut *core.coroutine.get() };
-        if slot.is_none() {
-            // First run: take the stack promised at spawn and make the
-            // coroutine on it.
-            // SAFETY: on the runtime thread; released at once.
-            let Some(reservation) = (unsafe { core.local().stack.take() }) else {
-                self.current.set(ptr::null());
-                return;
-            };
-            let stack = reservation.take();
-            core.header.set_stack_guard(stack.guard_range());
-            // SAFETY: the vtable belongs to this block, which has not run yet.
-            *slot = Some(unsafe { (core.header.vtable.start)(NonNull::from(core), stack) });
-        }
-        let Some(coroutine) = slot.as_mut() else {
-            unreachable!("a task's coroutine is made before it runs")
+        let coroutine = match slot {
+            Some(coroutine) => coroutine,
+            None => {
+                // First run: take the stack promised at spawn and make the
+                // coroutine on it. (A finished task, whose coroutine is
+                // gone, is never queued.)
+                // SAFETY: on the runtime thread; released at once.
+                let reservation = unsafe { core.local().stack.take() }
+                    .expect("a task that has not run holds its stack reservation");
+                let stack = reservation.take();
+                core.header.set_stack_guard(stack.guard_range());
+                // SAFETY: the vtable belongs to this block, which has not run.
+                slot.insert(unsafe { (core.header.vtable.start)(NonNull::from(core), stack) })
+            }
         };
         let result = coroutine.resume(());
         self.current.set(ptr::null());
@@ -794,20 +793,20 @@ impl Scheduler {
         // SAFETY: the coroutine is not running (it returned or was unwound).
         let coroutine = unsafe { (*core.coroutine.get()).take() };
         drop(coroutine);
-        // A task that never ran: release its stack and drop its closure
-        // (which may borrow from a scope or `block_on`'s caller: now, not
-        // whenever the last reference goes).
         // SAFETY: on the runtime thread; released at once.
         let (stack, timer) = unsafe {
             let local = core.local();
             (local.stack.take(), local.timer.take())
         };
+        // A task that never ran: release its stack promise and drop its
+        // closure (which may borrow from a scope or `block_on`'s caller:
+        // now, not whenever the last reference goes).
         drop(stack);
-        // Its lazily kept timer entry (it holds a reference to the task).
-        let timer = timer.and_then(|t| self.timers.borrow_mut().remove(&t));
-        drop(timer);
         // SAFETY: the vtable belongs to this block; on its thread.
         unsafe { (core.header.vtable.drop_body)(NonNull::from(core)) };
+        // Its lazily kept timer entry, which holds a reference to it.
+        let timer = timer.and_then(|t| self.timers.borrow_mut().remove(&t));
+        drop(timer);
         let task = self.tasks.borrow_mut().remove(core.header.key as usize);
         // Dropped outside the borrow: it may run user destructors (`T`).
         drop(task);
@@ -1082,9 +1081,9 @@ where
     }
 }
 
-/// Suspends the running task, which has already recorded why: `to` is its
-/// next state (`Ready` after a yield, which also queues it again, or
-/// `Waiting`).
+/// Records the running task's transition `t` (`Yield`, which also queues it
+/// again, or `Block`) and suspends it: the scheduler, when it gets control
+/// back, has nothing left to do for it.
 #[inline(always)]
 fn suspend(s: &Scheduler, core: &Core, t: Transition) {
     // SAFETY: on the runtime thread; released before the switch.

@@ -850,8 +850,12 @@ impl Scheduler {
             self.shared.reactor.dispatch(&events, |core| {
                 // SAFETY: a waiter's entry is removed before its task
                 // leaves the wait (reactor rule 3), so the task is alive and
-                // waiting; we are on its runtime thread.
-                self.unpark_local(unsafe { core.as_ref() })
+                // still in that wait; we are on its runtime thread.
+                let core = unsafe { core.as_ref() };
+                // SAFETY: as above; read and released at once.
+                let finished = unsafe { core.local().state.is_finished() };
+                debug_assert!(!finished, "a reactor waiter entry outlived its task");
+                self.unpark_local(core)
             });
             drop(events);
             if !self.drain_inject() && idle {

@@ -200,6 +200,35 @@ fn a_panicking_body_cancels_and_waits_before_unwinding() {
     });
 }
 
+/// A child unwound in place while it waits on a socket (its scope's body
+/// panicked) leaves no waiter entry behind: data arriving on that socket
+/// later is dispatched to nobody, and the socket keeps working.
+#[test]
+fn a_child_unwound_while_reading_leaves_the_socket_usable() {
+    use std::io::{Read, Write};
+    corio::run(|| {
+        let (a, b) = corio::net::unix::UnixStream::pair().unwrap();
+        let r = panic::catch_unwind(AssertUnwindSafe(|| {
+            corio::scope(|s| {
+                s.spawn(|| {
+                    let mut buf = [0u8; 8];
+                    let _ = (&a).read(&mut buf);
+                });
+                corio::yield_now(); // the child is now waiting on `a`
+                panic!("body failed");
+            })
+        }));
+        assert!(r.is_err());
+        // The child's task block is gone; an event on `a` must not reach it.
+        (&b).write_all(b"hello").unwrap();
+        corio::time::sleep(Duration::from_millis(20));
+        let mut buf = [0u8; 5];
+        (&a).read_exact(&mut buf).unwrap();
+        assert_eq!(&buf, b"hello");
+        assert_eq!(corio::tasks().len(), 1);
+    });
+}
+
 #[test]
 fn a_cancelled_parent_cancels_and_waits_for_its_children() {
     corio::run(|| {

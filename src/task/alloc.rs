@@ -22,6 +22,10 @@ use crate::task::Header;
 
 /// Blocks kept per layout and thread; more are returned to the allocator.
 const MAX_FREE: usize = 4096;
+/// Bytes kept per layout and thread: a block holds the task's closure until
+/// it first runs, so a closure that captured a big value makes big blocks,
+/// of which fewer are kept.
+const MAX_FREE_BYTES: usize = 1 << 20;
 
 struct FreeLists(Vec<(Layout, Vec<NonNull<u8>>)>);
 
@@ -77,7 +81,7 @@ pub(crate) unsafe fn release(block: NonNull<u8>, layout: Layout) {
                 }
             };
             let blocks = &mut f.0[i].1;
-            if blocks.len() < MAX_FREE {
+            if blocks.len() < MAX_FREE.min(MAX_FREE_BYTES / layout.size()) {
                 blocks.push(block);
                 true
             } else {

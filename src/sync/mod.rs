@@ -81,6 +81,37 @@
 //! thing happens. Both ends on one thread cost no atomic operation beyond
 //! the lock. See the source of `sync/waiter.rs` for the numbered rules.
 
+/// `Drop`, `Debug` and, for cloneable handles, `Clone` of a channel handle
+/// `$name<T> { chan: Arc<Chan<T>> }`: a clone counts one more sender or
+/// receiver (`$add`), a drop one less (`$drop`; the last one disconnects);
+/// `Debug` shows `$label` and nothing else. Expanded in each channel module.
+macro_rules! channel_handle {
+    ($name:ident, $label:literal, drop: $drop:ident $(, clone: $add:ident)?) => {
+        $(
+            impl<T> Clone for $name<T> {
+                fn clone(&self) -> Self {
+                    self.chan.$add();
+                    $name {
+                        chan: Arc::clone(&self.chan),
+                    }
+                }
+            }
+        )?
+
+        impl<T> Drop for $name<T> {
+            fn drop(&mut self) {
+                self.chan.$drop();
+            }
+        }
+
+        impl<T> fmt::Debug for $name<T> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_struct($label).finish_non_exhaustive()
+            }
+        }
+    };
+}
+
 /// The iterators of a channel `Receiver<T>` (`iter`, `try_iter`, and both
 /// `IntoIterator`s), shaped like std's; expanded in each channel module,
 /// whose `Receiver` has `recv`, `try_recv` and `iter`.

@@ -137,26 +137,7 @@ impl<T> Sender<T> {
     }
 }
 
-impl<T> Clone for Sender<T> {
-    fn clone(&self) -> Self {
-        self.chan.add_sender();
-        Sender {
-            chan: Arc::clone(&self.chan),
-        }
-    }
-}
-
-impl<T> Drop for Sender<T> {
-    fn drop(&mut self) {
-        self.chan.drop_sender();
-    }
-}
-
-impl<T> fmt::Debug for Sender<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Sender").finish_non_exhaustive()
-    }
-}
+channel_handle!(Sender, "Sender", drop: drop_sender, clone: add_sender);
 
 /// The sending half of a bounded [`sync_channel`]. Cloneable.
 pub struct SyncSender<T> {
@@ -207,26 +188,7 @@ impl<T> SyncSender<T> {
     }
 }
 
-impl<T> Clone for SyncSender<T> {
-    fn clone(&self) -> Self {
-        self.chan.add_sender();
-        SyncSender {
-            chan: Arc::clone(&self.chan),
-        }
-    }
-}
-
-impl<T> Drop for SyncSender<T> {
-    fn drop(&mut self) {
-        self.chan.drop_sender();
-    }
-}
-
-impl<T> fmt::Debug for SyncSender<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SyncSender").finish_non_exhaustive()
-    }
-}
+channel_handle!(SyncSender, "SyncSender", drop: drop_sender, clone: add_sender);
 
 /// The receiving half of a [`channel`] or [`sync_channel`]. Not cloneable
 /// (see [`mpmc`](super::mpmc)); like std's, it is `Send` but not `Sync`:
@@ -322,17 +284,7 @@ impl<T> Receiver<T> {
     }
 }
 
-impl<T> Drop for Receiver<T> {
-    fn drop(&mut self) {
-        self.chan.drop_receiver();
-    }
-}
-
-impl<T> fmt::Debug for Receiver<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Receiver").finish_non_exhaustive()
-    }
-}
+channel_handle!(Receiver, "Receiver", drop: drop_receiver);
 
 receiver_iterators!();
 

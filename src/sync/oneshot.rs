@@ -58,17 +58,7 @@ impl<T> Sender<T> {
     }
 }
 
-impl<T> Drop for Sender<T> {
-    fn drop(&mut self) {
-        self.chan.drop_sender();
-    }
-}
-
-impl<T> fmt::Debug for Sender<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("oneshot::Sender").finish_non_exhaustive()
-    }
-}
+channel_handle!(Sender, "oneshot::Sender", drop: drop_sender);
 
 /// Receives the one message of a [`channel`].
 pub struct Receiver<T> {
@@ -113,14 +103,4 @@ impl<T> Receiver<T> {
     }
 }
 
-impl<T> Drop for Receiver<T> {
-    fn drop(&mut self) {
-        self.chan.drop_receiver();
-    }
-}
-
-impl<T> fmt::Debug for Receiver<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("oneshot::Receiver").finish_non_exhaustive()
-    }
-}
+channel_handle!(Receiver, "oneshot::Receiver", drop: drop_receiver);

@@ -119,6 +119,28 @@ impl<S: AsFd> Io<S> {
         &self.opts
     }
 
+    /// A new `Io` for a `dup` of the socket made by `dup` (the std type's
+    /// `try_clone`), sharing this one's options; at the open-files limit
+    /// the error names it.
+    pub(crate) fn try_clone(&self, dup: impl FnOnce(&S) -> io::Result<S>) -> io::Result<Io<S>> {
+        let sock = dup(&self.sock).map_err(crate::error::io_with_limit)?;
+        Ok(Io::with_options(sock, Arc::clone(&self.opts)))
+    }
+
+    /// Sets the timeout for `dir`: first through `apply` (the std type's
+    /// setter, which refuses a zero duration as std does and keeps the
+    /// value for `into_std`), then in the options corio's waits use.
+    pub(crate) fn set_timeout(
+        &self,
+        dir: Direction,
+        dur: Option<Duration>,
+        apply: impl FnOnce(&S, Option<Duration>) -> io::Result<()>,
+    ) -> io::Result<()> {
+        apply(&self.sock, dur)?;
+        self.opts.set_timeout(dir, dur);
+        Ok(())
+    }
+
     /// The socket, deregistered from the reactor (still `O_NONBLOCK`).
     pub(crate) fn into_inner(self) -> S {
         let Io { reg, sock, .. } = self;

@@ -115,9 +115,8 @@ impl TcpListener {
 
     /// A new handle to the same listening socket (a `dup` of the fd).
     pub fn try_clone(&self) -> io::Result<TcpListener> {
-        let l = self.io.get().try_clone().map_err(io_with_limit)?;
         Ok(TcpListener {
-            io: Io::with_options(l, Arc::clone(self.io.options())),
+            io: self.io.try_clone(std::net::TcpListener::try_clone)?,
             backoff: Backoff::default(),
         })
     }

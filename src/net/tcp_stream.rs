@@ -169,15 +169,9 @@ impl TcpStream {
     /// timeouts and non-blocking mode. Not needed for reading in one task
     /// and writing in another: `&TcpStream` implements `Read` and `Write`.
     pub fn try_clone(&self) -> io::Result<TcpStream> {
-        let s = self
-            .io
-            .get()
-            .try_clone()
-            .map_err(crate::error::io_with_limit)?;
-        Ok(TcpStream::from_nonblocking(
-            s,
-            Arc::clone(self.io.options()),
-        ))
+        Ok(TcpStream {
+            io: self.io.try_clone(std::net::TcpStream::try_clone)?,
+        })
     }
 
     /// Sets how long a read may wait before failing with
@@ -203,9 +197,8 @@ impl TcpStream {
     /// });
     /// ```
     pub fn set_read_timeout(&self, dur: Option<Duration>) -> io::Result<()> {
-        self.io.get().set_read_timeout(dur)?;
-        self.io.options().set_timeout(Direction::Read, dur);
-        Ok(())
+        self.io
+            .set_timeout(Direction::Read, dur, std::net::TcpStream::set_read_timeout)
     }
 
     /// Sets how long a write may wait before failing with
@@ -215,9 +208,11 @@ impl TcpStream {
     ///
     /// `InvalidInput` for `Some(Duration::ZERO)`, as in std.
     pub fn set_write_timeout(&self, dur: Option<Duration>) -> io::Result<()> {
-        self.io.get().set_write_timeout(dur)?;
-        self.io.options().set_timeout(Direction::Write, dur);
-        Ok(())
+        self.io.set_timeout(
+            Direction::Write,
+            dur,
+            std::net::TcpStream::set_write_timeout,
+        )
     }
 
     /// The read timeout, as set by [`set_read_timeout`](Self::set_read_timeout).

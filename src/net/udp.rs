@@ -120,15 +120,9 @@ impl UdpSocket {
 
     /// A new handle to the same socket, sharing its timeouts.
     pub fn try_clone(&self) -> io::Result<UdpSocket> {
-        let s = self
-            .io
-            .get()
-            .try_clone()
-            .map_err(crate::error::io_with_limit)?;
-        Ok(UdpSocket::from_nonblocking(
-            s,
-            Arc::clone(self.io.options()),
-        ))
+        Ok(UdpSocket {
+            io: self.io.try_clone(std::net::UdpSocket::try_clone)?,
+        })
     }
 
     /// Sets how long a receive may wait before failing with
@@ -138,9 +132,8 @@ impl UdpSocket {
     ///
     /// `InvalidInput` for `Some(Duration::ZERO)`, as in std.
     pub fn set_read_timeout(&self, dur: Option<Duration>) -> io::Result<()> {
-        self.io.get().set_read_timeout(dur)?;
-        self.io.options().set_timeout(Direction::Read, dur);
-        Ok(())
+        self.io
+            .set_timeout(Direction::Read, dur, std::net::UdpSocket::set_read_timeout)
     }
 
     /// Sets how long a send may wait before failing with
@@ -150,9 +143,11 @@ impl UdpSocket {
     ///
     /// `InvalidInput` for `Some(Duration::ZERO)`, as in std.
     pub fn set_write_timeout(&self, dur: Option<Duration>) -> io::Result<()> {
-        self.io.get().set_write_timeout(dur)?;
-        self.io.options().set_timeout(Direction::Write, dur);
-        Ok(())
+        self.io.set_timeout(
+            Direction::Write,
+            dur,
+            std::net::UdpSocket::set_write_timeout,
+        )
     }
 
     /// The receive timeout.

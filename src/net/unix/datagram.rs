@@ -101,11 +101,11 @@ impl UnixDatagram {
 
     /// A new handle to the same socket, sharing its timeouts.
     pub fn try_clone(&self) -> io::Result<UnixDatagram> {
-        let s = self.io.get().try_clone().map_err(io_with_limit)?;
-        Ok(UnixDatagram::from_nonblocking(
-            s,
-            Arc::clone(self.io.options()),
-        ))
+        Ok(UnixDatagram {
+            io: self
+                .io
+                .try_clone(std::os::unix::net::UnixDatagram::try_clone)?,
+        })
     }
 
     /// The local address.
@@ -151,9 +151,11 @@ impl UnixDatagram {
     ///
     /// `InvalidInput` for `Some(Duration::ZERO)`, as in std.
     pub fn set_read_timeout(&self, dur: Option<Duration>) -> io::Result<()> {
-        self.io.get().set_read_timeout(dur)?;
-        self.io.options().set_timeout(Direction::Read, dur);
-        Ok(())
+        self.io.set_timeout(
+            Direction::Read,
+            dur,
+            std::os::unix::net::UnixDatagram::set_read_timeout,
+        )
     }
 
     /// Sets how long a send may wait before failing with
@@ -163,9 +165,11 @@ impl UnixDatagram {
     ///
     /// `InvalidInput` for `Some(Duration::ZERO)`, as in std.
     pub fn set_write_timeout(&self, dur: Option<Duration>) -> io::Result<()> {
-        self.io.get().set_write_timeout(dur)?;
-        self.io.options().set_timeout(Direction::Write, dur);
-        Ok(())
+        self.io.set_timeout(
+            Direction::Write,
+            dur,
+            std::os::unix::net::UnixDatagram::set_write_timeout,
+        )
     }
 
     /// The receive timeout.

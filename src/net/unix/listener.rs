@@ -94,9 +94,10 @@ impl UnixListener {
 
     /// A new handle to the same listening socket.
     pub fn try_clone(&self) -> io::Result<UnixListener> {
-        let l = self.io.get().try_clone().map_err(io_with_limit)?;
         Ok(UnixListener {
-            io: Io::with_options(l, Arc::clone(self.io.options())),
+            io: self
+                .io
+                .try_clone(std::os::unix::net::UnixListener::try_clone)?,
             backoff: Backoff::default(),
         })
     }

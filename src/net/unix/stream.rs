@@ -119,15 +119,11 @@ impl UnixStream {
 
     /// A new handle to the same socket, sharing its timeouts and mode.
     pub fn try_clone(&self) -> io::Result<UnixStream> {
-        let s = self
-            .io
-            .get()
-            .try_clone()
-            .map_err(crate::error::io_with_limit)?;
-        Ok(UnixStream::from_nonblocking(
-            s,
-            Arc::clone(self.io.options()),
-        ))
+        Ok(UnixStream {
+            io: self
+                .io
+                .try_clone(std::os::unix::net::UnixStream::try_clone)?,
+        })
     }
 
     /// The local address.
@@ -147,9 +143,11 @@ impl UnixStream {
     ///
     /// `InvalidInput` for `Some(Duration::ZERO)`, as in std.
     pub fn set_read_timeout(&self, dur: Option<Duration>) -> io::Result<()> {
-        self.io.get().set_read_timeout(dur)?;
-        self.io.options().set_timeout(Direction::Read, dur);
-        Ok(())
+        self.io.set_timeout(
+            Direction::Read,
+            dur,
+            std::os::unix::net::UnixStream::set_read_timeout,
+        )
     }
 
     /// Sets how long a write may wait before failing with
@@ -159,9 +157,11 @@ impl UnixStream {
     ///
     /// `InvalidInput` for `Some(Duration::ZERO)`, as in std.
     pub fn set_write_timeout(&self, dur: Option<Duration>) -> io::Result<()> {
-        self.io.get().set_write_timeout(dur)?;
-        self.io.options().set_timeout(Direction::Write, dur);
-        Ok(())
+        self.io.set_timeout(
+            Direction::Write,
+            dur,
+            std::os::unix::net::UnixStream::set_write_timeout,
+        )
     }
 
     /// The read timeout.

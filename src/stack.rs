@@ -3,7 +3,9 @@
 //! Creating a coroutine on a fresh `mmap`ed stack costs about 4 µs (map,
 //! guard, first page fault, unmap); on a reused stack about 11 ns. So stacks
 //! come from a per-thread pool and go back to it when their coroutine is
-//! dropped.
+//! dropped. A task *reserves* a stack when it is spawned (so running out is
+//! the spawner's error) and takes one when it first runs: the most recently
+//! freed, still warm in the caches.
 //!
 //! # Layout and guard pages
 //!

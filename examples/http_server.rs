@@ -184,11 +184,14 @@ fn serve(mut stream: TcpStream, request_timeout: Duration, server: &str) -> io::
                     keep_alive,
                     head_only,
                 } => {
-                    let head = Head {
+                    respond(
+                        &mut out,
+                        "200 OK",
                         server,
-                        date: date.now(),
-                    };
-                    respond(&mut out, "200 OK", head, keep_alive, !head_only);
+                        date.now(),
+                        keep_alive,
+                        !head_only,
+                    );
                     start += head_len;
                     skip = body_len;
                     deadline = None;
@@ -199,11 +202,7 @@ fn serve(mut stream: TcpStream, request_timeout: Duration, server: &str) -> io::
                 }
                 Parsed::Partial => break,
                 Parsed::Reject(status) => {
-                    let head = Head {
-                        server,
-                        date: date.now(),
-                    };
-                    respond(&mut out, status, head, false, false);
+                    respond(&mut out, status, server, date.now(), false, false);
                     return stream.write_all(&out);
                 }
             }
@@ -228,11 +227,14 @@ fn serve(mut stream: TcpStream, request_timeout: Duration, server: &str) -> io::
             // Out of time: drop the client, telling it why if it had started.
             Ok(Err(_)) | Err(_) => {
                 if end > start || skip > 0 {
-                    let head = Head {
+                    respond(
+                        &mut out,
+                        "408 Request Timeout",
                         server,
-                        date: date.now(),
-                    };
-                    respond(&mut out, "408 Request Timeout", head, false, false);
+                        date.now(),
+                        false,
+                        false,
+                    );
                     let _ = stream.write_all(&out);
                 }
                 return Ok(());
@@ -241,21 +243,21 @@ fn serve(mut stream: TcpStream, request_timeout: Duration, server: &str) -> io::
     }
 }
 
-/// The headers every response carries.
-#[derive(Clone, Copy)]
-struct Head<'a> {
-    server: &'a str,
-    date: &'a str,
-}
-
-fn respond(out: &mut Vec<u8>, status: &str, head: Head<'_>, keep_alive: bool, body: bool) {
+fn respond(
+    out: &mut Vec<u8>,
+    status: &str,
+    server: &str,
+    date: &str,
+    keep_alive: bool,
+    body: bool,
+) {
     let ok = status.starts_with("200");
     out.extend_from_slice(b"HTTP/1.1 ");
     out.extend_from_slice(status.as_bytes());
     out.extend_from_slice(b"\r\nServer: ");
-    out.extend_from_slice(head.server.as_bytes());
+    out.extend_from_slice(server.as_bytes());
     out.extend_from_slice(b"\r\nDate: ");
-    out.extend_from_slice(head.date.as_bytes());
+    out.extend_from_slice(date.as_bytes());
     // The only lengths ever sent: no formatting per response.
     out.extend_from_slice(if ok {
         b"\r\nContent-Length: 13"

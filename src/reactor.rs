@@ -342,9 +342,9 @@ impl Registration {
             // registration came from `LazyRegistration::get`), so this is
             // the runtime thread; released before the park.
             let list = unsafe { self.source.waiters() }.list(dir);
-            if !list.contains(&core) {
-                list.push(core);
-            }
+            // Not there already: every wait removes its entry on the way out.
+            debug_assert!(!list.contains(&core));
+            list.push(core);
         }
         let _enlisted = Enlisted {
             source: &self.source,

@@ -500,6 +500,27 @@ mod tests {
         assert_eq!(b.top, base);
     }
 
+    fn reserved(size: usize) -> usize {
+        POOL.with(|p| p.borrow_mut().class(size).reserved)
+    }
+
+    #[test]
+    fn reservations_are_released_by_take_and_by_drop() {
+        let size = checked_size(96 * 1024).unwrap();
+        let before = reserved(size);
+        let a = reserve(size).unwrap();
+        let b = reserve(size).unwrap();
+        assert_eq!(reserved(size), before + 2);
+        let stack = a.take();
+        assert_eq!(reserved(size), before + 1);
+        drop(b);
+        assert_eq!(reserved(size), before);
+        // Every promise was backed by a free slot: the pool never hands out
+        // a slot twice.
+        let c = reserve(size).unwrap().take();
+        assert_ne!(c.top, stack.top);
+    }
+
     #[test]
     fn deep_stack_is_trimmed() {
         let size = checked_size(128 * 1024).unwrap();

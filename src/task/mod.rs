@@ -205,12 +205,16 @@ pub(crate) struct Header {
 }
 
 impl Header {
+    /// The header of a new task block with `vtable`, holding its first two
+    /// references (the registry's and the `JoinHandle`'s; see
+    /// `Packet::allocate`).
     #[inline(always)]
     pub(crate) fn new(
         name: Option<Arc<str>>,
         key: u32,
         runtime: RuntimeRef,
         stack_size: usize,
+        vtable: &'static Vtable,
     ) -> Header {
         Header {
             id: TaskId::next(),
@@ -219,8 +223,8 @@ impl Header {
             stack_guard: [AtomicUsize::new(0), AtomicUsize::new(0)],
             stack_size,
             runtime,
-            refs: AtomicUsize::new(0),
-            vtable: &NO_VTABLE,
+            refs: AtomicUsize::new(2),
+            vtable,
             cancelled: AtomicBool::new(false),
             join_state: AtomicU8::new(0),
             join_waiter: Mutex::new(None),
@@ -289,14 +293,6 @@ unsafe impl<T> Sync for Packet<T> {}
 // SAFETY: as above.
 unsafe impl<T> Send for Packet<T> {}
 
-/// Placeholder until `Packet::allocate` sets the real vtable.
-static NO_VTABLE: Vtable = Vtable {
-    complete_cancelled: |_| unreachable!("task block without a vtable"),
-    destroy: |_| unreachable!("task block without a vtable"),
-    start: |_, _| unreachable!("task block without a vtable"),
-    drop_body: |_| unreachable!("task block without a vtable"),
-};
-
 /// A task block as allocated: the packet, then the task's closure, kept
 /// there until the task first runs — only then are its coroutine made and
 /// its stack taken (see `stack::reserve`).
@@ -346,11 +342,12 @@ impl<T> Packet<T> {
     /// references: one for the scheduler's registry, one for the
     /// `JoinHandle`.
     ///
-    /// `core` makes the core in place (a task block is a few hundred bytes:
-    /// built elsewhere and moved, it cost a copy per spawn).
+    /// `core` makes the core in place, given the block's vtable for its
+    /// header (a task block is a few hundred bytes: built elsewhere and
+    /// moved, it cost a copy per spawn).
     #[inline(always)]
     pub(crate) fn allocate<F: FnOnce() -> T>(
-        core: impl FnOnce() -> Core,
+        core: impl FnOnce(&'static Vtable) -> Core,
         body: F,
     ) -> (TaskRef, JoinHandle<T>) {
         let block = alloc::allocate(Layout::new::<Launch<T, F>>()).cast::<Launch<T, F>>();
@@ -358,14 +355,11 @@ impl<T> Packet<T> {
         unsafe {
             block.write(Launch {
                 packet: Packet {
-                    core: core(),
+                    core: core(&const { Launch::<T, F>::VTABLE }),
                     result: UnsafeCell::new(None),
                 },
                 body: UnsafeCell::new(Some(body)),
-            });
-            let header = &mut (*block.as_ptr()).packet.core.header;
-            header.refs = AtomicUsize::new(2);
-            header.vtable = &const { Launch::<T, F>::VTABLE };
+            })
         };
         let core = block.cast::<Core>();
         // SAFETY: the block is live and holds two counts, one for each.

@@ -89,6 +89,12 @@ impl From<Elapsed> for io::Error {
 /// `f` swallowed those errors, and even if `f` returned a value after the
 /// deadline. Nested timeouts take the earliest deadline.
 ///
+/// Inside a task, operations compare the deadline with the runtime loop's
+/// clock, which it reads whenever it polls for events (and every few dozen
+/// checks in between): an operation that can complete without waiting may
+/// still do so a moment after the deadline. One that waits fails when the
+/// deadline passes.
+///
 /// # Examples
 ///
 /// ```

@@ -108,3 +108,41 @@ fn tasks_ending_with_an_armed_timer_do_not_hold_the_runtime() {
     });
     assert!(start.elapsed() < Duration::from_secs(60));
 }
+
+/// Deadline checks in tasks read the loop's clock, which a task that never
+/// waits does not let the loop advance; every 64th check re-reads the real
+/// clock, so such a task still sees its deadline within a few operations.
+#[test]
+fn a_task_that_never_waits_still_times_out() {
+    corio::run(|| {
+        let (tx, rx) = mpsc::channel();
+        let start = Instant::now();
+        let mut ops = 0u64;
+        let mut ops_after_deadline = 0u64;
+        let deadline = Duration::from_millis(20);
+        let result = timeout(deadline, || {
+            // Every send and receive completes at once: the loop never polls.
+            loop {
+                if tx.send(ops).is_err() || rx.recv().is_err() {
+                    return;
+                }
+                ops += 1;
+                if start.elapsed() >= deadline {
+                    ops_after_deadline += 1;
+                }
+                assert!(
+                    start.elapsed() < Duration::from_secs(10),
+                    "no timeout after {ops} operations"
+                );
+            }
+        });
+        assert!(result.is_err(), "the loop ended without its deadline");
+        assert!(start.elapsed() >= deadline);
+        // At least one check per iteration (the receive), one real read
+        // per 64 checks.
+        assert!(
+            ops_after_deadline <= 65,
+            "{ops_after_deadline} iterations after the deadline"
+        );
+    });
+}

@@ -30,8 +30,9 @@
 //! NAME` (the `Server` header, default `corio`), `--duration SECS` (exit
 //! after that long).
 
+use std::cell::RefCell;
 use std::io::{self, Read, Write};
-use std::sync::Arc;
+use std::rc::Rc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use corio::net::{TcpListener, TcpStream};
@@ -44,7 +45,7 @@ const MAX_HEADERS: usize = 32;
 fn main() -> io::Result<()> {
     let mut addr = String::from("127.0.0.1:8080");
     let mut request_timeout = Duration::from_secs(5);
-    let mut server: Arc<str> = Arc::from("corio");
+    let mut server: Rc<str> = Rc::from("corio");
     let mut duration = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -54,7 +55,7 @@ fn main() -> io::Result<()> {
             "--timeout-ms" => {
                 request_timeout = Duration::from_millis(value.parse().map_err(|_| usage(&value))?)
             }
-            "--server" => server = Arc::from(value),
+            "--server" => server = Rc::from(value),
             "--duration" => {
                 duration = Some(Duration::from_secs_f64(
                     value.parse().map_err(|_| usage(&value))?,
@@ -66,13 +67,14 @@ fn main() -> io::Result<()> {
     corio::run(move || {
         let listener = TcpListener::bind(addr.as_str())?;
         println!("listening on {}", listener.local_addr()?);
-        let acceptor = corio::spawn(move || {
+        let date = HttpDate::start();
+        let acceptor = corio::spawn_local(move || {
             for stream in listener.incoming() {
                 match stream {
                     Ok(stream) => {
-                        let server = Arc::clone(&server);
-                        let _conn = corio::spawn(move || {
-                            if let Err(e) = serve(stream, request_timeout, &server) {
+                        let (server, date) = (Rc::clone(&server), date.clone());
+                        let _conn = corio::spawn_local(move || {
+                            if let Err(e) = serve(stream, request_timeout, &server, &date) {
                                 // Resets and timeouts are the client's business.
                                 if !matches!(
                                     e.kind(),
@@ -158,7 +160,12 @@ fn parse(buf: &[u8]) -> Parsed {
 
 /// Serves one connection until the client closes it, a request is
 /// rejected, or a request does not arrive in time.
-fn serve(mut stream: TcpStream, request_timeout: Duration, server: &str) -> io::Result<()> {
+fn serve(
+    mut stream: TcpStream,
+    request_timeout: Duration,
+    server: &str,
+    date: &HttpDate,
+) -> io::Result<()> {
     stream.set_nodelay(true)?;
     let mut buf = vec![0u8; 2 * MAX_HEAD];
     let (mut start, mut end) = (0, 0);
@@ -167,7 +174,6 @@ fn serve(mut stream: TcpStream, request_timeout: Duration, server: &str) -> io::
     let mut skip = 0usize;
     // When the server started waiting for the request being read.
     let mut deadline: Option<Instant> = None;
-    let mut date = HttpDate::default();
     loop {
         // Answer every complete request in the buffer (pipelining).
         loop {
@@ -188,7 +194,7 @@ fn serve(mut stream: TcpStream, request_timeout: Duration, server: &str) -> io::
                         &mut out,
                         "200 OK",
                         server,
-                        date.now(),
+                        &date.get(),
                         keep_alive,
                         !head_only,
                     );
@@ -202,7 +208,7 @@ fn serve(mut stream: TcpStream, request_timeout: Duration, server: &str) -> io::
                 }
                 Parsed::Partial => break,
                 Parsed::Reject(status) => {
-                    respond(&mut out, status, server, date.now(), false, false);
+                    respond(&mut out, status, server, &date.get(), false, false);
                     return stream.write_all(&out);
                 }
             }
@@ -231,7 +237,7 @@ fn serve(mut stream: TcpStream, request_timeout: Duration, server: &str) -> io::
                         &mut out,
                         "408 Request Timeout",
                         server,
-                        date.now(),
+                        &date.get(),
                         false,
                         false,
                     );
@@ -275,25 +281,36 @@ fn respond(
 
 const _: () = assert!(BODY.len() == 13, "Content-Length above");
 
-/// The `Date` header value (RFC 9110 IMF-fixdate), recomputed once a
-/// second.
-#[derive(Default)]
-struct HttpDate {
-    secs: u64,
-    text: String,
-}
+/// The `Date` header value (RFC 9110 IMF-fixdate), shared by the
+/// connections of the runtime thread and refreshed twice a second by a task
+/// of its own, so that responses do not read the clock (may_minihttp, which
+/// this server is benchmarked against, does the same).
+#[derive(Clone)]
+struct HttpDate(Rc<RefCell<String>>);
 
 impl HttpDate {
-    fn now(&mut self) -> &str {
-        let secs = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        if secs != self.secs || self.text.is_empty() {
-            self.secs = secs;
-            self.text = format_date(secs);
-        }
-        &self.text
+    fn start() -> HttpDate {
+        let date = HttpDate(Rc::new(RefCell::new(format_date(unix_secs()))));
+        let refreshed = date.clone();
+        // Detached: it ends, unwound, with the runtime.
+        let _ticker = corio::spawn_local(move || {
+            loop {
+                corio::time::sleep(Duration::from_millis(500));
+                *refreshed.0.borrow_mut() = format_date(unix_secs());
+            }
+        });
+        date
     }
+
+    fn get(&self) -> std::cell::Ref<'_, String> {
+        self.0.borrow()
+    }
+}
+
+fn unix_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 fn format_date(secs: u64) -> String {

@@ -20,7 +20,7 @@
 //! 3. Readers and writers wait in separate lists, so one task can read while
 //!    another writes the same socket. A waiter registers, re-checks the
 //!    readiness bit, and only then parks. The lists belong to the runtime
-//!    thread: only its tasks wait on the source (`LazyRegistration::get`
+//!    thread: only its tasks wait on the source (`LazyRegistration::get_in`
 //!    refuses others) and only it dispatches events, so they need no lock.
 //!    They hold uncounted task pointers: a waiter removes its own entry when
 //!    it leaves the wait by any path, unwinding included, unless the
@@ -33,7 +33,7 @@
 use std::cell::UnsafeCell;
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
-use std::ptr::NonNull;
+use std::ptr::{self, NonNull};
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
@@ -339,7 +339,7 @@ impl Registration {
         let core = scheduler::current_core().expect("reactor waits happen in tasks");
         {
             // SAFETY: the caller is a task of the source's runtime (its
-            // registration came from `LazyRegistration::get`), so this is
+            // registration came from `LazyRegistration::get_in`), so this is
             // the runtime thread; released before the park.
             let list = unsafe { self.source.waiters() }.list(dir);
             // Not there already: every wait removes its entry on the way out.
@@ -378,24 +378,27 @@ impl LazyRegistration {
         Self(OnceLock::new())
     }
 
-    fn get(&self, fd: BorrowedFd<'_>) -> io::Result<Option<&Registration>> {
+    /// The registration with `runtime` (the caller's, as returned by
+    /// `scheduler::check_current_runtime`), made now if there is none.
+    #[inline]
+    fn get_in(&self, fd: BorrowedFd<'_>, runtime: *const Shared) -> io::Result<&Registration> {
         if let Some(r) = self.0.get() {
             // Only the runtime that registered the fd polls it: a task of
             // another runtime would wait for events nobody delivers.
-            let here = scheduler::with_scheduler(|s| Arc::ptr_eq(&s.shared, &r.runtime));
-            return match here {
-                Some(true) => Ok(Some(r)),
-                _ => Err(io::Error::other(
+            return if ptr::eq(Arc::as_ptr(&r.runtime), runtime) {
+                Ok(r)
+            } else {
+                Err(io::Error::other(
                     "corio: this fd is registered with another runtime (the one where a task \
                      first waited on it); move sockets between runtimes before they are used, \
                      or through into_std/from_std",
-                )),
+                ))
             };
         }
         match Registration::new(fd)? {
             // If another thread won the race, ours is dropped (deregistered).
-            Some(r) => Ok(Some(self.0.get_or_init(|| r))),
-            None => Ok(None),
+            Some(r) => Ok(self.0.get_or_init(|| r)),
+            None => unreachable!("a task runs inside its runtime"),
         }
     }
 
@@ -464,9 +467,10 @@ fn io_op_inner<R>(
     mut op: impl FnMut() -> io::Result<R>,
     drained: impl Fn(&R) -> bool,
 ) -> io::Result<R> {
-    scheduler::check_current(deadline)?;
-    let in_task = scheduler::current_id().is_some();
-    let registration = if in_task { reg.get(fd)? } else { None };
+    let registration = match scheduler::check_current_runtime(deadline)? {
+        Some(runtime) => Some(reg.get_in(fd, runtime)?),
+        None => None,
+    };
     match registration {
         Some(reg) => loop {
             if let Some(tick) = reg.ready(dir) {
@@ -530,9 +534,11 @@ pub(crate) fn wait_ready(
     dir: Direction,
     deadline: Option<Instant>,
 ) -> io::Result<()> {
-    scheduler::check_current(deadline)?;
-    let in_task = scheduler::current_id().is_some();
-    match if in_task { reg.get(fd)? } else { None } {
+    let registration = match scheduler::check_current_runtime(deadline)? {
+        Some(runtime) => Some(reg.get_in(fd, runtime)?),
+        None => None,
+    };
+    match registration {
         Some(reg) => loop {
             match reg.ready(dir) {
                 // Tick 0: no event yet, the bit is only the optimistic

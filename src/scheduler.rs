@@ -1325,26 +1325,36 @@ fn park_thread(deadline: Option<Instant>) -> Result<(), Interrupt> {
 /// the test a non-blocking operation makes before it starts.
 #[inline]
 pub(crate) fn check_current(deadline: Option<Instant>) -> Result<(), Interrupt> {
-    let in_task = with_current(|s, core| {
-        // Fast path, taken by nearly every call that may wait: nothing to
-        // report and no deadline anywhere.
-        // SAFETY: on the runtime thread; read and released at once.
-        let scope_deadline = unsafe { core.local().deadline };
-        if deadline.is_none()
-            && scope_deadline.is_none()
-            && !core.header.cancelled.load(Ordering::Relaxed)
-        {
-            return Ok(());
+    check_current_runtime(deadline).map(drop)
+}
+
+/// [`check_current`], also returning which runtime the calling task belongs
+/// to (`None` outside tasks; the pointer is for comparisons only) — what an
+/// IO operation needs next, from the same thread-local lookup.
+#[inline]
+pub(crate) fn check_current_runtime(
+    deadline: Option<Instant>,
+) -> Result<Option<*const Shared>, Interrupt> {
+    match current_task_ptrs() {
+        Some((s, core)) => {
+            // SAFETY: see `current_task_ptrs`; the task runs until the
+            // caller's operation returns.
+            let (s, core) = unsafe { (s.as_ref(), core.as_ref()) };
+            // SAFETY: on the runtime thread; read and released at once.
+            let scope = unsafe { core.local().deadline };
+            // Fast path, taken by nearly every call that may wait: nothing
+            // to report and no deadline anywhere.
+            if deadline.is_some()
+                || scope.is_some()
+                || core.header.cancelled.load(Ordering::Relaxed)
+            {
+                check_interrupt_at(core, earliest(deadline, scope), s.deadline_clock())?;
+            }
+            Ok(Some(Arc::as_ptr(&s.shared)))
         }
-        // SAFETY: on the runtime thread; read and released at once.
-        let scope = unsafe { core.local().deadline };
-        check_interrupt_at(core, earliest(deadline, scope), s.deadline_clock())
-    });
-    match in_task {
-        Some(r) => r,
         None => match earliest(deadline, THREAD_DEADLINE.with(Cell::get)) {
             Some(at) if Instant::now() >= at => Err(Interrupt::TimedOut),
-            _ => Ok(()),
+            _ => Ok(None),
         },
     }
 }

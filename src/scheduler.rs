@@ -1325,7 +1325,28 @@ fn park_thread(deadline: Option<Instant>) -> Result<(), Interrupt> {
 /// the test a non-blocking operation makes before it starts.
 #[inline]
 pub(crate) fn check_current(deadline: Option<Instant>) -> Result<(), Interrupt> {
-    check_current_runtime(deadline).map(drop)
+    let in_task = with_current(|s, core| {
+        // Fast path, taken by nearly every call that may wait: nothing to
+        // report and no deadline anywhere.
+        // SAFETY: on the runtime thread; read and released at once.
+        let scope = unsafe { core.local().deadline };
+        if deadline.is_none() && scope.is_none() && !core.header.cancelled.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        check_interrupt_at(core, earliest(deadline, scope), s.deadline_clock())
+    });
+    match in_task {
+        Some(r) => r,
+        None => check_thread_deadline(deadline),
+    }
+}
+
+/// The deadline test of code running outside any task.
+fn check_thread_deadline(deadline: Option<Instant>) -> Result<(), Interrupt> {
+    match earliest(deadline, THREAD_DEADLINE.with(Cell::get)) {
+        Some(at) if Instant::now() >= at => Err(Interrupt::TimedOut),
+        _ => Ok(()),
+    }
 }
 
 /// [`check_current`], also returning which runtime the calling task belongs
@@ -1352,10 +1373,7 @@ pub(crate) fn check_current_runtime(
             }
             Ok(Some(Arc::as_ptr(&s.shared)))
         }
-        None => match earliest(deadline, THREAD_DEADLINE.with(Cell::get)) {
-            Some(at) if Instant::now() >= at => Err(Interrupt::TimedOut),
-            _ => Ok(None),
-        },
+        None => check_thread_deadline(deadline).map(|()| None),
     }
 }
 

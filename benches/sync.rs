@@ -5,8 +5,8 @@
 //!   channels (capacity 1; may's channels are unbounded); time per round
 //!   trip (two sends, two receives, two task switches).
 //! * `ping_pong_timeout`: the same round trip with both loops inside a
-//!   one-hour `timeout` scope (tokio: `tokio::time::timeout` around each
-//!   loop; may has no scoped timeout): what a deadline adds to every wait.
+//!   one-hour `timeout` (tokio: `tokio::time::timeout`; may has no scoped
+//!   timeout): what a deadline adds to every wait.
 //! * `bounded_throughput`: one producer task, one consumer task, a channel
 //!   of capacity 128 (may: unbounded, it has no bounded channel); time per
 //!   message.
@@ -19,6 +19,12 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+
+// The ping-pong workload is shared with sync_count.rs.
+#[path = "sync/ping_pong.rs"]
+mod ping_pong;
+
+use ping_pong::{Plain, Timeout};
 
 fn tokio_rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
@@ -42,116 +48,31 @@ fn ping_pong(c: &mut Criterion) {
     let mut g = c.benchmark_group("ping_pong");
     g.throughput(Throughput::Elements(1));
     g.bench_function(BenchmarkId::new("corio", "round trip"), |b| {
-        b.iter_custom(|iters| corio_round_trips(iters, None))
+        b.iter_custom(ping_pong::corio::<Plain>)
     });
     g.bench_function(BenchmarkId::new("tokio", "round trip"), |b| {
         let rt = tokio_rt();
-        b.iter_custom(|iters| rt.block_on(tokio_round_trips(iters, None)))
+        b.iter_custom(|iters| rt.block_on(ping_pong::tokio::<Plain>(iters)))
     });
     g.bench_function(BenchmarkId::new("may", "round trip"), |b| {
         may_one_worker();
-        b.iter_custom(|iters| {
-            may_run(move || {
-                let (ping_tx, ping_rx) = may::sync::mpsc::channel::<u64>();
-                let (pong_tx, pong_rx) = may::sync::mpsc::channel::<u64>();
-                // SAFETY: see `may_run`.
-                let echo = unsafe {
-                    may::coroutine::spawn(move || {
-                        while let Ok(v) = ping_rx.recv() {
-                            pong_tx.send(v).unwrap();
-                        }
-                    })
-                };
-                let start = Instant::now();
-                for i in 0..iters {
-                    ping_tx.send(i).unwrap();
-                    black_box(pong_rx.recv().unwrap());
-                }
-                let elapsed = start.elapsed();
-                drop(ping_tx);
-                echo.join().unwrap();
-                elapsed
-            })
-        })
+        b.iter_custom(|iters| may_run(move || ping_pong::may(iters)))
     });
     g.finish();
 }
 
-/// `iters` ping-pong round trips between the main task and an echo task;
-/// with `scope`, both loops run inside a `timeout` of that length.
-fn corio_round_trips(iters: u64, scope: Option<Duration>) -> Duration {
-    fn within<T>(scope: Option<Duration>, f: impl FnOnce() -> T) -> T {
-        match scope {
-            Some(d) => corio::time::timeout(d, f).unwrap(),
-            None => f(),
-        }
-    }
-    corio::run(move || {
-        let (ping_tx, ping_rx) = corio::sync::mpsc::sync_channel::<u64>(1);
-        let (pong_tx, pong_rx) = corio::sync::mpsc::sync_channel::<u64>(1);
-        let echo = corio::spawn(move || {
-            within(scope, || {
-                for v in ping_rx.iter() {
-                    pong_tx.send(v).unwrap();
-                }
-            })
-        });
-        let elapsed = within(scope, || {
-            let start = Instant::now();
-            for i in 0..iters {
-                ping_tx.send(i).unwrap();
-                black_box(pong_rx.recv().unwrap());
-            }
-            start.elapsed()
-        });
-        drop(ping_tx);
-        echo.join().unwrap();
-        elapsed
-    })
-}
-
-/// [`corio_round_trips`] in tokio (`tokio::time::timeout` for the scope).
-async fn tokio_round_trips(iters: u64, scope: Option<Duration>) -> Duration {
-    async fn within<T>(scope: Option<Duration>, f: impl Future<Output = T>) -> T {
-        match scope {
-            Some(d) => tokio::time::timeout(d, f).await.unwrap(),
-            None => f.await,
-        }
-    }
-    let (ping_tx, mut ping_rx) = tokio::sync::mpsc::channel::<u64>(1);
-    let (pong_tx, mut pong_rx) = tokio::sync::mpsc::channel::<u64>(1);
-    let echo = tokio::spawn(within(scope, async move {
-        while let Some(v) = ping_rx.recv().await {
-            pong_tx.send(v).await.unwrap();
-        }
-    }));
-    let elapsed = within(scope, async {
-        let start = Instant::now();
-        for i in 0..iters {
-            ping_tx.send(i).await.unwrap();
-            black_box(pong_rx.recv().await.unwrap());
-        }
-        start.elapsed()
-    })
-    .await;
-    drop(ping_tx);
-    echo.await.unwrap();
-    elapsed
-}
-
 fn ping_pong_timeout(c: &mut Criterion) {
-    const HOUR: Duration = Duration::from_secs(3600);
     let mut g = c.benchmark_group("ping_pong_timeout");
     g.throughput(Throughput::Elements(1));
     g.bench_function(BenchmarkId::new("corio", "round trip"), |b| {
-        b.iter_custom(|iters| corio_round_trips(iters, Some(HOUR)))
+        b.iter_custom(ping_pong::corio::<Timeout>)
     });
     g.bench_function(BenchmarkId::new("tokio", "round trip"), |b| {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_time()
             .build()
             .unwrap();
-        b.iter_custom(|iters| rt.block_on(tokio_round_trips(iters, Some(HOUR))))
+        b.iter_custom(|iters| rt.block_on(ping_pong::tokio::<Timeout>(iters)))
     });
     g.finish();
 }

@@ -12,49 +12,27 @@
 //! done; done
 //! ```
 //!
+//! `pingpong_timeout` (corio and tokio only: may has no scoped timeout) is
+//! the ping-pong with both loops inside a one-hour timeout.
+//!
 //! The cost of one operation is the difference between the two runs divided
 //! by the difference in operations (this cancels start-up costs). With no
 //! arguments (as `cargo bench` runs it) it does a small run of each.
 
 use std::hint::black_box;
 
-fn corio_pingpong(n: u64) {
-    corio::run(move || {
-        let (ping_tx, ping_rx) = corio::sync::mpsc::sync_channel::<u64>(1);
-        let (pong_tx, pong_rx) = corio::sync::mpsc::sync_channel::<u64>(1);
-        let echo = corio::spawn(move || {
-            for v in ping_rx.iter() {
-                pong_tx.send(v).unwrap();
-            }
-        });
-        for i in 0..n {
-            ping_tx.send(i).unwrap();
-            black_box(pong_rx.recv().unwrap());
-        }
-        drop(ping_tx);
-        echo.join().unwrap();
-    })
-}
+// The ping-pong workload is shared with sync.rs.
+#[path = "sync/ping_pong.rs"]
+mod ping_pong;
 
-fn tokio_pingpong(n: u64) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .unwrap();
-    rt.block_on(async move {
-        let (ping_tx, mut ping_rx) = tokio::sync::mpsc::channel::<u64>(1);
-        let (pong_tx, mut pong_rx) = tokio::sync::mpsc::channel::<u64>(1);
-        let echo = tokio::spawn(async move {
-            while let Some(v) = ping_rx.recv().await {
-                pong_tx.send(v).await.unwrap();
-            }
-        });
-        for i in 0..n {
-            ping_tx.send(i).await.unwrap();
-            black_box(pong_rx.recv().await.unwrap());
-        }
-        drop(ping_tx);
-        echo.await.unwrap();
-    })
+use ping_pong::{Plain, Timeout};
+
+fn tokio_block_on<T>(timer: bool, f: impl Future<Output = T>) -> T {
+    let mut builder = tokio::runtime::Builder::new_current_thread();
+    if timer {
+        builder.enable_time();
+    }
+    builder.build().unwrap().block_on(f)
 }
 
 /// Runs `f` in a may coroutine (one worker) and waits for it.
@@ -62,27 +40,6 @@ fn may_run(f: impl FnOnce() + Send + 'static) {
     may::config().set_workers(1);
     // SAFETY: the closures use no thread-locals.
     unsafe { may::coroutine::spawn(f) }.join().unwrap();
-}
-
-fn may_pingpong(n: u64) {
-    may_run(move || {
-        let (ping_tx, ping_rx) = may::sync::mpsc::channel::<u64>();
-        let (pong_tx, pong_rx) = may::sync::mpsc::channel::<u64>();
-        // SAFETY: as in `may_run`.
-        let echo = unsafe {
-            may::coroutine::spawn(move || {
-                while let Ok(v) = ping_rx.recv() {
-                    pong_tx.send(v).unwrap();
-                }
-            })
-        };
-        for i in 0..n {
-            ping_tx.send(i).unwrap();
-            black_box(pong_rx.recv().unwrap());
-        }
-        drop(ping_tx);
-        echo.join().unwrap();
-    })
 }
 
 const CAPACITY: usize = 128;
@@ -173,9 +130,21 @@ fn may_mutex(n: u64) {
 
 fn run(workload: &str, runtime: &str, n: u64) {
     match (workload, runtime) {
-        ("pingpong", "corio") => corio_pingpong(n),
-        ("pingpong", "tokio") => tokio_pingpong(n),
-        ("pingpong", "may") => may_pingpong(n),
+        ("pingpong", "corio") => {
+            ping_pong::corio::<Plain>(n);
+        }
+        ("pingpong", "tokio") => {
+            tokio_block_on(false, ping_pong::tokio::<Plain>(n));
+        }
+        ("pingpong", "may") => may_run(move || {
+            ping_pong::may(n);
+        }),
+        ("pingpong_timeout", "corio") => {
+            ping_pong::corio::<Timeout>(n);
+        }
+        ("pingpong_timeout", "tokio") => {
+            tokio_block_on(true, ping_pong::tokio::<Timeout>(n));
+        }
         ("throughput", "corio") => corio_throughput(n),
         ("throughput", "tokio") => tokio_throughput(n),
         ("throughput", "may") => may_throughput(n),
@@ -198,6 +167,9 @@ fn main() {
             for r in ["corio", "tokio", "may"] {
                 run(w, r, 10_000);
             }
+        }
+        for r in ["corio", "tokio"] {
+            run("pingpong_timeout", r, 10_000);
         }
         println!("sync_count: ran every workload once; see the file's docs for callgrind use");
     }

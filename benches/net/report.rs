@@ -359,6 +359,26 @@ impl Document {
                         cpu.median
                     );
                 }
+                // The issue's rule: when the generator saturates first,
+                // server CPU time per request decides.
+                let generator_bound = |i: Impl| {
+                    summaries.iter().any(|(j, m)| {
+                        *j == i && matches!(m.bound(), "load generator core" | "both cores")
+                    })
+                };
+                if generator_bound(Impl::Corio) && generator_bound(*imp) {
+                    let _ = writeln!(
+                        s,
+                        "- The same target by server CPU per request, which decides while the \
+                         generator's core is full (≥ 1.1× the requests per CPU-second, i.e. ≤ \
+                         0.91× the CPU per request) against {}: {} ({:.2}×, {:.2}× the requests per \
+                         CPU-second).",
+                        imp.label(part),
+                        verdict(cpu.median <= 1.0 / 1.1),
+                        cpu.median,
+                        1.0 / cpu.median
+                    );
+                }
             }
             let with_bound = |wanted: &[&str]| -> Vec<&str> {
                 summaries

@@ -8,7 +8,6 @@ use super::chan::deadline_after;
 use super::spin::SpinLock;
 use super::waiter::{self, WaitQueue, Wake, Wakes};
 use crate::scheduler::Interrupt;
-use crate::task::WaitReason;
 
 struct NotifyState {
     permit: bool,
@@ -93,30 +92,15 @@ impl Notify {
     /// Like [`wait`](Self::wait), giving up after `timeout`; `true` if
     /// notified.
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
-        match self.wait_until(deadline_after(timeout)) {
-            Ok(()) => true,
-            Err(i) => {
-                waiter::timed_out(i);
-                false
-            }
-        }
+        waiter::woken_in_time(self.wait_until(deadline_after(timeout)))
     }
 
     fn wait_until(&self, deadline: Option<Instant>) -> Result<(), Interrupt> {
-        waiter::enter()?;
-        let mut st = self.state.lock();
-        if std::mem::take(&mut st.permit) {
-            return Ok(());
-        }
-        waiter::wait_in(
+        waiter::wait_event(
             &self.state,
-            st,
             |st| &mut st.queue,
-            (),
-            WaitReason::Event,
+            |st| std::mem::take(&mut st.permit),
             deadline,
-            || {},
-            |_| Wakes::default(),
         )
     }
 }
@@ -219,31 +203,11 @@ impl Event {
     /// Like [`wait`](Self::wait), giving up after `timeout`; `true` if the
     /// event was set.
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
-        match self.wait_until(deadline_after(timeout)) {
-            Ok(()) => true,
-            Err(i) => {
-                waiter::timed_out(i);
-                false
-            }
-        }
+        waiter::woken_in_time(self.wait_until(deadline_after(timeout)))
     }
 
     fn wait_until(&self, deadline: Option<Instant>) -> Result<(), Interrupt> {
-        waiter::enter()?;
-        let st = self.state.lock();
-        if st.set {
-            return Ok(());
-        }
-        waiter::wait_in(
-            &self.state,
-            st,
-            |st| &mut st.queue,
-            (),
-            WaitReason::Event,
-            deadline,
-            || {},
-            |_| Wakes::default(),
-        )
+        waiter::wait_event(&self.state, |st| &mut st.queue, |st| st.set, deadline)
     }
 }
 

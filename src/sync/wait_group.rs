@@ -7,7 +7,6 @@ use std::time::Duration;
 use super::chan::deadline_after;
 use super::spin::SpinLock;
 use super::waiter::{self, WaitQueue, Wakes};
-use crate::task::WaitReason;
 
 struct State {
     count: usize,
@@ -99,21 +98,7 @@ impl WaitGroup {
         inner: &SpinLock<State>,
         deadline: Option<std::time::Instant>,
     ) -> Result<(), crate::scheduler::Interrupt> {
-        waiter::enter()?;
-        let st = inner.lock();
-        if st.count == 0 {
-            return Ok(());
-        }
-        waiter::wait_in(
-            inner,
-            st,
-            |st| &mut st.queue,
-            (),
-            WaitReason::Event,
-            deadline,
-            || {},
-            |_| Wakes::default(),
-        )
+        waiter::wait_event(inner, |st| &mut st.queue, |st| st.count == 0, deadline)
     }
 }
 

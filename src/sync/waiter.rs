@@ -445,6 +445,46 @@ pub(crate) fn completed_anyway(i: Interrupt) {
     }
 }
 
+/// The blocking path of the event-like primitives (`Notify`, `Event`,
+/// `WaitGroup`): a cancellation point that returns at once if `done` finds
+/// what it waits for has happened (it may consume it, like a `Notify`
+/// permit), and otherwise queues in `queue` and parks until a waker selects
+/// it.
+pub(crate) fn wait_event<S>(
+    lock: &SpinLock<S>,
+    queue: fn(&mut S) -> &mut WaitQueue<()>,
+    done: impl FnOnce(&mut S) -> bool,
+    deadline: Option<Instant>,
+) -> Result<(), Interrupt> {
+    enter()?;
+    let mut held = lock.lock();
+    if done(&mut held) {
+        return Ok(());
+    }
+    wait_in(
+        lock,
+        held,
+        queue,
+        (),
+        crate::task::WaitReason::Event,
+        deadline,
+        || {},
+        |_| Wakes::default(),
+    )
+}
+
+/// The result of a `wait_timeout` of an event-like primitive: `true` if it
+/// was woken, `false` if its time ran out; a cancellation unwinds.
+pub(crate) fn woken_in_time(waited: Result<(), Interrupt>) -> bool {
+    match waited {
+        Ok(()) => true,
+        Err(i) => {
+            timed_out(i);
+            false
+        }
+    }
+}
+
 /// The check every call that may wait makes on entry, even when it would
 /// not have to wait: a pending cancellation (or an expired enclosing
 /// `timeout`) fails it, so a task whose channel never runs dry, or whose

@@ -910,6 +910,12 @@ impl Scheduler {
         }
     }
 
+    /// Reads the clock into `tick`: at every poll, and from
+    /// `deadline_clock` every `CLOCK_CHECKS`-th check. Cold for the sake of
+    /// `deadline_clock`, whose callers run per operation: marked
+    /// `#[inline(never)]` instead, a channel round trip in a `timeout` ran
+    /// 20 more instructions (callgrind, `sync_count pingpong_timeout`); one
+    /// call per poll does not care.
     #[cold]
     fn refresh_clock(&self) -> Instant {
         let now = Instant::now();
@@ -1325,27 +1331,9 @@ fn park_thread(deadline: Option<Instant>) -> Result<(), Interrupt> {
 /// the test a non-blocking operation makes before it starts.
 #[inline]
 pub(crate) fn check_current(deadline: Option<Instant>) -> Result<(), Interrupt> {
-    let in_task = with_current(|s, core| {
-        // Fast path, taken by nearly every call that may wait: nothing to
-        // report and no deadline anywhere.
-        // SAFETY: on the runtime thread; read and released at once.
-        let scope = unsafe { core.local().deadline };
-        if deadline.is_none() && scope.is_none() && !core.header.cancelled.load(Ordering::Relaxed) {
-            return Ok(());
-        }
-        check_interrupt_at(core, earliest(deadline, scope), s.deadline_clock())
-    });
-    match in_task {
+    match with_current(|s, core| check_task(s, core, deadline)) {
         Some(r) => r,
         None => check_thread_deadline(deadline),
-    }
-}
-
-/// The deadline test of code running outside any task.
-fn check_thread_deadline(deadline: Option<Instant>) -> Result<(), Interrupt> {
-    match earliest(deadline, THREAD_DEADLINE.with(Cell::get)) {
-        Some(at) if Instant::now() >= at => Err(Interrupt::TimedOut),
-        _ => Ok(()),
     }
 }
 
@@ -1356,24 +1344,30 @@ fn check_thread_deadline(deadline: Option<Instant>) -> Result<(), Interrupt> {
 pub(crate) fn check_current_runtime(
     deadline: Option<Instant>,
 ) -> Result<Option<*const Shared>, Interrupt> {
-    match current_task_ptrs() {
-        Some((s, core)) => {
-            // SAFETY: see `current_task_ptrs`; the task runs until the
-            // caller's operation returns.
-            let (s, core) = unsafe { (s.as_ref(), core.as_ref()) };
-            // SAFETY: on the runtime thread; read and released at once.
-            let scope = unsafe { core.local().deadline };
-            // Fast path, taken by nearly every call that may wait: nothing
-            // to report and no deadline anywhere.
-            if deadline.is_some()
-                || scope.is_some()
-                || core.header.cancelled.load(Ordering::Relaxed)
-            {
-                check_interrupt_at(core, earliest(deadline, scope), s.deadline_clock())?;
-            }
-            Ok(Some(Arc::as_ptr(&s.shared)))
-        }
+    match with_current(|s, core| check_task(s, core, deadline).map(|()| Arc::as_ptr(&s.shared))) {
+        Some(r) => r.map(Some),
         None => check_thread_deadline(deadline).map(|()| None),
+    }
+}
+
+/// The test of [`check_current`] for the running task `core`.
+#[inline(always)]
+fn check_task(s: &Scheduler, core: &Core, deadline: Option<Instant>) -> Result<(), Interrupt> {
+    // SAFETY: on the runtime thread; read and released at once.
+    let scope = unsafe { core.local().deadline };
+    // Fast path, taken by nearly every call that may wait: nothing to report
+    // and no deadline anywhere.
+    if deadline.is_none() && scope.is_none() && !core.header.cancelled.load(Ordering::Relaxed) {
+        return Ok(());
+    }
+    check_interrupt_at(core, earliest(deadline, scope), s.deadline_clock())
+}
+
+/// The deadline test of code running outside any task.
+fn check_thread_deadline(deadline: Option<Instant>) -> Result<(), Interrupt> {
+    match earliest(deadline, THREAD_DEADLINE.with(Cell::get)) {
+        Some(at) if Instant::now() >= at => Err(Interrupt::TimedOut),
+        _ => Ok(()),
     }
 }
 

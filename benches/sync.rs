@@ -51,7 +51,7 @@ fn ping_pong(c: &mut Criterion) {
         b.iter_custom(ping_pong::corio::<Plain>)
     });
     g.bench_function(BenchmarkId::new("tokio", "round trip"), |b| {
-        let rt = tokio_rt();
+        let rt = ping_pong::tokio_runtime::<Plain>();
         b.iter_custom(|iters| rt.block_on(ping_pong::tokio::<Plain>(iters)))
     });
     g.bench_function(BenchmarkId::new("may", "round trip"), |b| {
@@ -68,10 +68,7 @@ fn ping_pong_timeout(c: &mut Criterion) {
         b.iter_custom(ping_pong::corio::<Timeout>)
     });
     g.bench_function(BenchmarkId::new("tokio", "round trip"), |b| {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .build()
-            .unwrap();
+        let rt = ping_pong::tokio_runtime::<Timeout>();
         b.iter_custom(|iters| rt.block_on(ping_pong::tokio::<Timeout>(iters)))
     });
     g.finish();

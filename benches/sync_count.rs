@@ -27,14 +27,6 @@ mod ping_pong;
 
 use ping_pong::{Plain, Timeout};
 
-fn tokio_block_on<T>(timer: bool, f: impl Future<Output = T>) -> T {
-    let mut builder = tokio::runtime::Builder::new_current_thread();
-    if timer {
-        builder.enable_time();
-    }
-    builder.build().unwrap().block_on(f)
-}
-
 /// Runs `f` in a may coroutine (one worker) and waits for it.
 fn may_run(f: impl FnOnce() + Send + 'static) {
     may::config().set_workers(1);
@@ -134,7 +126,7 @@ fn run(workload: &str, runtime: &str, n: u64) {
             ping_pong::corio::<Plain>(n);
         }
         ("pingpong", "tokio") => {
-            tokio_block_on(false, ping_pong::tokio::<Plain>(n));
+            ping_pong::tokio_runtime::<Plain>().block_on(ping_pong::tokio::<Plain>(n));
         }
         ("pingpong", "may") => may_run(move || {
             ping_pong::may(n);
@@ -143,7 +135,7 @@ fn run(workload: &str, runtime: &str, n: u64) {
             ping_pong::corio::<Timeout>(n);
         }
         ("pingpong_timeout", "tokio") => {
-            tokio_block_on(true, ping_pong::tokio::<Timeout>(n));
+            ping_pong::tokio_runtime::<Timeout>().block_on(ping_pong::tokio::<Timeout>(n));
         }
         ("throughput", "corio") => corio_throughput(n),
         ("throughput", "tokio") => tokio_throughput(n),

@@ -174,6 +174,12 @@ impl Summary {
     /// its interrupts took (nearly) all of it; when neighbours took a
     /// noticeable share, they are named first, since then neither server
     /// nor generator had its core to itself.
+    /// Whether the load generator's core was full (its process plus its
+    /// interrupts), whatever the server's was.
+    fn generator_full(&self) -> bool {
+        matches!(self.bound(), "load generator core" | "both cores")
+    }
+
     fn bound(&self) -> &'static str {
         if self.others.0 >= NEIGHBOURS || self.others.1 >= NEIGHBOURS {
             return "other processes";
@@ -342,6 +348,11 @@ impl Document {
                 Part::Echo => vec![Impl::Tokio],
                 _ => vec![Impl::Tokio, Impl::May],
             };
+            let generator_full: Vec<Impl> = summaries
+                .iter()
+                .filter(|(_, m)| m.generator_full())
+                .map(|(i, _)| *i)
+                .collect();
             for (imp, rps, cpu) in ratios.iter().filter(|(i, ..)| against.contains(i)) {
                 let _ = writeln!(
                     s,
@@ -361,12 +372,7 @@ impl Document {
                 }
                 // The issue's rule: when the generator saturates first,
                 // server CPU time per request decides.
-                let generator_bound = |i: Impl| {
-                    summaries.iter().any(|(j, m)| {
-                        *j == i && matches!(m.bound(), "load generator core" | "both cores")
-                    })
-                };
-                if generator_bound(Impl::Corio) && generator_bound(*imp) {
+                if generator_full.contains(&Impl::Corio) && generator_full.contains(imp) {
                     let _ = writeln!(
                         s,
                         "- The same target by server CPU per request, which decides while the \
@@ -387,7 +393,6 @@ impl Document {
                     .map(|(i, _)| i.label(part))
                     .collect()
             };
-            let generator_full = with_bound(&["load generator core", "both cores"]);
             if !generator_full.is_empty() {
                 let _ = writeln!(
                     s,
@@ -395,7 +400,11 @@ impl Document {
                      capped by the generator, not by the server; server CPU time per request (and \
                      the 1-core capacity derived from it) is the figure that compares the servers.",
                     pct(SATURATED),
-                    generator_full.join(", ")
+                    generator_full
+                        .iter()
+                        .map(|i| i.label(part))
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 );
             }
             let crowded = with_bound(&["other processes"]);

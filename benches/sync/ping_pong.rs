@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 
 /// How the two loops are wrapped.
 pub trait Scope: 'static {
+    /// Whether the tokio runtime needs its timer.
+    const TOKIO_TIMER: bool;
     /// Runs a corio loop.
     fn corio<T>(f: impl FnOnce() -> T) -> T;
     /// Wraps a tokio loop (`Send`, for `tokio::spawn`).
@@ -24,6 +26,8 @@ pub trait Scope: 'static {
 pub struct Plain;
 
 impl Scope for Plain {
+    const TOKIO_TIMER: bool = false;
+
     #[inline(always)]
     fn corio<T>(f: impl FnOnce() -> T) -> T {
         f()
@@ -42,6 +46,8 @@ pub struct Timeout;
 const HOUR: Duration = Duration::from_secs(3600);
 
 impl Scope for Timeout {
+    const TOKIO_TIMER: bool = true;
+
     #[inline(always)]
     fn corio<T>(f: impl FnOnce() -> T) -> T {
         corio::time::timeout(HOUR, f).unwrap()
@@ -79,8 +85,16 @@ pub fn corio<S: Scope>(iters: u64) -> Duration {
     })
 }
 
-/// Run it with `block_on` on a current-thread runtime (with the timer
-/// enabled for [`Timeout`]).
+/// A current-thread tokio runtime for [`tokio`] with scope `S`.
+pub fn tokio_runtime<S: Scope>() -> tokio::runtime::Runtime {
+    let mut builder = tokio::runtime::Builder::new_current_thread();
+    if S::TOKIO_TIMER {
+        builder.enable_time();
+    }
+    builder.build().unwrap()
+}
+
+/// Run it with `block_on` on a [`tokio_runtime`] of the same scope.
 pub fn tokio<S: Scope>(iters: u64) -> impl Future<Output = Duration> {
     S::tokio(async move {
         let (ping_tx, mut ping_rx) = tokio::sync::mpsc::channel::<u64>(1);

@@ -5,6 +5,8 @@
 //! | [`mpsc`] | `std::sync::mpsc` | channels: unbounded, bounded, rendezvous |
 //! | [`mpmc`] | `std::sync::mpmc` | channels with cloneable receivers |
 //! | [`oneshot`] | tokio's `oneshot` | one message, e.g. a result |
+//! | [`broadcast`] | tokio's `broadcast` | every message to every receiver |
+//! | [`watch`] | tokio's `watch` | the latest value, and waiting for it to change |
 //! | [`select!`](crate::select!), [`select`] | Go's `select`, crossbeam's `select!` | the first of several receives, sends, task ends, or a timeout |
 //! | [`Mutex`], [`RwLock`] | `std::sync` | locks (no poisoning) |
 //! | [`Condvar`] | `std::sync::Condvar` | waiting for a condition under a [`Mutex`] |
@@ -12,6 +14,7 @@
 //! | [`Barrier`] | `std::sync::Barrier` | meeting points |
 //! | [`WaitGroup`] | Go's `sync.WaitGroup` | waiting for a group to finish |
 //! | [`Notify`], [`Event`] | tokio's `Notify`, asyncio's `Event` | waking waiters |
+//! | [`CancellationToken`] | tokio-util's `CancellationToken` | stopping a group of tasks |
 //!
 //! ```
 //! use corio::sync::{mpsc, Mutex};
@@ -177,6 +180,7 @@ macro_rules! receiver_iterators {
 }
 
 mod barrier;
+pub mod broadcast;
 mod chan;
 mod condvar;
 mod error;
@@ -189,8 +193,10 @@ mod rwlock;
 pub mod select;
 mod semaphore;
 mod spin;
+mod token;
 mod wait_group;
 mod waiter;
+pub mod watch;
 
 pub use barrier::{Barrier, BarrierWaitResult};
 pub use condvar::{Condvar, WaitTimeoutResult};
@@ -198,4 +204,5 @@ pub use mutex::{Mutex, MutexGuard};
 pub use notify::{Event, Notify};
 pub use rwlock::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 pub use semaphore::{Semaphore, SemaphorePermit};
+pub use token::{CancellationToken, DropGuard};
 pub use wait_group::WaitGroup;

@@ -84,6 +84,7 @@
 mod alloc;
 mod builder;
 mod join;
+mod join_set;
 pub(crate) mod local;
 mod scope;
 mod state;
@@ -99,6 +100,7 @@ use std::sync::{Arc, Mutex};
 pub(crate) use alloc::{TaskRef, Vtable};
 pub use builder::Builder;
 pub use join::JoinHandle;
+pub use join_set::{CancelHandle, JoinSet};
 pub use local::{AccessError, LocalKey};
 pub use scope::{Scope, ScopeError, ScopedJoinHandle, scope, try_scope};
 pub use state::{Direction, IllegalTransition, Outcome, TaskState, Transition, WaitReason};

@@ -30,19 +30,9 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::sync::Arc;
 
+pub use super::error::SendError;
 use super::spin::SpinLock;
 use super::waiter::{self, WaitQueue, Wakes};
-
-/// No receiver is left; the message is handed back.
-#[derive(Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("broadcasting on a channel with no receivers")]
-pub struct SendError<T>(pub T);
-
-impl<T> fmt::Debug for SendError<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("SendError { .. }")
-    }
-}
 
 /// Why [`Receiver::recv`] returned no message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]

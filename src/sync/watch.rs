@@ -35,22 +35,13 @@ use std::fmt;
 use std::ops::Deref;
 use std::sync::Arc;
 
+pub use super::error::SendError;
 use super::spin::SpinLock;
 use super::waiter::{self, WaitQueue, Wakes};
 use super::{RwLock, RwLockReadGuard};
 
 /// The sending side is gone (and the receiver has seen the last value), or,
 /// for [`Sender::send`], no receiver is left; the value is handed back by
-/// `send`.
-#[derive(Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("the watch channel is closed")]
-pub struct SendError<T>(pub T);
-
-impl<T> fmt::Debug for SendError<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("SendError { .. }")
-    }
-}
 
 /// Every sender is gone, so the value will not change again.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]

@@ -40,9 +40,6 @@ use super::spin::SpinLock;
 use super::waiter::{self, WaitQueue, Wakes};
 use super::{RwLock, RwLockReadGuard};
 
-/// The sending side is gone (and the receiver has seen the last value), or,
-/// for [`Sender::send`], no receiver is left; the value is handed back by
-
 /// Every sender is gone, so the value will not change again.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("the watch channel's senders are gone")]

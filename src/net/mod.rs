@@ -71,8 +71,10 @@
 mod addr;
 mod fd;
 mod io;
+mod options;
 mod sys;
 mod tcp_listener;
+mod tcp_socket;
 mod tcp_stream;
 mod udp;
 pub mod unix;
@@ -82,5 +84,6 @@ pub use std::net::{
     AddrParseError, IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, SocketAddrV4, SocketAddrV6,
 };
 pub use tcp_listener::{Incoming, TcpListener};
+pub use tcp_socket::TcpSocket;
 pub use tcp_stream::TcpStream;
 pub use udp::UdpSocket;

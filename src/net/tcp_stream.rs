@@ -6,7 +6,7 @@ use std::net::{Shutdown, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use socket2::{Domain, SockAddr, Type};
+use socket2::{Domain, SockAddr, SockRef, Type};
 
 use super::addr::{ToSocketAddrs, each_addr};
 use super::io::{Io, Options};
@@ -251,6 +251,57 @@ impl TcpStream {
         self.io.get().ttl()
     }
 
+    /// Turns TCP keepalive on, with `idle` the time a connection stays
+    /// silent before the first probe (`SO_KEEPALIVE`, `TCP_KEEPIDLE`), or
+    /// off with `None`. Dead peers are then noticed by the kernel, and a
+    /// read waiting on them fails instead of waiting forever.
+    pub fn set_keepalive(&self, idle: Option<Duration>) -> io::Result<()> {
+        super::options::set_keepalive(&SockRef::from(self.io.get()), idle)
+    }
+
+    /// Whether TCP keepalive is on (`SO_KEEPALIVE`).
+    pub fn keepalive(&self) -> io::Result<bool> {
+        SockRef::from(self.io.get()).keepalive()
+    }
+
+    /// Sets `SO_LINGER`: with `Some(d)`, closing the socket waits up to `d`
+    /// for unsent data (`Some(Duration::ZERO)` resets the connection at
+    /// close); `None` restores the default (close returns at once, the
+    /// kernel sends what is left in the background).
+    ///
+    /// A lingering close blocks the *thread* in `close(2)`; prefer
+    /// [`shutdown`](Self::shutdown) and a read to the end where that matters.
+    pub fn set_linger(&self, linger: Option<Duration>) -> io::Result<()> {
+        SockRef::from(self.io.get()).set_linger(linger)
+    }
+
+    /// The `SO_LINGER` setting.
+    pub fn linger(&self) -> io::Result<Option<Duration>> {
+        SockRef::from(self.io.get()).linger()
+    }
+
+    /// Sets the send buffer size (`SO_SNDBUF`; the kernel may round it,
+    /// Linux doubles it).
+    pub fn set_send_buffer_size(&self, size: usize) -> io::Result<()> {
+        SockRef::from(self.io.get()).set_send_buffer_size(size)
+    }
+
+    /// The send buffer size (`SO_SNDBUF`).
+    pub fn send_buffer_size(&self) -> io::Result<usize> {
+        SockRef::from(self.io.get()).send_buffer_size()
+    }
+
+    /// Sets the receive buffer size (`SO_RCVBUF`; the kernel may round it,
+    /// Linux doubles it).
+    pub fn set_recv_buffer_size(&self, size: usize) -> io::Result<()> {
+        SockRef::from(self.io.get()).set_recv_buffer_size(size)
+    }
+
+    /// The receive buffer size (`SO_RCVBUF`).
+    pub fn recv_buffer_size(&self) -> io::Result<usize> {
+        SockRef::from(self.io.get()).recv_buffer_size()
+    }
+
     /// Takes the pending socket error (`SO_ERROR`), if any.
     pub fn take_error(&self) -> io::Result<Option<io::Error>> {
         self.io.get().take_error()
@@ -346,6 +397,16 @@ impl TcpStream {
 /// to `deadline`.
 fn connect_addr(addr: &SocketAddr, deadline: Option<Instant>) -> io::Result<TcpStream> {
     let socket = sys::socket(Domain::for_address(*addr), Type::STREAM)?;
+    connect_socket(socket, addr, deadline)
+}
+
+/// Connects a fresh non-blocking `socket` (options already set) to `addr`,
+/// the task waiting on the reactor for the handshake.
+pub(crate) fn connect_socket(
+    socket: socket2::Socket,
+    addr: &SocketAddr,
+    deadline: Option<Instant>,
+) -> io::Result<TcpStream> {
     match socket.connect(&SockAddr::from(*addr)) {
         Ok(()) => {}
         Err(e) if sys::in_progress(&e) => {}

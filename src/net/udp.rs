@@ -6,7 +6,7 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use socket2::{Domain, SockAddr, Type};
+use socket2::{Domain, SockAddr, SockRef, Type};
 
 use super::addr::{ToSocketAddrs, each_addr, resolve};
 use super::io::{Io, Options};
@@ -198,6 +198,29 @@ impl UdpSocket {
     /// Whether `IPV6_MULTICAST_LOOP` is set.
     pub fn multicast_loop_v6(&self) -> io::Result<bool> {
         self.io.get().multicast_loop_v6()
+    }
+
+    /// Sets the send buffer size (`SO_SNDBUF`; the kernel may round it,
+    /// Linux doubles it).
+    pub fn set_send_buffer_size(&self, size: usize) -> io::Result<()> {
+        SockRef::from(self.io.get()).set_send_buffer_size(size)
+    }
+
+    /// The send buffer size (`SO_SNDBUF`).
+    pub fn send_buffer_size(&self) -> io::Result<usize> {
+        SockRef::from(self.io.get()).send_buffer_size()
+    }
+
+    /// Sets the receive buffer size (`SO_RCVBUF`; the kernel may round it,
+    /// Linux doubles it). Datagrams that arrive while it is full are
+    /// dropped.
+    pub fn set_recv_buffer_size(&self, size: usize) -> io::Result<()> {
+        SockRef::from(self.io.get()).set_recv_buffer_size(size)
+    }
+
+    /// The receive buffer size (`SO_RCVBUF`).
+    pub fn recv_buffer_size(&self) -> io::Result<usize> {
+        SockRef::from(self.io.get()).recv_buffer_size()
     }
 
     /// Sets the IP time-to-live of outgoing packets.

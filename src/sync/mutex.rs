@@ -5,6 +5,7 @@ use std::cell::UnsafeCell;
 use std::fmt;
 use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
+use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
@@ -196,39 +197,47 @@ impl<T: ?Sized> Mutex<T> {
     }
 
     /// Unlocks: to the oldest waiter if there is one, else to nobody.
+    #[inline]
     fn unlock(&self) {
-        if self
-            .state
-            .compare_exchange(LOCKED, 0, Ordering::Release, Ordering::Relaxed)
-            .is_err()
-        {
-            self.unlock_slow();
-        }
-    }
-
-    #[cold]
-    fn unlock_slow(&self) {
-        let mut q = self.waiters.lock();
-        let wake = q.pop_select(|w, arm, ()| waiter::select(w, arm));
-        if wake.is_some() {
-            // The lock passes on: stays LOCKED; QUEUED only if others remain.
-            let s = if q.is_empty() {
-                LOCKED
-            } else {
-                LOCKED | QUEUED
-            };
-            self.state.store(s, Ordering::Release);
-        } else {
-            self.state.store(0, Ordering::Release);
-        }
-        drop(q);
-        Wake::wake_opt(wake);
+        unlock_raw(&self.state, &self.waiters);
     }
 
     /// Unlocks a mutex whose guard was forgotten by a condition variable.
     pub(crate) fn force_unlock(&self) {
         self.unlock();
     }
+}
+
+/// The unlock of a mutex, over the two fields it touches, so that a
+/// [`MappedMutexGuard`] (which no longer knows the mutex's `T`) can unlock
+/// too.
+#[inline]
+fn unlock_raw(state: &AtomicU8, waiters: &SpinLock<WaitQueue<()>>) {
+    if state
+        .compare_exchange(LOCKED, 0, Ordering::Release, Ordering::Relaxed)
+        .is_err()
+    {
+        unlock_slow(state, waiters);
+    }
+}
+
+#[cold]
+fn unlock_slow(state: &AtomicU8, waiters: &SpinLock<WaitQueue<()>>) {
+    let mut q = waiters.lock();
+    let wake = q.pop_select(|w, arm, ()| waiter::select(w, arm));
+    if wake.is_some() {
+        // The lock passes on: stays LOCKED; QUEUED only if others remain.
+        let s = if q.is_empty() {
+            LOCKED
+        } else {
+            LOCKED | QUEUED
+        };
+        state.store(s, Ordering::Release);
+    } else {
+        state.store(0, Ordering::Release);
+    }
+    drop(q);
+    Wake::wake_opt(wake);
 }
 
 impl<T: Default> Default for Mutex<T> {
@@ -278,6 +287,58 @@ impl<'a, T: ?Sized> MutexGuard<'a, T> {
     pub(crate) fn mutex(this: &Self) -> &'a Mutex<T> {
         this.mutex
     }
+
+    /// Narrows the guard to a part of the data (a field, an element),
+    /// keeping the mutex locked until the new guard drops. An associated
+    /// function (`MutexGuard::map(guard, ..)`), so it does not shadow a
+    /// method of `T`.
+    ///
+    /// ```
+    /// use corio::sync::{Mutex, MutexGuard};
+    ///
+    /// let m = Mutex::new((1, String::from("a")));
+    /// let mut name = MutexGuard::map(m.lock(), |pair| &mut pair.1);
+    /// name.push('b');
+    /// assert!(m.is_locked());
+    /// drop(name);
+    /// assert_eq!(m.lock().1, "ab");
+    /// ```
+    pub fn map<U: ?Sized>(this: Self, f: impl FnOnce(&mut T) -> &mut U) -> MappedMutexGuard<'a, U> {
+        // SAFETY: the guard holds the lock; if `f` panics, `this` still
+        // unlocks on the way out.
+        let data = NonNull::from(f(unsafe { &mut *this.mutex.data.get() }));
+        let mutex = this.mutex;
+        std::mem::forget(this);
+        MappedMutexGuard {
+            state: &mutex.state,
+            waiters: &mutex.waiters,
+            data,
+            _marker: PhantomData,
+        }
+    }
+
+    /// Like [`map`](Self::map), for a part that may not be there: `Err`
+    /// gives the original guard back.
+    pub fn try_map<U: ?Sized>(
+        this: Self,
+        f: impl FnOnce(&mut T) -> Option<&mut U>,
+    ) -> Result<MappedMutexGuard<'a, U>, Self> {
+        // SAFETY: as in `map`.
+        match f(unsafe { &mut *this.mutex.data.get() }) {
+            Some(part) => {
+                let data = NonNull::from(part);
+                let mutex = this.mutex;
+                std::mem::forget(this);
+                Ok(MappedMutexGuard {
+                    state: &mutex.state,
+                    waiters: &mutex.waiters,
+                    data,
+                    _marker: PhantomData,
+                })
+            }
+            None => Err(this),
+        }
+    }
 }
 
 impl<T: ?Sized> Deref for MutexGuard<'_, T> {
@@ -309,6 +370,74 @@ impl<T: ?Sized + fmt::Debug> fmt::Debug for MutexGuard<'_, T> {
 }
 
 impl<T: ?Sized + fmt::Display> fmt::Display for MutexGuard<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&**self, f)
+    }
+}
+
+/// Access to a part of the data of a locked [`Mutex`], made by
+/// [`MutexGuard::map`]; unlocks the mutex when dropped. Not `Send`, like
+/// the guard it came from.
+#[must_use = "if unused the Mutex will immediately unlock"]
+pub struct MappedMutexGuard<'a, U: ?Sized> {
+    state: &'a AtomicU8,
+    waiters: &'a SpinLock<WaitQueue<()>>,
+    data: NonNull<U>,
+    /// Borrows the part mutably for `'a` (invariant in `U`), and keeps the
+    /// guard on its thread like `MutexGuard`.
+    _marker: PhantomData<(&'a mut U, *const ())>,
+}
+
+// SAFETY: sharing the guard shares `&U` only.
+unsafe impl<U: ?Sized + Sync> Sync for MappedMutexGuard<'_, U> {}
+
+impl<'a, U: ?Sized> MappedMutexGuard<'a, U> {
+    /// Narrows the guard further, as [`MutexGuard::map`].
+    pub fn map<V: ?Sized>(
+        mut this: Self,
+        f: impl FnOnce(&mut U) -> &mut V,
+    ) -> MappedMutexGuard<'a, V> {
+        let data = NonNull::from(f(&mut *this));
+        let (state, waiters) = (this.state, this.waiters);
+        std::mem::forget(this);
+        MappedMutexGuard {
+            state,
+            waiters,
+            data,
+            _marker: PhantomData,
+        }
+    }
+}
+
+impl<U: ?Sized> Deref for MappedMutexGuard<'_, U> {
+    type Target = U;
+    fn deref(&self) -> &U {
+        // SAFETY: `data` points into the locked mutex's data, and the lock
+        // is held until this guard drops.
+        unsafe { self.data.as_ref() }
+    }
+}
+
+impl<U: ?Sized> DerefMut for MappedMutexGuard<'_, U> {
+    fn deref_mut(&mut self) -> &mut U {
+        // SAFETY: as in `deref`; `&mut self` makes this access unique.
+        unsafe { self.data.as_mut() }
+    }
+}
+
+impl<U: ?Sized> Drop for MappedMutexGuard<'_, U> {
+    fn drop(&mut self) {
+        unlock_raw(self.state, self.waiters);
+    }
+}
+
+impl<U: ?Sized + fmt::Debug> fmt::Debug for MappedMutexGuard<'_, U> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
+    }
+}
+
+impl<U: ?Sized + fmt::Display> fmt::Display for MappedMutexGuard<'_, U> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Display::fmt(&**self, f)
     }

@@ -5,6 +5,7 @@ use std::cell::UnsafeCell;
 use std::fmt;
 use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
+use std::ptr::NonNull;
 use std::time::{Duration, Instant};
 
 use super::chan::deadline_after;
@@ -220,24 +221,34 @@ impl<T: ?Sized> RwLock<T> {
     }
 
     fn unlock_read(&self) {
-        let mut st = self.state.lock();
-        st.readers -= 1;
-        let wakes = if st.readers == 0 {
-            st.grant()
-        } else {
-            Wakes::default()
-        };
-        drop(st);
-        wakes.wake();
+        unlock_read(&self.state);
     }
 
     fn unlock_write(&self) {
-        let mut st = self.state.lock();
-        st.writer = false;
-        let wakes = st.grant();
-        drop(st);
-        wakes.wake();
+        unlock_write(&self.state);
     }
+}
+
+/// The unlocks, over the one field they touch, so that mapped guards (which
+/// no longer know the lock's `T`) can unlock too.
+fn unlock_read(state: &SpinLock<State>) {
+    let mut st = state.lock();
+    st.readers -= 1;
+    let wakes = if st.readers == 0 {
+        st.grant()
+    } else {
+        Wakes::default()
+    };
+    drop(st);
+    wakes.wake();
+}
+
+fn unlock_write(state: &SpinLock<State>) {
+    let mut st = state.lock();
+    st.writer = false;
+    let wakes = st.grant();
+    drop(st);
+    wakes.wake();
 }
 
 impl<T: Default> Default for RwLock<T> {
@@ -280,6 +291,30 @@ impl<'a, T: ?Sized> RwLockReadGuard<'a, T> {
             _not_send: PhantomData,
         }
     }
+
+    /// Narrows the guard to a part of the data, keeping the read lock until
+    /// the new guard drops (an associated function:
+    /// `RwLockReadGuard::map(guard, ..)`).
+    ///
+    /// ```
+    /// use corio::sync::{RwLock, RwLockReadGuard};
+    ///
+    /// let lock = RwLock::new(vec![1, 2, 3]);
+    /// let last = RwLockReadGuard::map(lock.read(), |v| v.last().unwrap());
+    /// assert_eq!(*last, 3);
+    /// assert!(lock.try_write().is_none());
+    /// ```
+    pub fn map<U: ?Sized>(this: Self, f: impl FnOnce(&T) -> &U) -> MappedRwLockReadGuard<'a, U> {
+        // SAFETY: read-locked; if `f` panics, `this` unlocks on the way out.
+        let data = NonNull::from(f(unsafe { &*this.lock.data.get() }));
+        let state = &this.lock.state;
+        std::mem::forget(this);
+        MappedRwLockReadGuard {
+            state,
+            data,
+            _marker: PhantomData,
+        }
+    }
 }
 
 impl<T: ?Sized> Deref for RwLockReadGuard<'_, T> {
@@ -319,6 +354,50 @@ impl<'a, T: ?Sized> RwLockWriteGuard<'a, T> {
             _not_send: PhantomData,
         }
     }
+
+    /// Turns the write lock into a read lock without letting a writer in
+    /// between; readers queued at the front are let in with it.
+    ///
+    /// ```
+    /// use corio::sync::{RwLock, RwLockWriteGuard};
+    ///
+    /// let lock = RwLock::new(1);
+    /// let mut w = lock.write();
+    /// *w = 2;
+    /// let r = RwLockWriteGuard::downgrade(w);
+    /// assert_eq!(*r, 2);
+    /// assert!(lock.try_read().is_some()); // other readers too
+    /// assert!(lock.try_write().is_none());
+    /// ```
+    pub fn downgrade(this: Self) -> RwLockReadGuard<'a, T> {
+        let lock = this.lock;
+        std::mem::forget(this);
+        let mut st = lock.state.lock();
+        st.writer = false;
+        st.readers = 1;
+        let wakes = st.grant();
+        drop(st);
+        wakes.wake();
+        RwLockReadGuard::new(lock)
+    }
+
+    /// Narrows the guard to a part of the data, keeping the write lock
+    /// until the new guard drops (`RwLockWriteGuard::map(guard, ..)`).
+    pub fn map<U: ?Sized>(
+        this: Self,
+        f: impl FnOnce(&mut T) -> &mut U,
+    ) -> MappedRwLockWriteGuard<'a, U> {
+        // SAFETY: write-locked; if `f` panics, `this` unlocks on the way
+        // out.
+        let data = NonNull::from(f(unsafe { &mut *this.lock.data.get() }));
+        let state = &this.lock.state;
+        std::mem::forget(this);
+        MappedRwLockWriteGuard {
+            state,
+            data,
+            _marker: PhantomData,
+        }
+    }
 }
 
 impl<T: ?Sized> Deref for RwLockWriteGuard<'_, T> {
@@ -343,6 +422,79 @@ impl<T: ?Sized> Drop for RwLockWriteGuard<'_, T> {
 }
 
 impl<T: ?Sized + fmt::Debug> fmt::Debug for RwLockWriteGuard<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
+    }
+}
+
+/// Shared access to a part of a read-locked [`RwLock`]'s data, made by
+/// [`RwLockReadGuard::map`].
+#[must_use = "if unused the RwLock will immediately unlock"]
+pub struct MappedRwLockReadGuard<'a, U: ?Sized> {
+    state: &'a SpinLock<State>,
+    data: NonNull<U>,
+    _marker: PhantomData<(&'a U, *const ())>,
+}
+
+// SAFETY: the guard gives `&U` only.
+unsafe impl<U: ?Sized + Sync> Sync for MappedRwLockReadGuard<'_, U> {}
+
+impl<U: ?Sized> Deref for MappedRwLockReadGuard<'_, U> {
+    type Target = U;
+    fn deref(&self) -> &U {
+        // SAFETY: `data` points into the read-locked data; no writer exists
+        // while this guard lives.
+        unsafe { self.data.as_ref() }
+    }
+}
+
+impl<U: ?Sized> Drop for MappedRwLockReadGuard<'_, U> {
+    fn drop(&mut self) {
+        unlock_read(self.state);
+    }
+}
+
+impl<U: ?Sized + fmt::Debug> fmt::Debug for MappedRwLockReadGuard<'_, U> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
+    }
+}
+
+/// Exclusive access to a part of a write-locked [`RwLock`]'s data, made by
+/// [`RwLockWriteGuard::map`].
+#[must_use = "if unused the RwLock will immediately unlock"]
+pub struct MappedRwLockWriteGuard<'a, U: ?Sized> {
+    state: &'a SpinLock<State>,
+    data: NonNull<U>,
+    _marker: PhantomData<(&'a mut U, *const ())>,
+}
+
+// SAFETY: sharing the guard shares `&U` only.
+unsafe impl<U: ?Sized + Sync> Sync for MappedRwLockWriteGuard<'_, U> {}
+
+impl<U: ?Sized> Deref for MappedRwLockWriteGuard<'_, U> {
+    type Target = U;
+    fn deref(&self) -> &U {
+        // SAFETY: `data` points into the write-locked data; this guard is
+        // the only access.
+        unsafe { self.data.as_ref() }
+    }
+}
+
+impl<U: ?Sized> DerefMut for MappedRwLockWriteGuard<'_, U> {
+    fn deref_mut(&mut self) -> &mut U {
+        // SAFETY: as in `deref`; `&mut self` makes this access unique.
+        unsafe { self.data.as_mut() }
+    }
+}
+
+impl<U: ?Sized> Drop for MappedRwLockWriteGuard<'_, U> {
+    fn drop(&mut self) {
+        unlock_write(self.state);
+    }
+}
+
+impl<U: ?Sized + fmt::Debug> fmt::Debug for MappedRwLockWriteGuard<'_, U> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(&**self, f)
     }

@@ -45,7 +45,7 @@ fn try_map_gives_the_guard_back_and_map_unlocks_when_the_closure_panics() {
     assert!(!m.is_locked());
 
     let r = catch_unwind(AssertUnwindSafe(|| {
-        MutexGuard::map(m.lock(), |_| -> &mut i32 { panic!("in map") });
+        let _part = MutexGuard::map(m.lock(), |_| -> &mut i32 { panic!("in map") });
     }));
     assert!(r.is_err());
     assert!(

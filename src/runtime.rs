@@ -80,6 +80,7 @@ impl Builder {
     /// created (for example at the open-files limit).
     pub fn build(self) -> Result<Runtime, Error> {
         let stack_size = stack::checked_size(self.stack_size)?;
+        crate::task::panic_hook::install();
         let scheduler = Scheduler::new(Config {
             stack_size,
             event_interval: self.event_interval,

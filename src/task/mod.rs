@@ -86,6 +86,7 @@ mod builder;
 mod join;
 mod join_set;
 pub(crate) mod local;
+pub(crate) mod panic_hook;
 mod scope;
 mod state;
 

@@ -35,7 +35,11 @@
 //! gets the input of the first [`resume_with`](Generator::resume_with), and
 //! each [`yield_`](Yielder::yield_) returns the input of the next one.
 //! [`resume`](Generator::resume) sends `I::default()`, as Python's
-//! `next(gen)` sends `None`.
+//! `next(gen)` sends `None`. `yield_` needs `I: Default` too, for the one
+//! case where it cannot suspend and must still return (a yield while the
+//! thread unwinds, see [Rules](#rules)); an input type without a default
+//! uses [`try_yield`](Yielder::try_yield), which never needs one, or comes
+//! wrapped in an `Option`.
 //!
 //! ```
 //! use corio::generator::{Generator, GeneratorState};

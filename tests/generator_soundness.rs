@@ -489,6 +489,27 @@ fn an_input_generator_with_a_default_input_is_an_iterator() {
     assert_eq!(g.resume_with(5), GeneratorState::Yielded(15));
 }
 
+/// An input type without a default: `try_yield` carries the protocol.
+#[test]
+fn an_input_without_a_default_goes_through_try_yield() {
+    #[derive(Debug, PartialEq)]
+    enum Cmd {
+        Add(u32),
+        Stop,
+    }
+    let mut g = Generator::<u32, u32, Cmd>::new_with_input(|y, mut cmd| {
+        let mut total = 0;
+        while let Cmd::Add(n) = cmd {
+            total += n;
+            cmd = y.try_yield(total).unwrap_or(Cmd::Stop);
+        }
+        total
+    });
+    assert_eq!(g.resume_with(Cmd::Add(2)), GeneratorState::Yielded(2));
+    assert_eq!(g.resume_with(Cmd::Add(5)), GeneratorState::Yielded(7));
+    assert_eq!(g.resume_with(Cmd::Stop), GeneratorState::Complete(7));
+}
+
 #[test]
 fn yielder_and_stack_implement_debug() {
     let mut g = Generator::<String, ()>::new(|y| y.yield_(format!("{y:?}")));

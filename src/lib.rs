@@ -31,7 +31,7 @@
 //! | module | job |
 //! | --- | --- |
 //! | [`stack`] | pooled, guard-protected stack memory |
-//! | [`generator`] | bare coroutines: `resume`/`yield_` with an explicit state |
+//! | [`generator`] | bare coroutines: `resume`/`yield_` (values out and in) with an explicit state |
 //! | [`task`] | scheduled coroutines: id, name, lifecycle state machine, `JoinHandle` |
 //! | `scheduler` | the per-thread run queue and loop, park/unpark |
 //! | `reactor` | the poller (epoll, or `polling`), registered fds, readiness |
@@ -100,7 +100,8 @@
 //! * When the main task returns, the tasks still alive are unwound on their
 //!   own stacks and every destructor runs.
 //! * A stack overflow in a task is reported with the task's id, name and
-//!   stack size instead of a bare "Segmentation fault".
+//!   stack size instead of a bare "Segmentation fault" (in a generator: where
+//!   it was made, and its stack size).
 //!
 //! The compiler enforces the thread rules. A runtime, a generator and a
 //! handle to a task returning a `!Send` value stay on their thread:

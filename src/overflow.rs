@@ -3,47 +3,22 @@
 //! A coroutine that runs off the bottom of its stack touches its guard page
 //! and gets `SIGSEGV`. Without help that dies as a bare "Segmentation
 //! fault". corio installs a `SIGSEGV`/`SIGBUS` handler (running on the
-//! thread's alternate signal stack) that checks whether the faulting address
-//! is the guard page of the coroutine running on this thread; if so it
-//! prints which task overflowed, its stack size and how to raise it, then
-//! aborts. Any other fault goes on to the handler installed before corio's
-//! (std's own overflow report for thread stacks, or the default action).
+//! thread's alternate signal stack) when a runtime starts or a generator is
+//! made. It checks whether the faulting address is the guard page of the
+//! generator the running context (task, or thread outside tasks) executes,
+//! or else of the running task; if so it prints which one overflowed, its
+//! stack size and how to raise it, then aborts. Any other fault goes on to
+//! the handler installed before corio's (std's own overflow report for
+//! thread stacks, or the default action).
 //!
-//! The handler only reads a thread-local `Cell` of plain data and calls
-//! `write(2)` and `abort(3)`: it is async-signal-safe.
+//! The handler only reads thread-locals and task state with plain loads and
+//! calls `write(2)` and `abort(3)`: it is async-signal-safe.
 #![allow(unsafe_code)]
 
 use std::cell::Cell;
 use std::mem::MaybeUninit;
 use std::ptr;
 use std::sync::Once;
-
-/// The guard page and size of a generator's stack.
-#[derive(Clone, Copy)]
-pub(crate) struct StackInfo {
-    pub(crate) guard: (usize, usize),
-    pub(crate) size: usize,
-}
-
-thread_local! {
-    /// The innermost generator running on this thread (null if none). Tasks
-    /// need no such slot: the handler finds the running task through the
-    /// scheduler.
-    static GENERATOR: Cell<*const StackInfo> = const { Cell::new(ptr::null()) };
-}
-
-/// Records that the generator with this stack is about to run; returns the
-/// previous value for [`leave`]. `info` must stay in place until then.
-#[inline]
-pub(crate) fn enter(info: &StackInfo) -> *const StackInfo {
-    GENERATOR.with(|g| g.replace(info))
-}
-
-/// Restores what [`enter`] returned.
-#[inline]
-pub(crate) fn leave(prev: *const StackInfo) {
-    GENERATOR.with(|g| g.set(prev));
-}
 
 static mut PREV_SEGV: MaybeUninit<libc::sigaction> = MaybeUninit::uninit();
 static mut PREV_BUS: MaybeUninit<libc::sigaction> = MaybeUninit::uninit();
@@ -143,40 +118,40 @@ fn write_u64(n: u64) {
 extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
     // SAFETY: the kernel passes a valid siginfo for SA_SIGINFO handlers.
     let addr = unsafe { (*info).si_addr() } as usize;
-    let generator = GENERATOR.with(Cell::get);
-    // SAFETY: a non-null GENERATOR points to the StackInfo of a generator that
-    // is being resumed on this thread (reset by its resume guard on exit).
-    let generator = (!generator.is_null()).then(|| unsafe { *generator });
-    let task = crate::scheduler::running_task_header();
     let hit = |guard: (usize, usize)| guard.1 != 0 && addr >= guard.0 && addr < guard.1;
-    let report = match generator {
-        Some(g) if hit(g.guard) => Some((g.size, ptr::null())),
-        _ if !task.is_null() => {
-            // SAFETY: the header of the task running on this thread, alive
-            // while it runs; only immutable fields are read.
-            let h = unsafe { &*task };
-            hit(h.stack_guard()).then_some((h.stack_size, task))
-        }
-        _ => None,
-    };
-    if let Some((stack_size, header)) = report {
-        write_stderr(b"\ncorio: ");
-        if header.is_null() {
-            write_stderr(b"a generator");
-        } else {
-            // SAFETY: the header belongs to the task running on this thread,
-            // which is alive while it runs (the scheduler holds a reference).
-            let header = unsafe { &*header };
-            write_stderr(b"task ");
-            write_u64(header.id.as_u64());
-            if let Some(name) = &header.name {
-                write_stderr(b" '");
-                write_stderr(name.as_bytes());
-                write_stderr(b"'");
-            }
+    // SAFETY: a non-null slot names the generator the interrupted context
+    // executes, whose resume (or drop) keeps it in place until it resets
+    // the slot; only plain fields are read.
+    let generator = unsafe { crate::generator::running_for_signal().as_ref() };
+    if let Some(g) = generator.filter(|g| hit(g.guard)) {
+        write_stderr(b"\ncorio: the generator created at ");
+        write_stderr(g.created_at.file().as_bytes());
+        write_stderr(b":");
+        write_u64(u64::from(g.created_at.line()));
+        write_stderr(b":");
+        write_u64(u64::from(g.created_at.column()));
+        write_stderr(b" overflowed its stack of ");
+        write_u64(g.size as u64);
+        write_stderr(
+            b" bytes; give it a bigger stack with \
+              corio::generator::Generator::with_stack_size\n",
+        );
+        // SAFETY: abort is async-signal-safe.
+        unsafe { libc::abort() };
+    }
+    let task = crate::scheduler::running_task_header();
+    // SAFETY: the header of the task running on this thread, alive while it
+    // runs (the scheduler holds a reference); only immutable fields are read.
+    if let Some(h) = unsafe { task.as_ref() }.filter(|h| hit(h.stack_guard())) {
+        write_stderr(b"\ncorio: task ");
+        write_u64(h.id.as_u64());
+        if let Some(name) = &h.name {
+            write_stderr(b" '");
+            write_stderr(name.as_bytes());
+            write_stderr(b"'");
         }
         write_stderr(b" overflowed its stack of ");
-        write_u64(stack_size as u64);
+        write_u64(h.stack_size as u64);
         write_stderr(
             b" bytes; give it a bigger stack with corio::Builder::stack_size \
               (or corio::runtime::Builder::stack_size for every task)\n",

@@ -426,6 +426,9 @@ struct LocalState {
     locals: crate::task::local::Locals,
     /// The stack promised at spawn, until the first run takes it.
     stack: Option<stack::Reservation>,
+    /// The generator the task executes innermost (null if none); see
+    /// `generator::Info`.
+    generator: *const crate::generator::Info,
 }
 
 impl Core {
@@ -544,11 +547,14 @@ pub(crate) fn running_task_header() -> *const Header {
 /// Resets CONTEXT when `block_on` ends, however it ends.
 pub(crate) struct EnterGuard {
     prev: *const Scheduler,
+    /// The thread's running generator when the runtime started.
+    generator: *const crate::generator::Info,
 }
 
 impl Drop for EnterGuard {
     fn drop(&mut self) {
         CONTEXT.with(|c| c.set(self.prev));
+        crate::generator::leave_runtime(self.generator);
     }
 }
 
@@ -598,7 +604,10 @@ impl Scheduler {
             panic!("{}", Error::NestedRuntime);
         }
         overflow::install();
-        EnterGuard { prev }
+        EnterGuard {
+            prev,
+            generator: crate::generator::enter_runtime(),
+        }
     }
 
     /// A counted reference to this runtime for a new task.
@@ -662,6 +671,7 @@ impl Scheduler {
                     timer: None,
                     locals: Default::default(),
                     stack: Some(reservation),
+                    generator: ptr::null(),
                 }),
             },
             f,
@@ -1050,7 +1060,10 @@ impl Drop for Scheduler {
             // their own thread, with this scheduler entered.
             let _guard = CONTEXT.with(|c| {
                 let prev = c.replace(self as *const Scheduler);
-                EnterGuard { prev }
+                EnterGuard {
+                    prev,
+                    generator: crate::generator::enter_runtime(),
+                }
             });
             self.shutdown();
         }
@@ -1527,6 +1540,17 @@ pub(crate) fn with_task_locals<R>(
 ) -> Option<R> {
     // SAFETY: on the runtime thread; `f` does not reach `local` again.
     with_current(|_, core| f(unsafe { &mut core.local().locals }))
+}
+
+/// The running task's running-generator slot (see `generator::Info`), if
+/// the caller is a task: valid while the task lives.
+#[inline(always)]
+pub(crate) fn current_generator_slot() -> Option<*mut *const crate::generator::Info> {
+    let (_, core) = current_task_ptrs()?;
+    // SAFETY: the running task's core is live (see `current_task_ptrs`); the
+    // field's address is taken without making a reference, so it overlaps no
+    // `local()` borrow, and the generator code that uses it never holds one.
+    Some(unsafe { &raw mut (*core.as_ref().local.get()).generator })
 }
 
 /// The running task's core, if the caller is a task.

@@ -184,6 +184,15 @@ pub struct PooledStack {
     top: usize,
 }
 
+impl std::fmt::Debug for PooledStack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PooledStack")
+            .field("size", &self.size)
+            .field("top", &format_args!("{:#x}", self.top))
+            .finish()
+    }
+}
+
 impl PooledStack {
     /// The address range of the guard page: a fault there is an overflow.
     pub(crate) fn guard_range(&self) -> (usize, usize) {

@@ -5,6 +5,11 @@
 //! stack, whether it returns, panics or is cancelled. Code outside any task
 //! (a plain thread, `main` before `corio::run`) gets one value per thread,
 //! destroyed when the thread exits, like `thread_local!`.
+//!
+//! A [generator](crate::generator) has no values of its own: it uses those
+//! of the task (or thread) that resumes it, which may change from one resume
+//! to the next. So it cannot yield inside [`LocalKey::with`] (the yield
+//! panics, or `try_yield` fails): the reference could outlive the values.
 #![allow(unsafe_code)]
 
 use std::any::Any;
@@ -168,12 +173,27 @@ impl<T: 'static> LocalKey<T> {
                 p
             }
         };
-        // SAFETY: `ptr` points into a box held by the caller's storage; the
-        // box is only dropped when the task (or thread) ends, after every
-        // frame that could hold this reference has returned or unwound (the
-        // destruction runs in the outermost frame of the task). The value
-        // under key `id` was created by this key's initializer, so it is a
-        // `T`.
+        // Counted on the generator whose body runs this (if any): it
+        // cannot suspend until `f` returns.
+        let _borrow = crate::generator::LocalBorrow::open();
+        // SAFETY: `ptr` points into a box held by the storage of the caller's
+        // context — its task, or its thread outside tasks — that is dropped
+        // only when that task (or thread) ends. The reference lives until
+        // `f` returns, in frames on the caller's stack, which stay part of
+        // that context until then:
+        // * a task switch (park, yield) keeps the task, so its values, alive;
+        // * the caller's stack is the task's (or thread's) own, or that of
+        //   the generator the context executes innermost. A generator
+        //   suspends only from its own body in the context that resumed it
+        //   (`Yielder` checks the context's slot), and never while a borrow
+        //   opened in its body is counted (`_borrow`). So the frames holding
+        //   the reference are never suspended apart from their context, to be
+        //   resumed after it ended or by another task;
+        // * generators resumed inside `f` cannot receive the reference: their
+        //   closure, inputs and outputs are `'static`; scoped tasks that
+        //   borrow it end before their scope, inside `f`.
+        // The value under key `id` was created by this key's initializer, so
+        // it is a `T`.
         let value = unsafe { &*ptr };
         Ok(f(value
             .downcast_ref::<T>()

@@ -567,6 +567,10 @@ fn a_socket_stays_with_the_runtime_that_registered_it() {
     corio::run(move || {
         let err = (&c).read(&mut [0; 1]).unwrap_err();
         assert!(err.to_string().contains("another runtime"), "{err}");
+        assert!(matches!(
+            err.get_ref().and_then(|e| e.downcast_ref::<corio::Error>()),
+            Some(corio::Error::WrongRuntime)
+        ));
         let c = TcpStream::from_std(c.into_std()).unwrap();
         let reader = corio::spawn(move || {
             let mut buf = [0; 4];

@@ -593,3 +593,36 @@ fn sockets_are_send_and_sync() {
     assert_send_sync::<corio::net::unix::UnixListener>();
     assert_send_sync::<corio::net::unix::UnixDatagram>();
 }
+
+/// A read or peek into an empty buffer returns `Ok(0)` at once, with no
+/// data waiting (and no runtime), without taking any.
+#[test]
+fn reads_into_an_empty_buffer_return_at_once() {
+    let check = || {
+        let (c, s) = pair();
+        let start = Instant::now();
+        assert_eq!((&c).read(&mut []).unwrap(), 0);
+        assert_eq!(c.peek(&mut []).unwrap(), 0);
+        assert_eq!((&c).read_vectored(&mut []).unwrap(), 0);
+        assert_eq!(c.try_read(&mut []).unwrap(), 0);
+        c.set_nonblocking(true).unwrap();
+        assert_eq!((&c).read(&mut []).unwrap(), 0);
+        c.set_nonblocking(false).unwrap();
+        assert!(start.elapsed() < Duration::from_secs(5));
+        // Data waiting stays for the next read.
+        (&s).write_all(b"x").unwrap();
+        assert_eq!((&c).read(&mut []).unwrap(), 0);
+        let mut buf = [0; 4];
+        assert_eq!((&c).read(&mut buf).unwrap(), 1);
+    };
+    // Under a deadline, so that a read that waited would fail.
+    corio::run(|| {
+        let r = timeout(Duration::from_secs(2), check);
+        assert!(r.is_ok(), "a read into an empty buffer waited");
+    });
+    // A plain thread would block: a read timeout turns that into an error.
+    let (c, _s) = corio::run(pair);
+    c.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    assert_eq!((&c).read(&mut []).unwrap(), 0);
+    assert_eq!(c.peek(&mut []).unwrap(), 0);
+}

@@ -574,9 +574,10 @@ fn poll_fd(fd: BorrowedFd<'_>, dir: Direction, deadline: Option<Instant>) -> io:
         let timeout_ms = match deadline {
             None => -1,
             Some(at) => {
-                let left = at.saturating_duration_since(Instant::now());
+                let now = Instant::now();
+                let left = at.saturating_duration_since(now);
                 if left.is_zero() {
-                    return Err(io::Error::from(scheduler::Interrupt::TimedOut));
+                    return Err(io::Error::from(scheduler::timed_out_at(now)));
                 }
                 left.as_millis().clamp(1, i32::MAX as u128) as i32
             }

@@ -84,6 +84,14 @@ pub enum Error {
         "a corio runtime is already running on this thread; spawn a task instead of nesting runtimes"
     )]
     NestedRuntime,
+    /// A task used an IO object (a socket, a pipe) that is registered with
+    /// another runtime: the one where a task first waited on it, which alone
+    /// delivers its events.
+    #[error(
+        "this fd is registered with another runtime (the one where a task first waited on it); \
+         move sockets between runtimes before they are used, or through into_std/from_std"
+    )]
+    WrongRuntime,
     /// An operating-system error.
     #[error(transparent)]
     Io(#[from] io::Error),

@@ -380,23 +380,33 @@ impl LazyRegistration {
 
     /// The registration with `runtime` (the caller's, as returned by
     /// `scheduler::check_current_runtime`), made now if there is none.
+    ///
+    /// Only the runtime that registered the fd polls it: a task of another
+    /// runtime would wait for events nobody delivers to it, and its entry
+    /// in the source's waiter lists would be touched from two threads
+    /// (rule 3). So whichever registration ends up stored — ours, or that
+    /// of a task of another runtime that registered the same fd at the same
+    /// time and won the race — must be the caller's runtime's, or the
+    /// caller gets [`Error::WrongRuntime`](crate::Error::WrongRuntime).
     #[inline]
     fn get_in(&self, fd: BorrowedFd<'_>, runtime: *const Shared) -> io::Result<&Registration> {
-        if let Some(r) = self.0.get() {
-            // Only the runtime that registered the fd polls it: a task of
-            // another runtime would wait for events nobody delivers.
-            return if ptr::eq(Arc::as_ptr(&r.runtime), runtime) {
-                Ok(r)
-            } else {
-                Err(io::Error::other(
-                    "corio: this fd is registered with another runtime (the one where a task \
-                     first waited on it); move sockets between runtimes before they are used, \
-                     or through into_std/from_std",
-                ))
-            };
+        let r = match self.0.get() {
+            Some(r) => r,
+            None => self.register(fd)?,
+        };
+        if ptr::eq(Arc::as_ptr(&r.runtime), runtime) {
+            Ok(r)
+        } else {
+            Err(crate::Error::WrongRuntime.into())
         }
+    }
+
+    /// Registers `fd` with the caller's runtime, unless another thread
+    /// stores a registration first: then ours is dropped (deregistered)
+    /// and theirs returned.
+    #[cold]
+    fn register(&self, fd: BorrowedFd<'_>) -> io::Result<&Registration> {
         match Registration::new(fd)? {
-            // If another thread won the race, ours is dropped (deregistered).
             Some(r) => Ok(self.0.get_or_init(|| r)),
             None => unreachable!("a task runs inside its runtime"),
         }
@@ -564,9 +574,10 @@ fn poll_fd(fd: BorrowedFd<'_>, dir: Direction, deadline: Option<Instant>) -> io:
         let timeout_ms = match deadline {
             None => -1,
             Some(at) => {
-                let left = at.saturating_duration_since(Instant::now());
+                let now = Instant::now();
+                let left = at.saturating_duration_since(now);
                 if left.is_zero() {
-                    return Err(io::Error::from(scheduler::Interrupt::TimedOut));
+                    return Err(io::Error::from(scheduler::timed_out_at(now)));
                 }
                 left.as_millis().clamp(1, i32::MAX as u128) as i32
             }

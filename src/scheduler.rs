@@ -105,7 +105,14 @@ pub(crate) struct TimeoutUnwind;
 pub(crate) fn unwind_for(i: Interrupt) -> ! {
     match i {
         Interrupt::Cancelled => panic::resume_unwind(Box::new(CancelUnwind)),
-        Interrupt::TimedOut => panic::resume_unwind(Box::new(TimeoutUnwind)),
+        Interrupt::TimedOut => {
+            // Calls that unwind have no deadline of their own (or, like
+            // `sleep`, return when it is theirs): this is the scope's.
+            if let Some(at) = current_deadline() {
+                deadline_fired(at);
+            }
+            panic::resume_unwind(Box::new(TimeoutUnwind))
+        }
         Interrupt::Unwinding => panic!("cannot block while unwinding"),
     }
 }
@@ -412,6 +419,9 @@ struct LocalState {
     yielder: *const Yielder<(), ()>,
     /// The earliest deadline of the `timeout` scopes the task is in.
     deadline: Option<Instant>,
+    /// The scope deadline that interrupted an operation of the task, until
+    /// the `timeout` scope it belongs to ends (see [`with_deadline`]).
+    fired: Option<Instant>,
     /// Nesting depth of `shield`: cancellation is ignored while > 0.
     shield: u32,
     /// A blocking call reported the cancellation to the task.
@@ -487,6 +497,8 @@ thread_local! {
     static CONTEXT: Cell<*const Scheduler> = const { Cell::new(ptr::null()) };
     /// The `timeout` deadline of code running outside any task.
     static THREAD_DEADLINE: Cell<Option<Instant>> = const { Cell::new(None) };
+    /// What `LocalState::fired` is to a task, for code outside any task.
+    static THREAD_FIRED: Cell<Option<Instant>> = const { Cell::new(None) };
 }
 
 /// Runs `f` with this thread's scheduler, if a runtime is running here.
@@ -665,6 +677,7 @@ impl Scheduler {
                     since,
                     yielder: ptr::null(),
                     deadline: None,
+                    fired: None,
                     shield: 0,
                     cancel_observed: false,
                     notified: false,
@@ -1302,7 +1315,7 @@ fn check_interrupt_at(
 ) -> Result<(), Interrupt> {
     check_cancelled(core)?;
     match deadline {
-        Some(at) if now >= at => Err(Interrupt::TimedOut),
+        Some(at) if now >= at => Err(timed_out_at(now)),
         _ => Ok(()),
     }
 }
@@ -1329,11 +1342,12 @@ fn park_thread(deadline: Option<Instant>) -> Result<(), Interrupt> {
         Some(at) => {
             let now = Instant::now();
             if now >= at {
-                return Err(Interrupt::TimedOut);
+                return Err(timed_out_at(now));
             }
             thread::park_timeout(at - now);
-            if Instant::now() >= at {
-                return Err(Interrupt::TimedOut);
+            let now = Instant::now();
+            if now >= at {
+                return Err(timed_out_at(now));
             }
         }
     }
@@ -1379,8 +1393,15 @@ fn check_task(s: &Scheduler, core: &Core, deadline: Option<Instant>) -> Result<(
 /// The deadline test of code running outside any task.
 fn check_thread_deadline(deadline: Option<Instant>) -> Result<(), Interrupt> {
     match earliest(deadline, THREAD_DEADLINE.with(Cell::get)) {
-        Some(at) if Instant::now() >= at => Err(Interrupt::TimedOut),
-        _ => Ok(()),
+        Some(at) => {
+            let now = Instant::now();
+            if now >= at {
+                Err(timed_out_at(now))
+            } else {
+                Ok(())
+            }
+        }
+        None => Ok(()),
     }
 }
 
@@ -1412,27 +1433,102 @@ pub(crate) fn current_deadline() -> Option<Instant> {
         .unwrap_or_else(|| THREAD_DEADLINE.with(Cell::get))
 }
 
+/// `TimedOut`, for a deadline check that failed at `now`: if the enclosing
+/// `timeout` deadline has passed too (not only the operation's own), the
+/// scope it belongs to learns that it interrupted an operation.
+#[cold]
+#[inline(never)]
+pub(crate) fn timed_out_at(now: Instant) -> Interrupt {
+    if let Some(at) = current_deadline()
+        && now >= at
+    {
+        deadline_fired(at);
+    }
+    Interrupt::TimedOut
+}
+
+/// Records that the `timeout` deadline `at` (the earliest around the
+/// caller, as [`current_deadline`] says) interrupted an operation: the
+/// scope whose deadline it is will report `Elapsed` (see [`with_deadline`]).
+#[cold]
+pub(crate) fn deadline_fired(at: Instant) {
+    // SAFETY: on the runtime thread; released at once.
+    let in_task = with_current(|_, core| unsafe { core.local().fired = Some(at) });
+    if in_task.is_none() {
+        THREAD_FIRED.with(|c| c.set(Some(at)));
+    }
+}
+
+/// Takes back what a deadline check recorded for an operation that
+/// completed anyway (a waker handed it its value just as the deadline
+/// passed): nothing was interrupted. Forgetting the record outright is
+/// exact because a scope's deadline, once passed, fails the entry check of
+/// every later operation in it (deadline checks compare with a clock that
+/// never goes back): an operation that got as far as waiting cannot follow
+/// an interrupted one in the same scope.
+pub(crate) fn unobserve_timeout() {
+    // SAFETY: on the runtime thread; released at once.
+    let in_task = with_current(|_, core| unsafe { core.local().fired = None });
+    if in_task.is_none() {
+        THREAD_FIRED.with(|c| c.set(None));
+    }
+}
+
 /// Runs `f` with the `timeout` deadline lowered to `deadline` (nested
 /// deadlines take the earliest), restoring it afterwards however `f` ends.
-pub(crate) fn with_deadline<R>(deadline: Instant, f: impl FnOnce() -> R) -> R {
-    fn set(d: Option<Instant>) -> Option<Instant> {
-        // SAFETY: on the runtime thread; released at once.
-        let in_task =
-            with_current(|_, core| std::mem::replace(unsafe { &mut core.local().deadline }, d));
-        match in_task {
-            Some(prev) => prev,
-            None => THREAD_DEADLINE.with(|c| c.replace(d)),
+/// Also returns whether `deadline` interrupted an operation in `f` — an
+/// operation failed or unwound because this deadline passed (not an
+/// enclosing scope's earlier one, not the operation's own). A record of an
+/// enclosing scope's deadline is passed on to that scope.
+pub(crate) fn with_deadline<R>(deadline: Instant, f: impl FnOnce() -> R) -> (R, bool) {
+    type ScopeState = (Option<Instant>, Option<Instant>);
+    /// Replaces the caller's `(deadline, fired)` by what `update` makes of
+    /// it, returning what `update` returns.
+    fn update<T>(update: impl FnOnce(&mut ScopeState) -> T) -> T {
+        match current_core() {
+            Some(core) => {
+                // SAFETY: the running task's core, on its runtime thread;
+                // released at once (`update` does not reach it).
+                let local = unsafe { core.as_ref().local() };
+                let mut state = (local.deadline, local.fired);
+                let r = update(&mut state);
+                (local.deadline, local.fired) = state;
+                r
+            }
+            None => {
+                let mut state = (THREAD_DEADLINE.get(), THREAD_FIRED.get());
+                let r = update(&mut state);
+                THREAD_DEADLINE.set(state.0);
+                THREAD_FIRED.set(state.1);
+                r
+            }
         }
     }
-    struct Restore(Option<Instant>);
+    /// Leaves the scope: restores the enclosing `(deadline, fired)`, and
+    /// says whether the record is `own`'s; one that is not stays for the
+    /// enclosing scopes.
+    fn leave(outer: ScopeState, own: Option<Instant>) -> bool {
+        update(|state| {
+            let mine = own.is_some() && state.1 == own;
+            *state = (outer.0, if mine { outer.1 } else { state.1.or(outer.1) });
+            mine
+        })
+    }
+    struct Restore(ScopeState);
     impl Drop for Restore {
         fn drop(&mut self) {
-            set(self.0);
+            leave(self.0, None);
         }
     }
-    let prev = current_deadline();
-    let _restore = Restore(set(earliest(prev, Some(deadline))));
-    f()
+    let outer = update(|state| {
+        let outer = *state;
+        *state = (earliest(state.0, Some(deadline)), None);
+        outer
+    });
+    let restore = Restore(outer);
+    let r = f();
+    std::mem::forget(restore);
+    (r, leave(outer, Some(deadline)))
 }
 
 /// Runs `f` with cancellation held off: blocking calls inside do not fail

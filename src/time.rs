@@ -5,7 +5,10 @@
 //! every corio blocking operation inside it fails with
 //! [`io::ErrorKind::TimedOut`] (calls with no
 //! error to return, like `sleep` and `JoinHandle::join`, unwind to the
-//! `timeout` instead), and `timeout` returns `Err(Elapsed)`.
+//! `timeout` instead), and `timeout` returns `Err(Elapsed)` — if the
+//! deadline did interrupt an operation; a closure that finished without
+//! being interrupted returns its value, even after the deadline, so no
+//! data an operation took is lost.
 
 use std::fmt;
 use std::io;
@@ -85,9 +88,18 @@ impl From<Elapsed> for io::Error {
 ///
 /// From the deadline on, every corio blocking operation inside `f` fails with
 /// `io::ErrorKind::TimedOut` (or unwinds, for calls without an error), so
-/// `f` comes back quickly; `timeout` then returns `Err(Elapsed)` — even if
-/// `f` swallowed those errors, and even if `f` returned a value after the
-/// deadline. Nested timeouts take the earliest deadline.
+/// `f` comes back quickly. Nested timeouts take the earliest deadline.
+///
+/// `timeout` returns `Err(Elapsed)` if and only if the deadline interrupted
+/// `f`: an operation inside failed with `TimedOut` or unwound because this
+/// scope's deadline passed — even if `f` swallowed that error. Such an
+/// operation consumed nothing (no bytes read, no message received), so
+/// dropping what `f` returned loses no data. Otherwise `timeout` returns
+/// `Ok` with what `f` returned, even if `f` finished after the deadline:
+/// an operation that completed — a read that took bytes, a receive that
+/// took a message — always delivers its result. An operation failing for
+/// its own deadline (a socket timeout, `recv_timeout`) does not count; nor
+/// does an enclosing scope's earlier deadline, which that scope reports.
 ///
 /// Inside a task, operations compare the deadline with the runtime loop's
 /// clock, which it reads whenever it polls for events (and every few dozen
@@ -104,6 +116,12 @@ impl From<Elapsed> for io::Error {
 /// corio::run(|| {
 ///     assert!(timeout(Duration::from_millis(10), || sleep(Duration::from_secs(10))).is_err());
 ///     assert_eq!(timeout(Duration::from_secs(10), || 5), Ok(5));
+///     // Nothing inside was interrupted: the value comes back, late or not.
+///     let late = timeout(Duration::from_millis(1), || {
+///         std::thread::sleep(Duration::from_millis(5));
+///         6
+///     });
+///     assert_eq!(late, Ok(6));
 /// });
 /// ```
 pub fn timeout<T>(dur: Duration, f: impl FnOnce() -> T) -> Result<T, Elapsed> {
@@ -113,14 +131,15 @@ pub fn timeout<T>(dur: Duration, f: impl FnOnce() -> T) -> Result<T, Elapsed> {
     timeout_at(deadline, f)
 }
 
-/// Like [`timeout`], with a deadline given as an instant.
+/// Like [`timeout`], with a deadline given as an instant. `Err(Elapsed)`
+/// under the same rule: only if the deadline interrupted `f`.
 pub fn timeout_at<T>(deadline: Instant, f: impl FnOnce() -> T) -> Result<T, Elapsed> {
-    let result = scheduler::with_deadline(deadline, || panic::catch_unwind(AssertUnwindSafe(f)));
-    let expired = Instant::now() >= deadline;
+    let (result, interrupted) =
+        scheduler::with_deadline(deadline, || panic::catch_unwind(AssertUnwindSafe(f)));
     match result {
-        Ok(_) if expired => Err(Elapsed(())),
-        Ok(v) => Ok(v),
-        Err(p) if expired && p.is::<TimeoutUnwind>() => Err(Elapsed(())),
+        Ok(v) if !interrupted => Ok(v),
+        Ok(_) => Err(Elapsed(())),
+        Err(p) if interrupted && p.is::<TimeoutUnwind>() => Err(Elapsed(())),
         Err(p) => panic::resume_unwind(p),
     }
 }

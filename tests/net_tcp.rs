@@ -567,6 +567,10 @@ fn a_socket_stays_with_the_runtime_that_registered_it() {
     corio::run(move || {
         let err = (&c).read(&mut [0; 1]).unwrap_err();
         assert!(err.to_string().contains("another runtime"), "{err}");
+        assert!(matches!(
+            err.get_ref().and_then(|e| e.downcast_ref::<corio::Error>()),
+            Some(corio::Error::WrongRuntime)
+        ));
         let c = TcpStream::from_std(c.into_std()).unwrap();
         let reader = corio::spawn(move || {
             let mut buf = [0; 4];
@@ -588,4 +592,116 @@ fn sockets_are_send_and_sync() {
     assert_send_sync::<corio::net::unix::UnixStream>();
     assert_send_sync::<corio::net::unix::UnixListener>();
     assert_send_sync::<corio::net::unix::UnixDatagram>();
+}
+
+/// `timeout(Duration::ZERO, read)` with data waiting: either the read ran
+/// (the deadline check read the loop's slightly older clock) and returns
+/// the bytes, or the deadline stopped it before it took anything — never
+/// `Elapsed` with the bytes gone. Outside a runtime the check reads the
+/// real clock: always `Elapsed`, and the bytes stay.
+#[test]
+fn a_zero_timeout_read_returns_what_it_took() {
+    corio::run(|| {
+        let (c, s) = pair();
+        (&s).write_all(b"ready").unwrap();
+        c.readable().unwrap();
+        let mut buf = [0; 16];
+        let mut elapsed = 0;
+        let n = loop {
+            match timeout(Duration::ZERO, || (&c).read(&mut buf)) {
+                Ok(r) => break r.unwrap(),
+                Err(_) => {
+                    // Nothing was taken: the bytes are still queued.
+                    let mut peeked = [0; 16];
+                    let r = timeout(Duration::from_secs(10), || c.peek(&mut peeked));
+                    assert_eq!(r.unwrap().unwrap(), 5, "the bytes are gone");
+                    elapsed += 1;
+                    assert!(elapsed < 100, "the read never ran");
+                }
+            }
+        };
+        assert_eq!(&buf[..n], b"ready");
+    });
+    let (c, s) = corio::run(pair);
+    (&s).write_all(b"ready").unwrap();
+    let mut buf = [0; 16];
+    assert!(timeout(Duration::ZERO, || (&c).read(&mut buf)).is_err());
+    assert_eq!(c.peek(&mut buf).unwrap(), 5);
+}
+
+/// Reads under tiny `timeout`s, racing a writer on another thread: each
+/// `Elapsed` took nothing, each read that took bytes returns them, so the
+/// stream comes out whole and in order.
+#[test]
+fn reads_under_tiny_timeouts_keep_every_byte() {
+    const LEN: usize = 2 << 20;
+    let data: Vec<u8> = (0..LEN).map(|i| (i * 31 / 7) as u8).collect();
+    // Made outside the runtime, so that the reader's runtime registers `c`.
+    let (c, s) = pair();
+    let sent = data.clone();
+    let writer = std::thread::spawn(move || {
+        let mut s = s;
+        let mut at = 0;
+        let mut k = 0;
+        while at < LEN {
+            k += 1;
+            let end = (at + 1 + k * 997 % 30_000).min(LEN);
+            s.write_all(&sent[at..end]).unwrap();
+            at = end;
+            if k % 8 == 0 {
+                std::thread::sleep(Duration::from_micros(50));
+            }
+        }
+    });
+    let got = corio::run(move || {
+        let mut got = Vec::with_capacity(LEN);
+        let mut buf = vec![0; 64 << 10];
+        let mut k = 0u64;
+        loop {
+            k += 1;
+            match timeout(Duration::from_micros(k % 40), || (&c).read(&mut buf)) {
+                Ok(Ok(0)) => break,
+                Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
+                Ok(Err(e)) => panic!("read failed: {e}"),
+                Err(_) => {}
+            }
+        }
+        got
+    });
+    writer.join().unwrap();
+    assert_eq!(got.len(), LEN);
+    assert!(got == data, "the stream was corrupted");
+}
+
+/// A read or peek into an empty buffer returns `Ok(0)` at once, with no
+/// data waiting (and no runtime), without taking any.
+#[test]
+fn reads_into_an_empty_buffer_return_at_once() {
+    let check = || {
+        let (c, s) = pair();
+        let start = Instant::now();
+        assert_eq!((&c).read(&mut []).unwrap(), 0);
+        assert_eq!(c.peek(&mut []).unwrap(), 0);
+        assert_eq!((&c).read_vectored(&mut []).unwrap(), 0);
+        assert_eq!(c.try_read(&mut []).unwrap(), 0);
+        c.set_nonblocking(true).unwrap();
+        assert_eq!((&c).read(&mut []).unwrap(), 0);
+        c.set_nonblocking(false).unwrap();
+        assert!(start.elapsed() < Duration::from_secs(5));
+        // Data waiting stays for the next read.
+        (&s).write_all(b"x").unwrap();
+        assert_eq!((&c).read(&mut []).unwrap(), 0);
+        let mut buf = [0; 4];
+        assert_eq!((&c).read(&mut buf).unwrap(), 1);
+    };
+    // Under a deadline, so that a read that waited would fail.
+    corio::run(|| {
+        let r = timeout(Duration::from_secs(2), check);
+        assert!(r.is_ok(), "a read into an empty buffer waited");
+    });
+    // A plain thread would block: a read timeout turns that into an error.
+    let (c, _s) = corio::run(pair);
+    c.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    assert_eq!((&c).read(&mut []).unwrap(), 0);
+    assert_eq!(c.peek(&mut []).unwrap(), 0);
 }

@@ -176,3 +176,26 @@ fn works_outside_a_runtime() {
     drop(a);
     assert_eq!(t.join().unwrap(), "plain thread");
 }
+
+/// A stream read into an empty buffer returns `Ok(0)` at once, leaving
+/// waiting data for the next read; a datagram receive into an empty buffer
+/// still waits for a datagram, as in std.
+#[test]
+fn reads_into_an_empty_buffer() {
+    corio::run(|| {
+        let (a, b) = UnixStream::pair().unwrap();
+        let r = timeout(Duration::from_secs(2), || {
+            assert_eq!((&a).read(&mut []).unwrap(), 0);
+            assert_eq!((&a).read_vectored(&mut []).unwrap(), 0);
+            assert_eq!(a.try_read(&mut []).unwrap(), 0);
+        });
+        assert!(r.is_ok(), "a read into an empty buffer waited");
+        (&b).write_all(b"y").unwrap();
+        assert_eq!((&a).read(&mut []).unwrap(), 0);
+        let mut buf = [0; 4];
+        assert_eq!((&a).read(&mut buf).unwrap(), 1);
+
+        let (d, _e) = UnixDatagram::pair().unwrap();
+        assert!(timeout(Duration::from_millis(10), || d.recv(&mut [])).is_err());
+    });
+}

@@ -97,6 +97,17 @@ fn drained(dir: Direction, len: usize) -> impl Fn(&usize) -> bool {
     move |&n| applies && n > 0 && n < len
 }
 
+/// Whether a stream operation is a read of `len == 0` bytes, which returns
+/// `Ok(0)` at once, without waiting or a syscall, as `Read` documents ("the
+/// buffer specified was 0 bytes in length") and as std's empty
+/// `read_vectored` on a socket does. The kernel would otherwise have a
+/// zero-length stream read wait for data that it then leaves unread.
+/// (Datagram receives into no room still wait for, and consume, a
+/// datagram, as in std: that is what they mean.)
+fn empty_read(dir: Direction, len: usize) -> bool {
+    dir == Direction::Read && len == 0
+}
+
 impl<S: AsFd> Io<S> {
     /// Wraps `sock`, which must already be `O_NONBLOCK`.
     pub(crate) fn new(sock: S) -> Io<S> {
@@ -160,13 +171,17 @@ impl<S: AsFd> Io<S> {
     }
 
     /// [`op`](Self::op) for a stream read or write of `len` bytes: a short
-    /// transfer clears readiness (see `reactor::io_op_drain`).
+    /// transfer clears readiness (see `reactor::io_op_drain`). A read into
+    /// no room is `Ok(0)` at once (see [`empty_read`]).
     pub(crate) fn stream_op(
         &self,
         dir: Direction,
         len: usize,
         op: impl FnMut(&S) -> io::Result<usize>,
     ) -> io::Result<usize> {
+        if empty_read(dir, len) {
+            return Ok(0);
+        }
         self.op_drain(dir, op, drained(dir, len))
     }
 
@@ -200,13 +215,17 @@ impl<S: AsFd> Io<S> {
         )
     }
 
-    /// [`try_op`](Self::try_op) for a stream transfer of `len` bytes.
+    /// [`try_op`](Self::try_op) for a stream transfer of `len` bytes; a
+    /// read into no room is `Ok(0)` (see [`empty_read`]).
     pub(crate) fn try_stream_op(
         &self,
         dir: Direction,
         len: usize,
         mut op: impl FnMut(&S) -> io::Result<usize>,
     ) -> io::Result<usize> {
+        if empty_read(dir, len) {
+            return Ok(0);
+        }
         reactor::try_op(
             self.sock.as_fd(),
             &self.reg,

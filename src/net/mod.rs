@@ -32,7 +32,10 @@
 //!   literals never leave the thread.
 //! * **One runtime per socket.** A socket registers with the runtime of the
 //!   first task that waits on it; a task of another runtime that then uses
-//!   it gets an error rather than waiting for events nobody delivers. Hand
+//!   it gets [`Error::WrongRuntime`](crate::Error::WrongRuntime) (in an
+//!   `io::Error` of kind `Other`) rather than waiting for events nobody
+//!   delivers — also when two runtimes first use it at the same moment:
+//!   one registers it, the other gets the error. Hand
 //!   sockets to another runtime before any task waits on them (a freshly
 //!   accepted stream is not registered yet), or pass them through
 //!   `into_std`/`from_std`.

@@ -99,6 +99,11 @@ pub(crate) fn pause_until(at: Instant, wait: WaitReason) -> io::Result<()> {
             {
                 return Ok(());
             }
+            // The scope's, by the real clock, though maybe not yet by the
+            // loop's that `park` compared: record it as the scope's.
+            Err(Interrupt::TimedOut) => {
+                return Err(scheduler::timed_out_at(Instant::now()).into());
+            }
             Err(i) => return Err(i.into()),
         }
     }

@@ -42,6 +42,10 @@ use crate::task::Direction;
 ///   `O_NONBLOCK` either way.
 /// * Every blocking call is a cancellation point and obeys enclosing
 ///   [`time::timeout`](crate::time::timeout) scopes.
+/// * A read, `peek` or `try_read` into an empty buffer returns `Ok(0)` at
+///   once, as the `Read` docs describe and an empty `read_vectored` does in
+///   std; std's `read` on Linux first waits for data to arrive (which it
+///   then leaves unread).
 ///
 /// # Examples
 ///
@@ -226,8 +230,14 @@ impl TcpStream {
     }
 
     /// Receives data without removing it from the queue, waiting for some
-    /// to arrive like [`read`](Read::read) does.
+    /// to arrive like [`read`](Read::read) does. Into an empty `buf`, it
+    /// returns `Ok(0)` at once, as `read` does.
     pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        // Not `stream_op`: a short peek leaves the data queued, so it must
+        // not clear readiness.
         self.io.op(Direction::Read, |s| s.peek(buf))
     }
 

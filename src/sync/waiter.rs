@@ -438,10 +438,13 @@ pub(crate) fn wait_in<S, P: Copy>(
 
 /// A wait that `park` interrupted, but whose waiter a waker selected just
 /// before it gave up: the operation completed and returns normally, so a
-/// cancellation is not reported now — it stays pending, for the next call.
+/// cancellation is not reported now — it stays pending, for the next call —
+/// and an expired `timeout` scope does not count it as interrupted.
 pub(crate) fn completed_anyway(i: Interrupt) {
-    if i == Interrupt::Cancelled {
-        scheduler::unobserve_cancel();
+    match i {
+        Interrupt::Cancelled => scheduler::unobserve_cancel(),
+        Interrupt::TimedOut => scheduler::unobserve_timeout(),
+        Interrupt::Unwinding => {}
     }
 }
 

@@ -472,8 +472,12 @@ impl<'scope, 'env, E> Scope<'scope, 'env, E> {
         scheduler::shielded(|| {
             scheduler::without_deadline(|| {
                 while state.running.get() > 0 {
-                    if deadline.is_some_and(|at| Instant::now() >= at) {
+                    if let Some(at) = deadline
+                        && Instant::now() >= at
+                    {
                         state.cancel_children(None);
+                        // The deadline interrupted the scope's work.
+                        scheduler::deadline_fired(at);
                         deadline = None;
                     }
                     *state.waiter.borrow_mut() = Some(Unparker::current());

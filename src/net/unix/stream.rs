@@ -29,6 +29,10 @@ use crate::task::Direction;
 ///   without any readiness event to wait for), the task retries after a
 ///   short pause (1 ms, doubling up to 100 ms).
 /// * A read or write past its timeout fails with [`io::ErrorKind::TimedOut`].
+/// * A read or `try_read` into an empty buffer returns `Ok(0)` at
+///   once, as the `Read` docs describe and an empty `read_vectored` does in
+///   std; std's `read` on Linux first waits for data to arrive (which it
+///   then leaves unread).
 ///
 /// # Examples
 ///

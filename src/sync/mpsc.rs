@@ -38,6 +38,12 @@
 //! * Both senders also have [`try_send`](Sender::try_send) and
 //!   `send_timeout` (for [`Sender`], which never waits, they fail only when
 //!   the receiver is gone).
+//! * When the last receiver goes, the messages still buffered are dropped.
+//!   If a message's destructor panics, the others are dropped all the same
+//!   and the first panic continues out of the receiver's drop (further ones
+//!   are reported by the panic hook, then discarded), so the process does
+//!   not abort on a second panic. The same holds for [`mpmc`](super::mpmc)
+//!   and [`oneshot`](super::oneshot).
 //!
 //! Use [`mpmc`](super::mpmc) for cloneable receivers and
 //! [`select!`](crate::select!) to wait on several channels at once.

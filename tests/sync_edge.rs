@@ -252,3 +252,49 @@ fn panicking_message_drops_neither_abort_nor_leak() {
     out.assert_success();
     assert!(out.stdout.contains("DONE"), "{}", out.stdout);
 }
+
+// ---------------------------------------------------------------------------
+// UnwindSafe and RefUnwindSafe, where std's and crossbeam's types have them
+
+fn assert_unwind_safe<T: ?Sized + panic::UnwindSafe + panic::RefUnwindSafe>() {}
+
+#[test]
+fn sync_types_are_unwind_safe() {
+    /// Neither trait, so that a generic bound on `T` would show.
+    #[allow(dead_code)]
+    struct NotUnwindSafe(std::cell::Cell<u8>, &'static mut u8);
+
+    assert_unwind_safe::<corio::sync::Mutex<NotUnwindSafe>>();
+    assert_unwind_safe::<corio::sync::RwLock<NotUnwindSafe>>();
+    assert_unwind_safe::<corio::sync::Mutex<[u8]>>();
+    assert_unwind_safe::<corio::sync::MutexGuard<'static, u8>>();
+    assert_unwind_safe::<corio::sync::Condvar>();
+    assert_unwind_safe::<corio::sync::Semaphore>();
+    assert_unwind_safe::<corio::sync::SemaphorePermit<'static>>();
+    assert_unwind_safe::<corio::sync::Barrier>();
+    assert_unwind_safe::<corio::sync::Event>();
+    assert_unwind_safe::<corio::sync::Notify>();
+    assert_unwind_safe::<corio::sync::WaitGroup>();
+    assert_unwind_safe::<mpsc::Sender<NotUnwindSafe>>();
+    assert_unwind_safe::<mpsc::SyncSender<NotUnwindSafe>>();
+    assert_unwind_safe::<mpsc::Receiver<NotUnwindSafe>>();
+    assert_unwind_safe::<mpmc::Sender<NotUnwindSafe>>();
+    assert_unwind_safe::<mpmc::Receiver<NotUnwindSafe>>();
+    assert_unwind_safe::<oneshot::Sender<NotUnwindSafe>>();
+    assert_unwind_safe::<oneshot::Receiver<NotUnwindSafe>>();
+    assert_unwind_safe::<mpsc::Iter<'static, NotUnwindSafe>>();
+    assert_unwind_safe::<mpsc::IntoIter<NotUnwindSafe>>();
+
+    // So they can be used across catch_unwind without AssertUnwindSafe.
+    let (tx, rx) = mpsc::channel::<u8>();
+    let lock = corio::sync::Mutex::new(0);
+    assert!(
+        panic::catch_unwind(|| {
+            *lock.lock() += 1;
+            tx.send(1).unwrap();
+            panic!("caught");
+        })
+        .is_err()
+    );
+    assert_eq!((*lock.lock(), rx.recv()), (1, Ok(1)));
+}

@@ -189,6 +189,7 @@ mod rwlock;
 pub mod select;
 mod semaphore;
 mod spin;
+mod unwind_safe;
 mod wait_group;
 mod waiter;
 

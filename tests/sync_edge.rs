@@ -298,3 +298,104 @@ fn sync_types_are_unwind_safe() {
     );
     assert_eq!((*lock.lock(), rx.recv()), (1, Ok(1)));
 }
+
+// ---------------------------------------------------------------------------
+// select! with default
+
+/// crossbeam's `linearizable_default`: one side sends on `r1` and then
+/// selects over `r1` and `r2` with `default`, while the other side sends on
+/// `r2` before taking the message from `r1`. At every instant one of the two
+/// holds a message, so `default` must never run. Returns how often it ran.
+fn linearizable_default(bounded: bool, in_runtimes: bool, count: usize) -> usize {
+    let (start_s, start_r) = mpsc::sync_channel::<()>(0);
+    let (end_s, end_r) = mpsc::sync_channel::<()>(0);
+    let ((s1, r1), (s2, r2)) = if bounded {
+        (mpmc::sync_channel::<i32>(1), mpmc::sync_channel::<i32>(1))
+    } else {
+        (mpmc::channel::<i32>(), mpmc::channel::<i32>())
+    };
+    let r1_other = r1.clone();
+    let selector = move || {
+        let mut defaults = 0;
+        for _ in 0..count {
+            start_s.send(()).unwrap();
+            s1.send(1).unwrap();
+            corio::select! {
+                recv(r1) -> _ => {},
+                recv(r2) -> _ => {},
+                default => defaults += 1,
+            }
+            end_s.send(()).unwrap();
+            let _ = r2.try_recv();
+        }
+        defaults
+    };
+    let other = move || {
+        for _ in 0..count {
+            start_r.recv().unwrap();
+            s2.send(1).unwrap();
+            let _ = r1_other.try_recv();
+            end_r.recv().unwrap();
+        }
+    };
+    let (a, b) = if in_runtimes {
+        (
+            thread::spawn(move || corio::run(selector)),
+            thread::spawn(move || corio::run(other)),
+        )
+    } else {
+        (thread::spawn(selector), thread::spawn(other))
+    };
+    b.join().unwrap();
+    a.join().unwrap()
+}
+
+const LINEARIZABLE_COUNT: usize = 200_000;
+
+#[test]
+fn select_default_is_linearizable_on_threads() {
+    for bounded in [true, false] {
+        let defaults = linearizable_default(bounded, false, LINEARIZABLE_COUNT);
+        assert_eq!(defaults, 0, "bounded: {bounded}");
+    }
+}
+
+#[test]
+fn select_default_is_linearizable_between_runtimes() {
+    for bounded in [true, false] {
+        let defaults = linearizable_default(bounded, true, LINEARIZABLE_COUNT);
+        assert_eq!(defaults, 0, "bounded: {bounded}");
+    }
+}
+
+#[test]
+fn select_default_still_runs_when_nothing_is_ready() {
+    in_three_modes(|| {
+        let (_tx1, rx1) = mpsc::channel::<u8>();
+        let (tx2, rx2) = mpmc::sync_channel::<u8>(0);
+        let (stx, _srx) = mpmc::sync_channel::<u8>(0);
+        let ran = corio::select! {
+            recv(rx1) -> _ => false,
+            recv(rx2) -> _ => false,
+            send(stx, 1) -> _ => false,
+            default => true,
+        };
+        assert!(ran);
+        // The same channel on both sides of one select.
+        let ran = corio::select! {
+            send(tx2, 1) -> _ => false,
+            recv(rx2) -> _ => false,
+            default => true,
+        };
+        assert!(ran);
+        // A ready arm wins over default, whichever comes first.
+        let (tx, rx) = mpsc::channel::<u8>();
+        tx.send(5).unwrap();
+        let got = corio::select! {
+            recv(rx1) -> _ => None,
+            recv(rx) -> m => Some(m.unwrap()),
+            default => None,
+        };
+        assert_eq!(got, Some(5));
+    });
+}

@@ -670,6 +670,63 @@ impl<T> Chan<T> {
         }
     }
 
+    /// `try_select` support: the channel's lock, held across the arms of
+    /// one `try_select` so that it sees all of them at one instant.
+    pub(crate) fn lock_raw(&self) {
+        self.state.lock_raw();
+    }
+
+    /// `try_select` support: where the lock is, the order in which a
+    /// caller takes several.
+    pub(crate) fn lock_key(&self) -> usize {
+        std::ptr::from_ref(&self.state).addr()
+    }
+
+    /// `try_select` support: releases [`lock_raw`](Self::lock_raw).
+    ///
+    /// # Safety
+    ///
+    /// The caller took the lock with `lock_raw`.
+    pub(crate) unsafe fn unlock_raw(&self) {
+        // SAFETY: per this function's contract; the `*_locked` calls keep
+        // no reference to the state.
+        unsafe { self.state.unlock_raw() }
+    }
+
+    /// [`try_recv`](Self::try_recv) under a lock the caller holds; the
+    /// wakeup it owes a sender is delivered after unlocking.
+    ///
+    /// # Safety
+    ///
+    /// The caller holds the lock through [`lock_raw`](Self::lock_raw).
+    pub(crate) unsafe fn try_recv_locked(
+        &self,
+        wake: &mut Option<Wake>,
+    ) -> Result<T, TryRecvError> {
+        // SAFETY: locked by the caller; the reference ends with this call.
+        let st = unsafe { self.state.locked() };
+        Self::recv_locked(st).map(|(v, w)| {
+            *wake = w;
+            v
+        })
+    }
+
+    /// [`try_send`](Self::try_send) under a lock the caller holds; the
+    /// wakeup it owes a receiver is delivered after unlocking.
+    ///
+    /// # Safety
+    ///
+    /// The caller holds the lock through [`lock_raw`](Self::lock_raw).
+    pub(crate) unsafe fn try_send_locked(
+        &self,
+        v: T,
+        wake: &mut Option<Wake>,
+    ) -> Result<(), TrySendError<T>> {
+        // SAFETY: locked by the caller; the reference ends with this call.
+        let st = unsafe { self.state.locked() };
+        Self::send_locked(st, v).map(|w| *wake = w)
+    }
+
     /// `select` support: removes `w`'s entry for `arm`.
     fn unregister(&self, side: Side, w: &Waiter, arm: usize) {
         let mut st = self.state.lock();

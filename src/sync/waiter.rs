@@ -180,8 +180,11 @@ impl Waiter {
 }
 
 /// A wakeup to deliver after the primitive's lock is released (rule 5).
+///
+/// `pub` only so that the sealed `select` traits can name it; not reachable
+/// from outside the crate.
 #[must_use = "a Wake must be delivered with `wake()`"]
-pub(crate) struct Wake(Option<Unparker>);
+pub struct Wake(Option<Unparker>);
 
 impl Wake {
     #[inline]

@@ -160,8 +160,7 @@ impl<T> SyncSender<T> {
     /// while this waits).
     pub fn send(&self, t: T) -> Result<(), SendError<T>> {
         self.chan
-            .send(t, None)
-            .map_err(super::chan::SendFail::into_send_error)
+            .send(t, None, super::chan::SendFail::into_send_error)
     }
 
     /// Sends `t` if the channel has room (capacity 0: if a receiver is
@@ -184,9 +183,11 @@ impl<T> SyncSender<T> {
     /// [`time::timeout`](crate::time::timeout) expires) or
     /// [`SendTimeoutError::Disconnected`], with the message.
     pub fn send_timeout(&self, t: T, timeout: Duration) -> Result<(), SendTimeoutError<T>> {
-        self.chan
-            .send(t, deadline_after(timeout))
-            .map_err(super::chan::SendFail::into_send_timeout_error)
+        self.chan.send(
+            t,
+            deadline_after(timeout),
+            super::chan::SendFail::into_send_timeout_error,
+        )
     }
 
     pub(crate) fn chan(&self) -> &Chan<T> {
@@ -237,9 +238,7 @@ impl<T> Receiver<T> {
     /// ```
     #[inline]
     pub fn recv(&self) -> Result<T, RecvError> {
-        self.chan
-            .recv(None)
-            .map_err(super::chan::RecvFail::into_recv_error)
+        self.chan.recv(None, super::chan::RecvFail::into_recv_error)
     }
 
     /// Receives a message if one is waiting; never waits.
@@ -270,9 +269,10 @@ impl<T> Receiver<T> {
     /// assert_eq!(rx.recv_timeout(Duration::from_millis(5)), Err(RecvTimeoutError::Timeout));
     /// ```
     pub fn recv_timeout(&self, timeout: Duration) -> Result<T, RecvTimeoutError> {
-        self.chan
-            .recv(deadline_after(timeout))
-            .map_err(super::chan::RecvFail::into_recv_timeout_error)
+        self.chan.recv(
+            deadline_after(timeout),
+            super::chan::RecvFail::into_recv_timeout_error,
+        )
     }
 
     /// An iterator that [`recv`](Self::recv)s until every sender is gone.

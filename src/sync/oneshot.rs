@@ -72,7 +72,7 @@ impl<T> Receiver<T> {
     ///
     /// [`RecvError`] if the sender was dropped without sending.
     pub fn recv(self) -> Result<T, RecvError> {
-        self.chan.recv(None).map_err(RecvFail::into_recv_error)
+        self.chan.recv(None, RecvFail::into_recv_error)
     }
 
     /// Takes the message if it has arrived; never waits.
@@ -94,8 +94,7 @@ impl<T> Receiver<T> {
     /// [`RecvTimeoutError::Timeout`] or [`RecvTimeoutError::Disconnected`].
     pub fn recv_timeout(&self, timeout: Duration) -> Result<T, RecvTimeoutError> {
         self.chan
-            .recv(deadline_after(timeout))
-            .map_err(RecvFail::into_recv_timeout_error)
+            .recv(deadline_after(timeout), RecvFail::into_recv_timeout_error)
     }
 
     pub(crate) fn chan(&self) -> &Chan<T> {

@@ -50,7 +50,7 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use super::chan::{Chan, Slot, deadline_after};
-use super::error::{RecvError, SendError, TrySendError};
+use super::error::{RecvError, SendError};
 use super::waiter::{self, Waiter, Wake};
 use super::{mpmc, mpsc, oneshot};
 use crate::JoinHandle;
@@ -232,14 +232,12 @@ impl<T> sealed::Op for RecvOp<'_, T> {
 
     unsafe fn try_complete_locked(&mut self, wake: &mut Option<Wake>) -> bool {
         // SAFETY: the caller holds the lock (this function's contract).
-        match unsafe { self.chan.try_recv_locked(wake) } {
-            // Into the slot, empty while not registered: nothing dropped
-            // here; `finish` moves it on.
-            Ok(v) => *self.slot.get_mut() = Some(v),
-            Err(e) if e.is_disconnected() => {}
-            Err(_) => return false,
+        // Into the slot, empty while not registered: nothing is dropped
+        // under the lock; `finish` moves it on.
+        match unsafe { self.chan.try_recv_locked(&self.slot, wake) } {
+            Ok(()) => true,
+            Err(e) => e.is_disconnected(),
         }
-        true
     }
 
     fn finish(&mut self) {
@@ -351,22 +349,13 @@ impl<T> sealed::Op for SendOp<'_, T> {
     }
 
     unsafe fn try_complete_locked(&mut self, wake: &mut Option<Wake>) -> bool {
-        let Some(msg) = self.slot.get_mut().take() else {
+        if self.slot.get_mut().is_none() {
             return false;
-        };
-        // SAFETY: the caller holds the lock (this function's contract).
-        match unsafe { self.chan.try_send_locked(msg, wake) } {
-            Ok(()) => true,
-            // Refused: back into its slot until `finish`.
-            Err(TrySendError::Disconnected(msg)) => {
-                *self.slot.get_mut() = Some(msg);
-                true
-            }
-            Err(TrySendError::Full(msg)) => {
-                *self.slot.get_mut() = Some(msg);
-                false
-            }
         }
+        // SAFETY: the caller holds the lock (this function's contract), and
+        // the slot, not registered, holds the message. A refused message
+        // stays in it until `finish`.
+        unsafe { self.chan.try_send_locked(&self.slot, wake) }.unwrap_or(true)
     }
 
     fn finish(&mut self) {

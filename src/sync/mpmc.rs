@@ -65,7 +65,9 @@ pub struct Sender<T> {
 
 impl<T> Sender<T> {
     /// Sends `t`, waiting while a bounded channel is full. A cancellation
-    /// point when it has to wait.
+    /// point when it has to wait. On an unbounded channel it never waits,
+    /// so it is not a yield point (see
+    /// [`sync`](crate::sync#calls-that-never-yield)).
     ///
     /// # Errors
     ///
@@ -74,7 +76,7 @@ impl<T> Sender<T> {
         self.chan.send(t, None, SendFail::into_send_error)
     }
 
-    /// Sends `t` if there is room; never waits.
+    /// Sends `t` if there is room; never waits (not a yield point).
     ///
     /// # Errors
     ///
@@ -134,7 +136,8 @@ impl<T> Receiver<T> {
         self.chan.recv(None, RecvFail::into_recv_error)
     }
 
-    /// Receives a message if one is waiting; never waits.
+    /// Receives a message if one is waiting; never waits (not a yield
+    /// point: see [`sync`](crate::sync#calls-that-never-yield)).
     ///
     /// # Errors
     ///

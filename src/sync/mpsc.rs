@@ -108,7 +108,9 @@ pub struct Sender<T> {
 }
 
 impl<T> Sender<T> {
-    /// Sends `t`; never waits.
+    /// Sends `t`; never waits, so it is not a yield point: a loop that only
+    /// sends starves the other tasks of its thread (see
+    /// [`sync`](crate::sync#calls-that-never-yield)).
     ///
     /// # Errors
     ///
@@ -164,7 +166,8 @@ impl<T> SyncSender<T> {
     }
 
     /// Sends `t` if the channel has room (capacity 0: if a receiver is
-    /// waiting); never waits.
+    /// waiting); never waits (not a yield point: see
+    /// [`sync`](crate::sync#calls-that-never-yield)).
     ///
     /// # Errors
     ///
@@ -241,7 +244,8 @@ impl<T> Receiver<T> {
         self.chan.recv(None, super::chan::RecvFail::into_recv_error)
     }
 
-    /// Receives a message if one is waiting; never waits.
+    /// Receives a message if one is waiting; never waits (not a yield
+    /// point: see [`sync`](crate::sync#calls-that-never-yield)).
     ///
     /// # Errors
     ///

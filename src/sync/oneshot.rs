@@ -42,7 +42,7 @@ pub struct Sender<T> {
 }
 
 impl<T> Sender<T> {
-    /// Sends `t`, consuming the sender; never waits.
+    /// Sends `t`, consuming the sender; never waits (not a yield point).
     ///
     /// # Errors
     ///
@@ -75,7 +75,8 @@ impl<T> Receiver<T> {
         self.chan.recv(None, RecvFail::into_recv_error)
     }
 
-    /// Takes the message if it has arrived; never waits.
+    /// Takes the message if it has arrived; never waits (not a yield point:
+    /// see [`sync`](crate::sync#calls-that-never-yield)).
     ///
     /// # Errors
     ///

@@ -15,7 +15,8 @@
 //!    and the woken sender has nothing left to do.
 //! 3. When the last sender goes, waiting receivers are selected without a
 //!    message and retry (they see the disconnection); when the last receiver
-//!    goes, buffered messages are dropped (outside the lock) and waiting
+//!    goes, buffered messages are dropped (outside the lock, every one even
+//!    if a destructor panics: `drop_messages`) and waiting
 //!    senders are selected with their message still in their slot, which
 //!    they get back in their error.
 //! 4. Blocking calls that cannot complete under the lock register and park
@@ -27,7 +28,8 @@ use std::cell::UnsafeCell;
 use std::collections::VecDeque;
 use std::fmt;
 use std::mem;
-use std::ptr::NonNull;
+use std::panic::{self, AssertUnwindSafe};
+use std::ptr::{self, NonNull};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
@@ -73,9 +75,30 @@ impl<T> Slot<T> {
         unsafe { *self.0.get() = Some(v) };
     }
 
+    /// Moves the message into `dst`, which is empty: one copy, straight
+    /// from slot to slot (no temporary on the stack). Same contract as
+    /// [`take`](Self::take), for both slots.
+    unsafe fn move_to(&self, dst: &Slot<T>) {
+        // SAFETY: exclusive access to both, per this function's contract;
+        // `dst` holds `None`, so overwriting it drops nothing, and `self`
+        // is left `None`, so the message is not duplicated.
+        unsafe {
+            debug_assert!((*dst.0.get()).is_none() && (*self.0.get()).is_some());
+            ptr::copy_nonoverlapping(self.0.get(), dst.0.get(), 1);
+            ptr::write(self.0.get(), None);
+        }
+    }
+
     /// The content, for an owner that is not registered anywhere.
     pub(crate) fn get_mut(&mut self) -> &mut Option<T> {
         self.0.get_mut()
+    }
+
+    /// The message in a slot of its owner, registered nowhere: what a failed
+    /// send left there, or what a receive brought.
+    fn take_message(&self) -> T {
+        // SAFETY: the sender's own slot, not registered: exclusive access.
+        unsafe { self.take() }.expect("a message that was not sent stays in its slot")
     }
 }
 
@@ -131,6 +154,41 @@ pub struct Chan<T> {
 pub(crate) enum SendFail<T> {
     Disconnected(T),
     Interrupted(Interrupt, T),
+}
+
+/// Why a send did not complete, its message still in the sender's slot
+/// (the send paths carry the message by reference, not in their results).
+#[derive(Clone, Copy)]
+enum Refused {
+    Full,
+    Disconnected,
+    Interrupted(Interrupt),
+}
+
+impl Refused {
+    /// The error of a `try_send` whose message was refused. Out of line,
+    /// like [`send_fail`](Self::send_fail).
+    #[cold]
+    #[inline(never)]
+    fn try_send_error<T>(self, slot: &Slot<T>) -> TrySendError<T> {
+        match self {
+            Refused::Full => TrySendError::Full(slot.take_message()),
+            _ => TrySendError::Disconnected(slot.take_message()),
+        }
+    }
+
+    /// The error of a blocking send (never `Full`: it waits instead), as
+    /// the caller's error type. Out of line, so that the copies of the
+    /// message it makes are not in the frame of every send, a frame that
+    /// stays on the stack while the sender waits.
+    #[cold]
+    #[inline(never)]
+    fn send_fail<T, E>(self, slot: &Slot<T>, into: fn(SendFail<T>) -> E) -> E {
+        into(match self {
+            Refused::Interrupted(i) => SendFail::Interrupted(i, slot.take_message()),
+            _ => SendFail::Disconnected(slot.take_message()),
+        })
+    }
 }
 
 /// Why a blocking receive did not complete.
@@ -194,6 +252,30 @@ impl RecvFail {
             }
             RecvFail::Interrupted(_) => RecvTimeoutError::Timeout,
         }
+    }
+}
+
+/// Drops the messages left in a channel whose last receiver is gone.
+///
+/// A message's destructor may panic. Every message is dropped all the same
+/// (in a plain `VecDeque` a second panic would abort the process), and the
+/// first panic then continues out of the drop of the last receiver; the
+/// others were reported by the panic hook and are discarded. A thread that
+/// is unwinding already keeps unwinding with its own panic.
+fn drop_messages<T>(buf: VecDeque<T>) {
+    if !mem::needs_drop::<T>() {
+        return;
+    }
+    let mut first = None;
+    for m in buf {
+        if let Err(p) = panic::catch_unwind(AssertUnwindSafe(|| drop(m))) {
+            first.get_or_insert(p);
+        }
+    }
+    if let Some(p) = first
+        && !std::thread::panicking()
+    {
+        panic::resume_unwind(p);
     }
 }
 
@@ -305,29 +387,32 @@ impl<T> Chan<T> {
         });
         drop(st);
         wakes.wake();
-        drop(buf);
+        drop_messages(buf);
     }
 
+    /// Sends the message in `slot` if it can without waiting: to the oldest
+    /// live receiver waiter, else into the buffer. The message moves only
+    /// to its destination; refused, it stays in `slot`.
     #[inline(always)]
-    fn send_locked(st: &mut State<T>, v: T) -> Result<Option<Wake>, TrySendError<T>> {
+    fn send_locked(st: &mut State<T>, slot: &Slot<T>) -> Result<Option<Wake>, Refused> {
         if st.rx_gone {
-            return Err(TrySendError::Disconnected(v));
+            return Err(Refused::Disconnected);
         }
-        let mut v = Some(v);
         // Rule 1: the oldest live receiver takes it.
-        let wake = st.recvq.pop_select(|w, arm, slot| {
+        let wake = st.recvq.pop_select(|w, arm, theirs| {
             // SAFETY: popped under the lock (waiter rule 2).
-            let slot = unsafe { slot.get() };
-            let m = v.take().expect("message present until handed over");
-            // SAFETY: we hold the lock and the entry was queued.
-            unsafe { slot.put(m) };
+            let theirs = unsafe { theirs.get() };
+            // SAFETY: we hold the lock and the entry was queued; `slot` is
+            // the sender's own, not registered anywhere. A receiver's slot
+            // is empty while it waits.
+            unsafe { slot.move_to(theirs) };
             match waiter::select(w, arm) {
                 Some(wake) => Some(wake),
                 None => {
                     // It gave up: undo the hand-over.
                     // SAFETY: as above; the failed selection means the owner
-                    // will only look at the slot under this lock.
-                    v = unsafe { slot.take() };
+                    // will only look at its slot under this lock.
+                    unsafe { theirs.move_to(slot) };
                     None
                 }
             }
@@ -335,17 +420,21 @@ impl<T> Chan<T> {
         if wake.is_some() {
             return Ok(wake);
         }
-        let v = v.expect("message not handed over");
         if st.buf.len() < st.cap {
-            st.buf.push_back(v);
+            // SAFETY: the sender's own slot, as above.
+            let v = unsafe { slot.take() };
+            st.buf.push_back(v.expect("message not handed over"));
             Ok(None)
         } else {
-            Err(TrySendError::Full(v))
+            Err(Refused::Full)
         }
     }
 
+    /// Receives a message into `slot` (the receiver's own, empty) if one
+    /// is there, moving it only once, from the buffer or a waiting
+    /// sender's slot.
     #[inline(always)]
-    fn recv_locked(st: &mut State<T>) -> Result<(T, Option<Wake>), TryRecvError> {
+    fn recv_locked(st: &mut State<T>, slot: &Slot<T>) -> Result<Option<Wake>, TryRecvError> {
         let State {
             buf,
             sendq,
@@ -361,15 +450,17 @@ impl<T> Chan<T> {
             });
         }
         if let Some(v) = buf.pop_front() {
+            // SAFETY: the receiver's own slot, registered nowhere.
+            unsafe { slot.put(v) };
             // Rule 2: a place is free; let the oldest waiting sender in.
             let wake = if sendq.is_empty() {
                 None
             } else {
-                sendq.pop_select(|w, arm, slot| {
+                sendq.pop_select(|w, arm, theirs| {
                     // SAFETY: popped under the lock (waiter rule 2).
-                    let slot = unsafe { slot.get() };
+                    let theirs = unsafe { theirs.get() };
                     // SAFETY: we hold the lock and the entry was queued.
-                    let m = unsafe { slot.take() }?;
+                    let m = unsafe { theirs.take() }?;
                     match waiter::select(w, arm) {
                         Some(wake) => {
                             buf.push_back(m);
@@ -377,48 +468,59 @@ impl<T> Chan<T> {
                         }
                         None => {
                             // SAFETY: as above.
-                            unsafe { slot.put(m) };
+                            unsafe { theirs.put(m) };
                             None
                         }
                     }
                 })
             };
-            return Ok((v, wake));
+            return Ok(wake);
         }
         // Empty buffer: take straight from a waiting (rendezvous) sender.
-        let taken = sendq.pop_select(|w, arm, slot| {
+        let wake = sendq.pop_select(|w, arm, theirs| {
             // SAFETY: popped under the lock (waiter rule 2).
-            let slot = unsafe { slot.get() };
-            // SAFETY: we hold the lock and the entry was queued.
-            let m = unsafe { slot.take() }?;
+            let theirs = unsafe { theirs.get() };
+            // SAFETY: we hold the lock and the entry was queued; our slot
+            // is ours and empty.
+            if unsafe { theirs.is_empty() } {
+                return None;
+            }
+            // SAFETY: as above.
+            unsafe { theirs.move_to(slot) };
             match waiter::select(w, arm) {
-                Some(wake) => Some((m, wake)),
+                Some(wake) => Some(wake),
                 None => {
                     // SAFETY: as above.
-                    unsafe { slot.put(m) };
+                    unsafe { slot.move_to(theirs) };
                     None
                 }
             }
         });
-        match taken {
-            Some((m, wake)) => Ok((m, Some(wake))),
+        match wake {
+            Some(wake) => Ok(Some(wake)),
             None if *tx_gone => Err(TryRecvError::Disconnected),
             None => Err(TryRecvError::Empty),
         }
     }
 
     pub(crate) fn try_send(&self, v: T) -> Result<(), TrySendError<T>> {
-        let r = Self::send_locked(&mut self.state.lock(), v);
-        r.map(Wake::wake_opt)
+        let slot = Slot::new(Some(v));
+        let r = Self::send_locked(&mut self.state.lock(), &slot);
+        match r {
+            Ok(wake) => {
+                Wake::wake_opt(wake);
+                Ok(())
+            }
+            Err(refused) => Err(refused.try_send_error(&slot)),
+        }
     }
 
     pub(crate) fn try_recv(&self) -> Result<T, TryRecvError> {
-        let r = Self::recv_locked(&mut self.state.lock());
-        r.map(|(v, wake)| {
-            if let Some(w) = wake {
-                w.wake();
-            }
-            v
+        let slot = Slot::new(None);
+        let r = Self::recv_locked(&mut self.state.lock(), &slot);
+        r.map(|wake| {
+            Wake::wake_opt(wake);
+            slot.take_message()
         })
     }
 
@@ -431,60 +533,81 @@ impl<T> Chan<T> {
     /// trip. Only the registration and the wait are inline: a send that
     /// need not wait, and the rare paths after a wakeup, are calls that
     /// return before any switch.
+    ///
+    /// The message goes into one slot here and stays there until it moves
+    /// to its destination (a receiver's slot or the buffer): the layers
+    /// below take the slot by reference and a waiting sender registers that
+    /// same slot, so a large message is not copied on the stack layer after
+    /// layer (a 32 KiB message fits a task's default stack).
+    ///
+    /// A failure is turned into the caller's error by `into`, out of line.
     #[inline(always)]
-    pub(crate) fn send(&self, v: T, deadline: Option<Instant>) -> Result<(), SendFail<T>> {
-        let (st, v) = match self.send_or_lock(v, true)? {
-            None => return Ok(()),
-            Some(must_wait) => must_wait,
+    pub(crate) fn send<E>(
+        &self,
+        v: T,
+        deadline: Option<Instant>,
+        into: fn(SendFail<T>) -> E,
+    ) -> Result<(), E> {
+        let slot = Slot::new(Some(v));
+        match self.send_from(&slot, deadline) {
+            Ok(()) => Ok(()),
+            Err(refused) => Err(refused.send_fail(&slot, into)),
+        }
+    }
+
+    /// [`send`](Self::send) of the message in `slot`.
+    #[inline(always)]
+    fn send_from(&self, slot: &Slot<T>, deadline: Option<Instant>) -> Result<(), Refused> {
+        let Some(st) = self.send_or_lock(slot, true)? else {
+            return Ok(());
         };
-        match self.send_wait(st, v, deadline)? {
-            None => Ok(()),
-            Some(back) => self.send_slow(back, deadline),
+        if self.send_wait(st, slot, deadline)? {
+            Ok(())
+        } else {
+            self.send_slow(slot, deadline)
         }
     }
 
     /// The start of a send: the entry check (with `enter`), then the send if
-    /// it need not wait (`None`); otherwise the locked state to register in,
-    /// and `v`.
-    #[allow(clippy::type_complexity)]
+    /// it need not wait (`None`); otherwise the locked state to register in.
     fn send_or_lock(
         &self,
-        v: T,
+        slot: &Slot<T>,
         enter: bool,
-    ) -> Result<Option<(SpinGuard<'_, State<T>>, T)>, SendFail<T>> {
+    ) -> Result<Option<SpinGuard<'_, State<T>>>, Refused> {
         if enter
             && !self.unbounded
             && let Err(i) = waiter::enter()
         {
-            return Err(SendFail::Interrupted(i, v));
+            return Err(Refused::Interrupted(i));
         }
         let mut st = self.state.lock();
-        match Self::send_locked(&mut st, v) {
+        match Self::send_locked(&mut st, slot) {
             Ok(wake) => {
                 drop(st);
                 Wake::wake_opt(wake);
                 Ok(None)
             }
-            Err(TrySendError::Disconnected(v)) => Err(SendFail::Disconnected(v)),
-            Err(TrySendError::Full(v)) => Ok(Some((st, v))),
+            Err(Refused::Full) => Ok(Some(st)),
+            Err(refused) => Err(refused),
         }
     }
 
-    /// Registers a sender that must wait (its state locked in `st`) and
-    /// waits once: `None` when a receiver took the message, `Some(v)` when
-    /// it was handed back (the receivers went away: try again).
+    /// Registers a sender that must wait (its state locked in `st`) with its
+    /// own `slot`, and waits once: `true` when a receiver took the message,
+    /// `false` when it was handed back (the receivers went away: try again).
     #[inline(always)]
     fn send_wait(
         &self,
         mut st: SpinGuard<'_, State<T>>,
-        v: T,
+        slot: &Slot<T>,
         deadline: Option<Instant>,
-    ) -> Result<Option<T>, SendFail<T>> {
+    ) -> Result<bool, Refused> {
         let waiter = Waiter::new();
-        let slot = Slot::new(Some(v));
-        // SAFETY: `waiter` and `slot` outlive the registration, whose guard
-        // removes the entry on every exit but a selection.
-        unsafe { st.sendq.push(&waiter, 0, SlotPtr::new(&slot)) };
+        // SAFETY: `waiter` and `slot` outlive the registration (the slot is
+        // the caller's, alive until `send` returns), whose guard removes the
+        // entry on every exit but a selection.
+        unsafe { st.sendq.push(&waiter, 0, SlotPtr::new(slot)) };
         drop(st);
         let reg = Registration {
             chan: self,
@@ -497,12 +620,12 @@ impl<T> Chan<T> {
             mem::forget(reg);
             // SAFETY: selected: the slot is ours again. Empty: taken.
             if unsafe { slot.is_empty() } {
-                return Ok(None);
+                return Ok(true);
             }
         } else {
             drop(reg);
         }
-        Self::send_after_wake(woken, &waiter, &slot)
+        Self::send_after_wake(woken, &waiter, slot)
     }
 
     /// The end of a send's wait that did not simply see its message taken:
@@ -512,86 +635,106 @@ impl<T> Chan<T> {
         woken: Result<usize, Interrupt>,
         waiter: &Waiter,
         slot: &Slot<T>,
-    ) -> Result<Option<T>, SendFail<T>> {
+    ) -> Result<bool, Refused> {
         match (woken, waiter.selected()) {
-            (Err(i), None) => {
-                // SAFETY: aborted and unregistered under the lock.
-                let v = unsafe { slot.take() }.expect("unsent message stays in its slot");
-                return Err(SendFail::Interrupted(i, v));
-            }
+            // Aborted and unregistered under the lock: the unsent message
+            // stays in the slot.
+            (Err(i), None) => return Err(Refused::Interrupted(i)),
             (Err(i), Some(_)) => waiter::completed_anyway(i),
             (Ok(_), _) => {}
         }
         // SAFETY: selected: the slot is ours again.
-        Ok(unsafe { slot.take() })
+        Ok(unsafe { slot.is_empty() })
     }
 
     /// Sends again, without the entry check, after the message came back
     /// (the receivers went away: it returns at once).
     #[inline(never)]
-    fn send_slow(&self, mut v: T, deadline: Option<Instant>) -> Result<(), SendFail<T>> {
+    fn send_slow(&self, slot: &Slot<T>, deadline: Option<Instant>) -> Result<(), Refused> {
         loop {
-            let (st, back) = match self.send_or_lock(v, false)? {
-                None => return Ok(()),
-                Some(must_wait) => must_wait,
+            let Some(st) = self.send_or_lock(slot, false)? else {
+                return Ok(());
             };
-            match self.send_wait(st, back, deadline)? {
-                None => return Ok(()),
-                Some(back) => v = back,
+            if self.send_wait(st, slot, deadline)? {
+                return Ok(());
             }
         }
     }
 
     /// Receives a message, waiting while the channel is empty until
     /// `deadline` (or an enclosing `timeout`), a cancellation, or the
-    /// senders going away.
+    /// senders going away; a failure is turned into the caller's error by
+    /// `into`.
     ///
-    /// Inlined down to the stack switch, as [`send`](Self::send) is.
+    /// Inlined down to the stack switch, as [`send`](Self::send) is, and,
+    /// like it, with the message moved once into one slot here (the buffer
+    /// or a sender moves it there; a waiting receiver registers that same
+    /// slot), and from there into the return value.
     #[inline(always)]
-    pub(crate) fn recv(&self, deadline: Option<Instant>) -> Result<T, RecvFail> {
-        let st = match self.recv_or_lock(true)? {
-            Ok(v) => return Ok(v),
-            Err(must_wait) => must_wait,
+    pub(crate) fn recv<E>(
+        &self,
+        deadline: Option<Instant>,
+        into: fn(RecvFail) -> E,
+    ) -> Result<T, E> {
+        let slot = Slot::new(None);
+        match self.recv_into(&slot, deadline) {
+            Ok(()) => Ok(slot.take_message()),
+            Err(fail) => Err(into(fail)),
+        }
+    }
+
+    /// [`recv`](Self::recv) into `slot`.
+    #[inline(always)]
+    fn recv_into(&self, slot: &Slot<T>, deadline: Option<Instant>) -> Result<(), RecvFail> {
+        let Some(st) = self.recv_or_lock(slot, true)? else {
+            return Ok(());
         };
-        match self.recv_wait(st, deadline)? {
-            Some(v) => Ok(v),
-            None => self.recv_slow(deadline),
+        if self.recv_wait(st, slot, deadline)? {
+            Ok(())
+        } else {
+            self.recv_slow(slot, deadline)
         }
     }
 
     /// The start of a receive: the entry check (with `enter`), then a
-    /// message if one is there; otherwise the locked state to register in.
-    #[allow(clippy::type_complexity)]
-    fn recv_or_lock(&self, enter: bool) -> Result<Result<T, SpinGuard<'_, State<T>>>, RecvFail> {
+    /// message into `slot` if one is there (`None`); otherwise the locked
+    /// state to register in.
+    fn recv_or_lock(
+        &self,
+        slot: &Slot<T>,
+        enter: bool,
+    ) -> Result<Option<SpinGuard<'_, State<T>>>, RecvFail> {
         if enter {
             waiter::enter().map_err(RecvFail::Interrupted)?;
         }
         let mut st = self.state.lock();
-        match Self::recv_locked(&mut st) {
-            Ok((v, wake)) => {
+        match Self::recv_locked(&mut st, slot) {
+            Ok(wake) => {
                 drop(st);
                 Wake::wake_opt(wake);
-                Ok(Ok(v))
+                Ok(None)
             }
             Err(TryRecvError::Disconnected) => Err(RecvFail::Disconnected),
-            Err(TryRecvError::Empty) => Ok(Err(st)),
+            Err(TryRecvError::Empty) => Ok(Some(st)),
         }
     }
 
-    /// Registers a receiver that must wait (its state locked in `st`) and
-    /// waits once: `Some` message, or `None` when it was woken without one
-    /// (the senders went away: try again).
+    /// Registers a receiver that must wait (its state locked in `st`) with
+    /// its own empty `slot`, and waits once: `true` when a message arrived
+    /// in the slot, `false` when it was woken without one (the senders went
+    /// away: try again).
     #[inline(always)]
     fn recv_wait(
         &self,
         mut st: SpinGuard<'_, State<T>>,
+        slot: &Slot<T>,
         deadline: Option<Instant>,
-    ) -> Result<Option<T>, RecvFail> {
+    ) -> Result<bool, RecvFail> {
         let waiter = Waiter::new();
-        let slot = Slot::new(None);
-        // SAFETY: `waiter` and `slot` outlive the registration, whose guard
-        // removes the entry on every exit but a selection.
-        unsafe { st.recvq.push(&waiter, 0, SlotPtr::new(&slot)) };
+        // SAFETY: `waiter` and `slot` outlive the registration (the slot is
+        // the caller's, alive until `recv` returns), whose guard removes the
+        // entry on every exit but a selection.
+        unsafe { st.recvq.push(&waiter, 0, SlotPtr::new(slot)) };
         drop(st);
         let reg = Registration {
             chan: self,
@@ -603,13 +746,13 @@ impl<T> Chan<T> {
             // The waker popped our entry: nothing to remove.
             mem::forget(reg);
             // SAFETY: selected: the slot is ours again.
-            if let Some(v) = unsafe { slot.take() } {
-                return Ok(Some(v));
+            if !unsafe { slot.is_empty() } {
+                return Ok(true);
             }
         } else {
             drop(reg);
         }
-        Self::recv_after_wake(woken, &waiter, &slot)
+        Self::recv_after_wake(woken, &waiter, slot)
     }
 
     /// The end of a receive's wait that did not simply bring a message:
@@ -619,28 +762,93 @@ impl<T> Chan<T> {
         woken: Result<usize, Interrupt>,
         waiter: &Waiter,
         slot: &Slot<T>,
-    ) -> Result<Option<T>, RecvFail> {
+    ) -> Result<bool, RecvFail> {
         match (woken, waiter.selected()) {
             (Err(i), None) => return Err(RecvFail::Interrupted(i)),
             (Err(i), Some(_)) => waiter::completed_anyway(i),
             (Ok(_), _) => {}
         }
         // SAFETY: selected: the slot is ours again.
-        Ok(unsafe { slot.take() })
+        Ok(!unsafe { slot.is_empty() })
     }
 
     /// Receives again, without the entry check, after a wakeup that brought
     /// no message (the senders went away: it returns at once).
     #[inline(never)]
-    fn recv_slow(&self, deadline: Option<Instant>) -> Result<T, RecvFail> {
+    fn recv_slow(&self, slot: &Slot<T>, deadline: Option<Instant>) -> Result<(), RecvFail> {
         loop {
-            let st = match self.recv_or_lock(false)? {
-                Ok(v) => return Ok(v),
-                Err(must_wait) => must_wait,
+            let Some(st) = self.recv_or_lock(slot, false)? else {
+                return Ok(());
             };
-            if let Some(v) = self.recv_wait(st, deadline)? {
-                return Ok(v);
+            if self.recv_wait(st, slot, deadline)? {
+                return Ok(());
             }
+        }
+    }
+
+    /// `try_select` support: the channel's lock, held across the arms of
+    /// one `try_select` so that it sees all of them at one instant.
+    pub(crate) fn lock_raw(&self) {
+        self.state.lock_raw();
+    }
+
+    /// `try_select` support: where the lock is, the order in which a
+    /// caller takes several.
+    pub(crate) fn lock_key(&self) -> usize {
+        std::ptr::from_ref(&self.state).addr()
+    }
+
+    /// `try_select` support: releases [`lock_raw`](Self::lock_raw).
+    ///
+    /// # Safety
+    ///
+    /// The caller took the lock with `lock_raw`.
+    pub(crate) unsafe fn unlock_raw(&self) {
+        // SAFETY: per this function's contract; the `*_locked` calls keep
+        // no reference to the state.
+        unsafe { self.state.unlock_raw() }
+    }
+
+    /// [`try_recv`](Self::try_recv) into `slot`, under a lock the caller
+    /// holds; the wakeup it owes a sender is delivered after unlocking.
+    ///
+    /// # Safety
+    ///
+    /// The caller holds the lock through [`lock_raw`](Self::lock_raw), and
+    /// `slot` is its own, registered nowhere, empty.
+    pub(crate) unsafe fn try_recv_locked(
+        &self,
+        slot: &Slot<T>,
+        wake: &mut Option<Wake>,
+    ) -> Result<(), TryRecvError> {
+        // SAFETY: locked by the caller; the reference ends with this call.
+        let st = unsafe { self.state.locked() };
+        Self::recv_locked(st, slot).map(|w| *wake = w)
+    }
+
+    /// [`try_send`](Self::try_send) of the message in `slot`, under a lock
+    /// the caller holds: `Ok(true)` sent, `Ok(false)` full; the wakeup it
+    /// owes a receiver is delivered after unlocking. A message that was not
+    /// sent stays in `slot`.
+    ///
+    /// # Safety
+    ///
+    /// The caller holds the lock through [`lock_raw`](Self::lock_raw), and
+    /// `slot` is its own, registered nowhere, holding a message.
+    pub(crate) unsafe fn try_send_locked(
+        &self,
+        slot: &Slot<T>,
+        wake: &mut Option<Wake>,
+    ) -> Result<bool, SendError<()>> {
+        // SAFETY: locked by the caller; the reference ends with this call.
+        let st = unsafe { self.state.locked() };
+        match Self::send_locked(st, slot) {
+            Ok(w) => {
+                *wake = w;
+                Ok(true)
+            }
+            Err(Refused::Full) => Ok(false),
+            Err(_) => Err(SendError(())),
         }
     }
 

@@ -63,6 +63,56 @@
 //! `acquire_timeout`, `wait_timeout`, ...). An enclosing
 //! [`time::timeout`](crate::time::timeout) applies too.
 //!
+//! # Calls that never yield
+//!
+//! A task gives its thread to other tasks only where it waits (or calls
+//! [`yield_now`](crate::yield_now)). These calls never wait, so they are
+//! never yield points, even when they fail:
+//!
+//! * `send` of an unbounded channel ([`mpsc::Sender::send`],
+//!   [`mpmc::Sender::send`] of an [`mpmc::channel`]) and
+//!   [`oneshot::Sender::send`];
+//! * every `try_` call: `try_send`, `try_recv`, `try_iter`, `try_lock`,
+//!   `try_read`, `try_write`, `try_acquire`, ...;
+//! * [`select!`](crate::select!) with a plain `default` arm, and
+//!   [`select::try_select`];
+//! * the calls that wake or release: `notify_*`, `set`, `add_permits`,
+//!   dropping a guard or permit.
+//!
+//! So a loop made only of them — a producer that keeps sending on an
+//! unbounded channel, a poll loop of `try_recv` or `select!` with
+//! `default` — keeps its thread to itself: the other tasks of that runtime
+//! (the consumer included) do not run until it waits. Such a loop must
+//! yield now and then:
+//!
+//! ```
+//! use corio::sync::mpsc;
+//!
+//! corio::run(|| {
+//!     let (tx, rx) = mpsc::channel();
+//!     let consumer = corio::spawn(move || rx.iter().count());
+//!     for i in 0..10_000 {
+//!         tx.send(i).unwrap(); // never waits, never yields
+//!         if i % 256 == 255 {
+//!             corio::yield_now(); // let the consumer (and the rest) run
+//!         }
+//!     }
+//!     drop(tx);
+//!     assert_eq!(consumer.join().unwrap(), 10_000);
+//! });
+//! ```
+//!
+//! A bounded channel needs no such care: a full one makes the sender wait.
+//!
+//! # Panics and unwinding
+//!
+//! The channel handles, locks and other primitives are `UnwindSafe` and
+//! `RefUnwindSafe`, as their std and crossbeam counterparts are; the locks
+//! do not poison, so after a caught panic the data under a lock may be
+//! half-updated. When the last receiver of a channel is dropped with
+//! messages still buffered, every one of them is dropped, even if a
+//! destructor panics; the first such panic then continues out of that drop.
+//!
 //! # Cancellation
 //!
 //! Every call that may wait is a cancellation point (see
@@ -194,6 +244,7 @@ pub mod select;
 mod semaphore;
 mod spin;
 mod token;
+mod unwind_safe;
 mod wait_group;
 mod waiter;
 pub mod watch;

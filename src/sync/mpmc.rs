@@ -65,16 +65,18 @@ pub struct Sender<T> {
 
 impl<T> Sender<T> {
     /// Sends `t`, waiting while a bounded channel is full. A cancellation
-    /// point when it has to wait.
+    /// point when it has to wait. On an unbounded channel it never waits,
+    /// so it is not a yield point (see
+    /// [`sync`](crate::sync#calls-that-never-yield)).
     ///
     /// # Errors
     ///
     /// [`SendError`] with the message once every receiver is gone.
     pub fn send(&self, t: T) -> Result<(), SendError<T>> {
-        self.chan.send(t, None).map_err(SendFail::into_send_error)
+        self.chan.send(t, None, SendFail::into_send_error)
     }
 
-    /// Sends `t` if there is room; never waits.
+    /// Sends `t` if there is room; never waits (not a yield point).
     ///
     /// # Errors
     ///
@@ -89,9 +91,11 @@ impl<T> Sender<T> {
     ///
     /// [`SendTimeoutError::Timeout`] or [`SendTimeoutError::Disconnected`].
     pub fn send_timeout(&self, t: T, timeout: Duration) -> Result<(), SendTimeoutError<T>> {
-        self.chan
-            .send(t, deadline_after(timeout))
-            .map_err(SendFail::into_send_timeout_error)
+        self.chan.send(
+            t,
+            deadline_after(timeout),
+            SendFail::into_send_timeout_error,
+        )
     }
 
     /// Messages waiting in the buffer.
@@ -129,10 +133,11 @@ impl<T> Receiver<T> {
     ///
     /// [`RecvError`] once every sender is gone and the channel is empty.
     pub fn recv(&self) -> Result<T, RecvError> {
-        self.chan.recv(None).map_err(RecvFail::into_recv_error)
+        self.chan.recv(None, RecvFail::into_recv_error)
     }
 
-    /// Receives a message if one is waiting; never waits.
+    /// Receives a message if one is waiting; never waits (not a yield
+    /// point: see [`sync`](crate::sync#calls-that-never-yield)).
     ///
     /// # Errors
     ///
@@ -148,8 +153,7 @@ impl<T> Receiver<T> {
     /// [`RecvTimeoutError::Timeout`] or [`RecvTimeoutError::Disconnected`].
     pub fn recv_timeout(&self, timeout: Duration) -> Result<T, RecvTimeoutError> {
         self.chan
-            .recv(deadline_after(timeout))
-            .map_err(RecvFail::into_recv_timeout_error)
+            .recv(deadline_after(timeout), RecvFail::into_recv_timeout_error)
     }
 
     /// An iterator that receives until every sender is gone.

@@ -38,6 +38,12 @@
 //! * Both senders also have [`try_send`](Sender::try_send) and
 //!   `send_timeout` (for [`Sender`], which never waits, they fail only when
 //!   the receiver is gone).
+//! * When the last receiver goes, the messages still buffered are dropped.
+//!   If a message's destructor panics, the others are dropped all the same
+//!   and the first panic continues out of the receiver's drop (further ones
+//!   are reported by the panic hook, then discarded), so the process does
+//!   not abort on a second panic. The same holds for [`mpmc`](super::mpmc)
+//!   and [`oneshot`](super::oneshot).
 //!
 //! Use [`mpmc`](super::mpmc) for cloneable receivers and
 //! [`select!`](crate::select!) to wait on several channels at once.
@@ -102,7 +108,9 @@ pub struct Sender<T> {
 }
 
 impl<T> Sender<T> {
-    /// Sends `t`; never waits.
+    /// Sends `t`; never waits, so it is not a yield point: a loop that only
+    /// sends starves the other tasks of its thread (see
+    /// [`sync`](crate::sync#calls-that-never-yield)).
     ///
     /// # Errors
     ///
@@ -154,12 +162,12 @@ impl<T> SyncSender<T> {
     /// while this waits).
     pub fn send(&self, t: T) -> Result<(), SendError<T>> {
         self.chan
-            .send(t, None)
-            .map_err(super::chan::SendFail::into_send_error)
+            .send(t, None, super::chan::SendFail::into_send_error)
     }
 
     /// Sends `t` if the channel has room (capacity 0: if a receiver is
-    /// waiting); never waits.
+    /// waiting); never waits (not a yield point: see
+    /// [`sync`](crate::sync#calls-that-never-yield)).
     ///
     /// # Errors
     ///
@@ -178,9 +186,11 @@ impl<T> SyncSender<T> {
     /// [`time::timeout`](crate::time::timeout) expires) or
     /// [`SendTimeoutError::Disconnected`], with the message.
     pub fn send_timeout(&self, t: T, timeout: Duration) -> Result<(), SendTimeoutError<T>> {
-        self.chan
-            .send(t, deadline_after(timeout))
-            .map_err(super::chan::SendFail::into_send_timeout_error)
+        self.chan.send(
+            t,
+            deadline_after(timeout),
+            super::chan::SendFail::into_send_timeout_error,
+        )
     }
 
     pub(crate) fn chan(&self) -> &Chan<T> {
@@ -231,12 +241,11 @@ impl<T> Receiver<T> {
     /// ```
     #[inline]
     pub fn recv(&self) -> Result<T, RecvError> {
-        self.chan
-            .recv(None)
-            .map_err(super::chan::RecvFail::into_recv_error)
+        self.chan.recv(None, super::chan::RecvFail::into_recv_error)
     }
 
-    /// Receives a message if one is waiting; never waits.
+    /// Receives a message if one is waiting; never waits (not a yield
+    /// point: see [`sync`](crate::sync#calls-that-never-yield)).
     ///
     /// # Errors
     ///
@@ -264,9 +273,10 @@ impl<T> Receiver<T> {
     /// assert_eq!(rx.recv_timeout(Duration::from_millis(5)), Err(RecvTimeoutError::Timeout));
     /// ```
     pub fn recv_timeout(&self, timeout: Duration) -> Result<T, RecvTimeoutError> {
-        self.chan
-            .recv(deadline_after(timeout))
-            .map_err(super::chan::RecvFail::into_recv_timeout_error)
+        self.chan.recv(
+            deadline_after(timeout),
+            super::chan::RecvFail::into_recv_timeout_error,
+        )
     }
 
     /// An iterator that [`recv`](Self::recv)s until every sender is gone.

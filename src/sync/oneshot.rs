@@ -42,7 +42,7 @@ pub struct Sender<T> {
 }
 
 impl<T> Sender<T> {
-    /// Sends `t`, consuming the sender; never waits.
+    /// Sends `t`, consuming the sender; never waits (not a yield point).
     ///
     /// # Errors
     ///
@@ -72,10 +72,11 @@ impl<T> Receiver<T> {
     ///
     /// [`RecvError`] if the sender was dropped without sending.
     pub fn recv(self) -> Result<T, RecvError> {
-        self.chan.recv(None).map_err(RecvFail::into_recv_error)
+        self.chan.recv(None, RecvFail::into_recv_error)
     }
 
-    /// Takes the message if it has arrived; never waits.
+    /// Takes the message if it has arrived; never waits (not a yield point:
+    /// see [`sync`](crate::sync#calls-that-never-yield)).
     ///
     /// # Errors
     ///
@@ -94,8 +95,7 @@ impl<T> Receiver<T> {
     /// [`RecvTimeoutError::Timeout`] or [`RecvTimeoutError::Disconnected`].
     pub fn recv_timeout(&self, timeout: Duration) -> Result<T, RecvTimeoutError> {
         self.chan
-            .recv(deadline_after(timeout))
-            .map_err(RecvFail::into_recv_timeout_error)
+            .recv(deadline_after(timeout), RecvFail::into_recv_timeout_error)
     }
 
     pub(crate) fn chan(&self) -> &Chan<T> {

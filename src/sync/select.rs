@@ -41,20 +41,24 @@
 //! 4. Abort the waiter (the same compare-and-swap, so it fails if a channel
 //!    selected it meanwhile: that operation completed and wins), remove it
 //!    everywhere, and start again at 1.
+//!
+//! [`try_select`] instead holds the locks of all the channels while it tries
+//! the operations, so that it sees them at one instant.
+#![allow(unsafe_code)]
 
 use std::fmt;
 use std::time::{Duration, Instant};
 
 use super::chan::{Chan, Slot, deadline_after};
 use super::error::{RecvError, SendError};
-use super::waiter::{self, Waiter};
+use super::waiter::{self, Waiter, Wake};
 use super::{mpmc, mpsc, oneshot};
 use crate::JoinHandle;
 use crate::scheduler::{self, Interrupt};
 use crate::task::WaitReason;
 
 mod sealed {
-    use crate::sync::waiter::Waiter;
+    use crate::sync::waiter::{Waiter, Wake};
 
     /// The operations a `select` drives. Sealed: only corio's types
     /// implement it, so the registration contract (an operation stays put
@@ -73,6 +77,31 @@ mod sealed {
         /// unregistered): finish it. `false` if the selection was a
         /// notification to retry (a disconnection).
         fn complete_selected(&mut self) -> bool;
+
+        /// Where the lock of its channel is (the order `try_select` takes
+        /// locks in); `None` if it has none (a task's end: once it has
+        /// happened it stays so, no lock needed to see it at one instant).
+        fn lock_key(&self) -> Option<usize>;
+        /// Takes its channel's lock, for [`try_complete_locked`].
+        fn lock(&self);
+        /// Releases its channel's lock.
+        ///
+        /// # Safety
+        ///
+        /// The caller took it with `lock` (of this or another operation on
+        /// the same channel).
+        unsafe fn unlock(&self);
+        /// Completes the operation now if it can, like `try_complete`, with
+        /// its channel's lock held by the caller; the wakeup it owes goes to
+        /// `wake`, and the outcome becomes the output in `finish`, after
+        /// unlocking (no user code, not even a drop, runs under the lock).
+        ///
+        /// # Safety
+        ///
+        /// The caller holds the lock taken with `lock`.
+        unsafe fn try_complete_locked(&mut self, wake: &mut Option<Wake>) -> bool;
+        /// Turns what `try_complete_locked` did into the output.
+        fn finish(&mut self);
     }
 
     /// Types that a receive operation can take messages from.
@@ -187,6 +216,33 @@ impl<T> sealed::Op for RecvOp<'_, T> {
             None => false,
         }
     }
+
+    fn lock_key(&self) -> Option<usize> {
+        Some(self.chan.lock_key())
+    }
+
+    fn lock(&self) {
+        self.chan.lock_raw();
+    }
+
+    unsafe fn unlock(&self) {
+        // SAFETY: per this function's contract.
+        unsafe { self.chan.unlock_raw() }
+    }
+
+    unsafe fn try_complete_locked(&mut self, wake: &mut Option<Wake>) -> bool {
+        // SAFETY: the caller holds the lock (this function's contract).
+        // Into the slot, empty while not registered: nothing is dropped
+        // under the lock; `finish` moves it on.
+        match unsafe { self.chan.try_recv_locked(&self.slot, wake) } {
+            Ok(()) => true,
+            Err(e) => e.is_disconnected(),
+        }
+    }
+
+    fn finish(&mut self) {
+        self.output = Some(self.slot.get_mut().take().ok_or(RecvError));
+    }
 }
 
 impl<T> Operation for RecvOp<'_, T> {}
@@ -278,6 +334,36 @@ impl<T> sealed::Op for SendOp<'_, T> {
         self.output = Some(Ok(()));
         true
     }
+
+    fn lock_key(&self) -> Option<usize> {
+        Some(self.chan.lock_key())
+    }
+
+    fn lock(&self) {
+        self.chan.lock_raw();
+    }
+
+    unsafe fn unlock(&self) {
+        // SAFETY: per this function's contract.
+        unsafe { self.chan.unlock_raw() }
+    }
+
+    unsafe fn try_complete_locked(&mut self, wake: &mut Option<Wake>) -> bool {
+        if self.slot.get_mut().is_none() {
+            return false;
+        }
+        // SAFETY: the caller holds the lock (this function's contract), and
+        // the slot, not registered, holds the message. A refused message
+        // stays in it until `finish`.
+        unsafe { self.chan.try_send_locked(&self.slot, wake) }.unwrap_or(true)
+    }
+
+    fn finish(&mut self) {
+        self.output = Some(match self.slot.get_mut().take() {
+            None => Ok(()),
+            Some(msg) => Err(SendError(msg)),
+        });
+    }
 }
 
 impl<T> Operation for SendOp<'_, T> {}
@@ -320,6 +406,20 @@ impl<T> sealed::Op for JoinOp<'_, T> {
         // Never queued anywhere, so never selected.
         false
     }
+
+    fn lock_key(&self) -> Option<usize> {
+        None
+    }
+
+    fn lock(&self) {}
+
+    unsafe fn unlock(&self) {}
+
+    unsafe fn try_complete_locked(&mut self, _wake: &mut Option<Wake>) -> bool {
+        self.handle.is_finished()
+    }
+
+    fn finish(&mut self) {}
 }
 
 impl<T> Operation for JoinOp<'_, T> {}
@@ -352,7 +452,13 @@ pub fn select(ops: &mut [&mut dyn Operation]) -> usize {
     }
 }
 
-/// Completes one of `ops` if one can complete now; never waits.
+/// Completes one of `ops` if one can complete now; never waits, and is not
+/// a yield point (see [`sync`](crate::sync#calls-that-never-yield)).
+///
+/// Linearizable: it returns `None` only if there was an instant at which
+/// none of `ops` could complete (it looks at every channel involved at once,
+/// under all their locks), so a message that was in one of the channels the
+/// whole time is never missed.
 pub fn try_select(ops: &mut [&mut dyn Operation]) -> Option<usize> {
     run(ops, Mode::Try).ok()
 }
@@ -422,18 +528,61 @@ fn try_all(ops: &mut [&mut dyn Operation], start: usize) -> Option<usize> {
         .find(|&i| ops[i].try_complete())
 }
 
+/// `try_all` for `try_select`, which must be linearizable: it may report
+/// that nothing is ready only if, at one instant, nothing was. Trying the
+/// arms one after another could see the first empty, then the second empty
+/// after a message moved from it into the first. So it holds the locks of
+/// every channel involved while it tries the arms (taken in address order,
+/// each once, as every caller holding several does).
+fn try_all_at_once(ops: &mut [&mut dyn Operation], start: usize) -> Option<usize> {
+    let n = ops.len();
+    if n == 1 {
+        return ops[0].try_complete().then_some(0);
+    }
+    // Lock each distinct channel once, lowest address first. Quadratic in
+    // the arms, without allocating; `select!` has at most 32.
+    let mut last = None;
+    while let Some(key) = ops
+        .iter()
+        .filter_map(|op| op.lock_key())
+        .filter(|&k| last.is_none_or(|l| k > l))
+        .min()
+    {
+        if let Some(op) = ops.iter().find(|op| op.lock_key() == Some(key)) {
+            op.lock();
+        }
+        last = Some(key);
+    }
+    let mut wake = None;
+    let won = (0..n)
+        .map(|k| (start + k) % n)
+        // SAFETY: every operation's channel is locked, above.
+        .find(|&i| unsafe { ops[i].try_complete_locked(&mut wake) });
+    for i in 0..n {
+        let key = ops[i].lock_key();
+        if key.is_some() && !ops[..i].iter().any(|op| op.lock_key() == key) {
+            // SAFETY: locked above, once per channel; released once.
+            unsafe { ops[i].unlock() };
+        }
+    }
+    Wake::wake_opt(wake);
+    let i = won?;
+    ops[i].finish();
+    Some(i)
+}
+
 fn run(ops: &mut [&mut dyn Operation], mode: Mode) -> Result<usize, Interrupt> {
     if let Mode::Wait(_) = mode {
         waiter::enter()?;
     }
     let n = ops.len();
     let start = if n > 1 { random_start(n) } else { 0 };
+    let Mode::Wait(deadline) = mode else {
+        return try_all_at_once(ops, start).ok_or(Interrupt::TimedOut);
+    };
     if let Some(i) = try_all(ops, start) {
         return Ok(i);
     }
-    let Mode::Wait(deadline) = mode else {
-        return Err(Interrupt::TimedOut);
-    };
     let waiter = Waiter::new_multi();
     loop {
         let mut reg = Registered {
@@ -498,7 +647,10 @@ fn run(ops: &mut [&mut dyn Operation], mode: Mode) -> Result<usize, Interrupt> {
 /// * `join(h)` completes when the task of the `JoinHandle` `h` (a variable)
 ///   has finished; the arm then joins `h` — which moves it — without
 ///   waiting. If another arm wins, `h` is untouched.
-/// * `default => ...` runs if no operation can complete right now;
+/// * `default => ...` runs if no operation can complete right now (seen
+///   at one instant: an arm that was ready the whole time is never
+///   missed; see [`try_select`](crate::sync::select::try_select)); it never
+///   waits, so `select!` with `default` is not a yield point;
 ///   `default(timeout) => ...` if none completes within `timeout` (or an
 ///   enclosing [`time::timeout`](crate::time::timeout) expires).
 /// * `-> pattern` may be left out. Arms are separated by commas (optional

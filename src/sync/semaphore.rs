@@ -73,9 +73,23 @@ pub struct Semaphore {
     state: SpinLock<State>,
 }
 
+/// The message of a count past [`Semaphore::MAX_PERMITS`].
+const TOO_MANY: &str = "corio::sync::Semaphore: more than Semaphore::MAX_PERMITS permits";
+
 impl Semaphore {
+    /// The most permits a semaphore holds, as tokio's: `usize::MAX >> 3`.
+    /// [`new`](Self::new) and [`add_permits`](Self::add_permits) panic
+    /// rather than go past it (a count that wrapped around would hand out
+    /// permits that were never there).
+    pub const MAX_PERMITS: usize = usize::MAX >> 3;
+
     /// A semaphore with `permits` permits.
+    ///
+    /// # Panics
+    ///
+    /// If `permits` is more than [`MAX_PERMITS`](Self::MAX_PERMITS).
     pub const fn new(permits: usize) -> Semaphore {
+        assert!(permits <= Self::MAX_PERMITS, "{}", TOO_MANY);
         Semaphore {
             state: SpinLock::new(State {
                 permits,
@@ -107,15 +121,19 @@ impl Semaphore {
         }
     }
 
-    /// Takes a permit if one is available and nobody waits; never waits.
+    /// Takes a permit if one is available and nobody waits; never waits
+    /// (not a yield point: see [`sync`](crate::sync#calls-that-never-yield)).
     pub fn try_acquire(&self) -> Option<SemaphorePermit<'_>> {
         self.try_acquire_many(1)
     }
 
     /// Takes `n` permits if available and nobody waits; never waits.
     pub fn try_acquire_many(&self, n: usize) -> Option<SemaphorePermit<'_>> {
-        let mut st = self.state.lock();
-        Self::take_now(&mut st, n).then_some(SemaphorePermit { sem: self, n })
+        // The permit is made only once the permits are taken, after the
+        // lock is released: a permit made eagerly and dropped on failure
+        // would give back permits never taken, relocking the held lock.
+        let taken = Self::take_now(&mut self.state.lock(), n);
+        taken.then(|| SemaphorePermit { sem: self, n })
     }
 
     /// Like [`acquire`](Self::acquire), giving up (`None`) after `timeout`.
@@ -136,9 +154,20 @@ impl Semaphore {
     }
 
     /// Adds `n` permits (waking waiters they satisfy).
+    ///
+    /// # Panics
+    ///
+    /// If the semaphore would then hold more than
+    /// [`MAX_PERMITS`](Self::MAX_PERMITS) permits; it is left unchanged.
     pub fn add_permits(&self, n: usize) {
         let mut st = self.state.lock();
-        st.permits += n;
+        match st.permits.checked_add(n) {
+            Some(total) if total <= Self::MAX_PERMITS => st.permits = total,
+            _ => {
+                drop(st);
+                panic!("{}", TOO_MANY);
+            }
+        }
         let wakes = st.grant();
         drop(st);
         wakes.wake();

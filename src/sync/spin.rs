@@ -48,6 +48,37 @@ impl<T> SpinLock<T> {
         SpinGuard { lock: self }
     }
 
+    /// Locks without a guard, so that one caller can hold the locks of
+    /// several primitives at once (`try_select`); release with
+    /// [`unlock_raw`](Self::unlock_raw). Whoever holds several must take
+    /// them in one global order (address order), or two could deadlock.
+    pub(crate) fn lock_raw(&self) {
+        std::mem::forget(self.lock());
+    }
+
+    /// Releases a lock taken with [`lock_raw`](Self::lock_raw).
+    ///
+    /// # Safety
+    ///
+    /// The caller took it with `lock_raw`, and no reference from
+    /// [`locked`](Self::locked) outlives this call.
+    pub(crate) unsafe fn unlock_raw(&self) {
+        self.locked.store(false, Ordering::Release);
+    }
+
+    /// The value of a lock taken with [`lock_raw`](Self::lock_raw).
+    ///
+    /// # Safety
+    ///
+    /// The caller holds the lock (through `lock_raw`), and the reference is
+    /// the only one to the value: it is dropped before the next call and
+    /// before [`unlock_raw`](Self::unlock_raw).
+    #[allow(clippy::mut_from_ref)]
+    pub(crate) unsafe fn locked(&self) -> &mut T {
+        // SAFETY: exclusive access, per this function's contract.
+        unsafe { &mut *self.value.get() }
+    }
+
     #[cold]
     fn lock_contended(&self) {
         let mut step = 0u32;

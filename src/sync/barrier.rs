@@ -122,7 +122,7 @@ impl Barrier {
                 Wakes::default()
             },
         )
-        .map(|()| BarrierWaitResult(false))
+        .map(|_| BarrierWaitResult(false))
     }
 }
 

@@ -181,6 +181,7 @@ impl Condvar {
             || mutex.force_unlock(),
             |_| Wakes::default(),
         )
+        .map(|_| ())
     }
 }
 

@@ -256,6 +256,8 @@ pub use notify::{Event, Notify};
 pub use rwlock::{
     MappedRwLockReadGuard, MappedRwLockWriteGuard, RwLock, RwLockReadGuard, RwLockWriteGuard,
 };
-pub use semaphore::{Semaphore, SemaphorePermit};
+pub use semaphore::{
+    AcquireError, OwnedSemaphorePermit, Semaphore, SemaphorePermit, TryAcquireError,
+};
 pub use token::{CancellationToken, DropGuard};
 pub use wait_group::WaitGroup;

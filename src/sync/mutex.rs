@@ -194,6 +194,7 @@ impl<T: ?Sized> Mutex<T> {
             || {},
             |_| Wakes::default(),
         )
+        .map(|_| ())
     }
 
     /// Unlocks: to the oldest waiter if there is one, else to nobody.

@@ -218,6 +218,7 @@ impl<T: ?Sized> RwLock<T> {
             // A waiter at the front that leaves may unblock those behind.
             State::grant,
         )
+        .map(|_| ())
     }
 
     fn unlock_read(&self) {

@@ -1,6 +1,7 @@
 //! [`Semaphore`]: a count of permits that tasks wait for.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::chan::deadline_after;
@@ -11,9 +12,16 @@ use crate::task::WaitReason;
 
 struct State {
     permits: usize,
+    /// No permit is handed out any more (see [`Semaphore::close`]).
+    closed: bool,
     /// Each waiter with the number of permits it asked for.
     queue: WaitQueue<usize>,
 }
+
+/// The arm a waiter is selected for when it got its permits.
+const GRANTED: usize = 0;
+/// The arm a waiter is selected for when the semaphore closed under it.
+const CLOSED: usize = 1;
 
 impl State {
     /// Hands permits to the waiters at the front, in order, while they
@@ -25,7 +33,7 @@ impl State {
             if need > self.permits {
                 break;
             }
-            match self.queue.pop_select(|w, arm, _| waiter::select(w, arm)) {
+            match self.queue.pop_select(|w, _, _| waiter::select(w, GRANTED)) {
                 Some(wake) => {
                     self.permits -= need;
                     wakes.push(wake);
@@ -35,6 +43,23 @@ impl State {
         }
         wakes
     }
+}
+
+/// The semaphore was closed: [`Semaphore::acquire_owned`] and the other
+/// fallible acquires fail with it once [`Semaphore::close`] was called.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("the semaphore is closed")]
+pub struct AcquireError(());
+
+/// Why [`Semaphore::try_acquire_owned`] returned no permit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TryAcquireError {
+    /// The semaphore was closed.
+    #[error("the semaphore is closed")]
+    Closed,
+    /// Not enough permits now (or others wait ahead).
+    #[error("no permits available")]
+    NoPermits,
 }
 
 /// A counting semaphore: [`acquire`](Self::acquire) takes a permit,
@@ -93,6 +118,7 @@ impl Semaphore {
         Semaphore {
             state: SpinLock::new(State {
                 permits,
+                closed: false,
                 queue: WaitQueue::new(),
             }),
         }
@@ -103,7 +129,11 @@ impl Semaphore {
     ///
     /// # Panics
     ///
-    /// If it would have to wait while the task is unwinding.
+    /// If it would have to wait while the task is unwinding, or if the
+    /// semaphore is (or gets) [`close`](Self::close)d; a semaphore that
+    /// may close is better used through
+    /// [`acquire_owned`](Self::acquire_owned), which returns the close as
+    /// an error.
     pub fn acquire(&self) -> SemaphorePermit<'_> {
         self.acquire_many(1)
     }
@@ -113,15 +143,20 @@ impl Semaphore {
     ///
     /// # Panics
     ///
-    /// If it would have to wait while the task is unwinding.
+    /// As [`acquire`](Self::acquire).
     pub fn acquire_many(&self, n: usize) -> SemaphorePermit<'_> {
         match self.take(n, None) {
-            Ok(()) => SemaphorePermit { sem: self, n },
+            Ok(Ok(())) => SemaphorePermit { sem: self, n },
+            Ok(Err(AcquireError(()))) => panic!(
+                "corio::sync::Semaphore::acquire on a closed semaphore; \
+                 use acquire_owned or try_acquire to learn of the close as an error"
+            ),
             Err(i) => waiter::unwind_for(i, "corio::sync::Semaphore::acquire"),
         }
     }
 
-    /// Takes a permit if one is available and nobody waits; never waits
+    /// Takes a permit if one is available, nobody waits and the semaphore
+    /// is not closed; never waits
     /// (not a yield point: see [`sync`](crate::sync#calls-that-never-yield)).
     pub fn try_acquire(&self) -> Option<SemaphorePermit<'_>> {
         self.try_acquire_many(1)
@@ -136,7 +171,8 @@ impl Semaphore {
         taken.then(|| SemaphorePermit { sem: self, n })
     }
 
-    /// Like [`acquire`](Self::acquire), giving up (`None`) after `timeout`.
+    /// Like [`acquire`](Self::acquire), giving up (`None`) after `timeout`
+    /// or when the semaphore is closed.
     pub fn acquire_timeout(&self, timeout: Duration) -> Option<SemaphorePermit<'_>> {
         self.acquire_many_timeout(1, timeout)
     }
@@ -145,7 +181,8 @@ impl Semaphore {
     /// `timeout`.
     pub fn acquire_many_timeout(&self, n: usize, timeout: Duration) -> Option<SemaphorePermit<'_>> {
         match self.take(n, deadline_after(timeout)) {
-            Ok(()) => Some(SemaphorePermit { sem: self, n }),
+            Ok(Ok(())) => Some(SemaphorePermit { sem: self, n }),
+            Ok(Err(_)) => None,
             Err(i) => {
                 waiter::timed_out(i);
                 None
@@ -179,20 +216,29 @@ impl Semaphore {
     }
 
     fn take_now(st: &mut State, n: usize) -> bool {
-        let ok = st.permits >= n && st.queue.peek_live(|_, _, _| ()).is_none();
+        let ok = !st.closed && st.permits >= n && st.queue.peek_live(|_, _, _| ()).is_none();
         if ok {
             st.permits -= n;
         }
         ok
     }
 
-    fn take(&self, n: usize, deadline: Option<Instant>) -> Result<(), Interrupt> {
+    /// `Ok(Ok(()))` with the permits taken, `Ok(Err(_))` if the semaphore
+    /// is or gets closed, `Err` if interrupted.
+    fn take(
+        &self,
+        n: usize,
+        deadline: Option<Instant>,
+    ) -> Result<Result<(), AcquireError>, Interrupt> {
         waiter::enter()?;
         let mut st = self.state.lock();
-        if Self::take_now(&mut st, n) {
-            return Ok(());
+        if st.closed {
+            return Ok(Err(AcquireError(())));
         }
-        waiter::wait_in(
+        if Self::take_now(&mut st, n) {
+            return Ok(Ok(()));
+        }
+        let arm = waiter::wait_in(
             &self.state,
             st,
             |st| &mut st.queue,
@@ -201,7 +247,151 @@ impl Semaphore {
             deadline,
             || {},
             State::grant,
-        )
+        )?;
+        Ok(if arm == CLOSED {
+            Err(AcquireError(()))
+        } else {
+            Ok(())
+        })
+    }
+
+    /// Closes the semaphore: no permit is handed out any more. Every task
+    /// waiting in an acquire wakes: the fallible acquires
+    /// ([`acquire_owned`](Self::acquire_owned),
+    /// [`try_acquire_owned`](Self::try_acquire_owned)) return an error, the
+    /// timed ones `None`, and [`acquire`](Self::acquire) panics. Permits
+    /// already held stay valid and are given back as usual.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use corio::sync::Semaphore;
+    ///
+    /// corio::run(|| {
+    ///     let sem = Arc::new(Semaphore::new(0));
+    ///     let waiter = corio::spawn({
+    ///         let sem = Arc::clone(&sem);
+    ///         move || sem.acquire_owned().is_err()
+    ///     });
+    ///     corio::yield_now();
+    ///     sem.close();
+    ///     assert!(waiter.join().unwrap()); // woke with an error
+    ///     assert!(sem.is_closed());
+    /// });
+    /// ```
+    pub fn close(&self) {
+        let mut wakes = Wakes::default();
+        let mut st = self.state.lock();
+        st.closed = true;
+        st.queue.drain(|w, _, _| {
+            if let Some(wake) = waiter::select(w, CLOSED) {
+                wakes.push(wake);
+            }
+        });
+        drop(st);
+        wakes.wake();
+    }
+
+    /// Whether [`close`](Self::close) was called.
+    pub fn is_closed(&self) -> bool {
+        self.state.lock().closed
+    }
+
+    /// Removes up to `n` of the available permits for good, returning how
+    /// many it removed (permits held now are not touched).
+    pub fn forget_permits(&self, n: usize) -> usize {
+        let mut st = self.state.lock();
+        let removed = n.min(st.permits);
+        st.permits -= removed;
+        removed
+    }
+
+    /// Takes a permit from a shared semaphore, as an
+    /// [`OwnedSemaphorePermit`] that holds the `Arc` and so can move into a
+    /// spawned task. A cancellation point.
+    ///
+    /// # Errors
+    ///
+    /// [`AcquireError`] if the semaphore is or gets closed.
+    ///
+    /// # Panics
+    ///
+    /// If it would have to wait while the task is unwinding.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use corio::sync::Semaphore;
+    ///
+    /// corio::run(|| {
+    ///     let limit = Arc::new(Semaphore::new(2));
+    ///     let tasks: Vec<_> = (0..6)
+    ///         .map(|i| {
+    ///             // Taken here, released when the task ends.
+    ///             let permit = Arc::clone(&limit).acquire_owned().unwrap();
+    ///             corio::spawn(move || {
+    ///                 let _permit = permit;
+    ///                 corio::yield_now();
+    ///                 i
+    ///             })
+    ///         })
+    ///         .collect();
+    ///     let sum: i32 = tasks.into_iter().map(|t| t.join().unwrap()).sum();
+    ///     assert_eq!(sum, 15);
+    ///     assert_eq!(limit.available_permits(), 2);
+    /// });
+    /// ```
+    pub fn acquire_owned(self: Arc<Self>) -> Result<OwnedSemaphorePermit, AcquireError> {
+        self.acquire_many_owned(1)
+    }
+
+    /// Like [`acquire_owned`](Self::acquire_owned), for `n` permits.
+    ///
+    /// # Errors
+    ///
+    /// As [`acquire_owned`](Self::acquire_owned).
+    ///
+    /// # Panics
+    ///
+    /// As [`acquire_owned`](Self::acquire_owned).
+    pub fn acquire_many_owned(
+        self: Arc<Self>,
+        n: usize,
+    ) -> Result<OwnedSemaphorePermit, AcquireError> {
+        match self.take(n, None) {
+            Ok(Ok(())) => Ok(OwnedSemaphorePermit { sem: self, n }),
+            Ok(Err(e)) => Err(e),
+            Err(i) => waiter::unwind_for(i, "corio::sync::Semaphore::acquire_owned"),
+        }
+    }
+
+    /// Takes a permit now if one is available; never waits.
+    ///
+    /// # Errors
+    ///
+    /// [`TryAcquireError::NoPermits`] or [`TryAcquireError::Closed`].
+    pub fn try_acquire_owned(self: Arc<Self>) -> Result<OwnedSemaphorePermit, TryAcquireError> {
+        self.try_acquire_many_owned(1)
+    }
+
+    /// Takes `n` permits now if available; never waits.
+    ///
+    /// # Errors
+    ///
+    /// As [`try_acquire_owned`](Self::try_acquire_owned).
+    pub fn try_acquire_many_owned(
+        self: Arc<Self>,
+        n: usize,
+    ) -> Result<OwnedSemaphorePermit, TryAcquireError> {
+        let mut st = self.state.lock();
+        if st.closed {
+            return Err(TryAcquireError::Closed);
+        }
+        let taken = Self::take_now(&mut st, n);
+        drop(st);
+        if taken {
+            Ok(OwnedSemaphorePermit { sem: self, n })
+        } else {
+            Err(TryAcquireError::NoPermits)
+        }
     }
 }
 
@@ -243,6 +433,48 @@ impl Drop for SemaphorePermit<'_> {
 impl fmt::Debug for SemaphorePermit<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SemaphorePermit")
+            .field("permits", &self.n)
+            .finish()
+    }
+}
+
+/// Permits taken from a shared ([`Arc`]) [`Semaphore`] with
+/// [`Semaphore::acquire_owned`]; `Send`, so it can move into a spawned
+/// task. Given back when dropped.
+#[must_use = "if unused the permit is released at once"]
+pub struct OwnedSemaphorePermit {
+    sem: Arc<Semaphore>,
+    n: usize,
+}
+
+impl OwnedSemaphorePermit {
+    /// Keeps the permits taken for good (they are not given back).
+    pub fn forget(mut self) {
+        self.n = 0;
+    }
+
+    /// How many permits this holds.
+    pub fn num_permits(&self) -> usize {
+        self.n
+    }
+
+    /// The semaphore the permits came from.
+    pub fn semaphore(&self) -> &Arc<Semaphore> {
+        &self.sem
+    }
+}
+
+impl Drop for OwnedSemaphorePermit {
+    fn drop(&mut self) {
+        if self.n > 0 {
+            self.sem.add_permits(self.n);
+        }
+    }
+}
+
+impl fmt::Debug for OwnedSemaphorePermit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OwnedSemaphorePermit")
             .field("permits", &self.n)
             .finish()
     }

@@ -392,7 +392,9 @@ impl<S, P: Copy> Drop for Queued<'_, S, P> {
 /// This queues it with `packet` in the queue `queue` picks, releases the
 /// lock, runs `before_wait` (a condition variable unlocks its mutex there),
 /// and parks until a waker selects it — `Ok`: what it waited for was handed
-/// over (a lock, permits, a notification) — or it is interrupted — `Err`:
+/// over (a lock, permits, a notification; `Ok` holds the arm the waker
+/// selected it for, 0 unless the primitive uses arms to say what happened)
+/// — or it is interrupted — `Err`:
 /// it left the queue, and `on_abort` ran under the lock so that those behind
 /// it are not held up by a waiter that is gone.
 ///
@@ -411,7 +413,7 @@ pub(crate) fn wait_in<S, P: Copy>(
     deadline: Option<Instant>,
     before_wait: impl FnOnce(),
     on_abort: fn(&mut S) -> Wakes,
-) -> Result<(), Interrupt> {
+) -> Result<usize, Interrupt> {
     let waiter = Waiter::new();
     // SAFETY: `waiter` lives in this frame, and `Queued` removes the entry
     // on every exit but a selection, which pops it.
@@ -425,19 +427,19 @@ pub(crate) fn wait_in<S, P: Copy>(
     };
     before_wait();
     match waiter.wait(reason, deadline) {
-        Ok(_) => {
+        Ok(arm) => {
             // Selected: the waker popped the entry.
             std::mem::forget(queued);
-            Ok(())
+            Ok(arm)
         }
         Err(i) => {
             drop(queued);
             // A waker may have selected us just before we aborted: then the
             // hand-over happened and must be honoured.
             match waiter.selected() {
-                Some(_) => {
+                Some(arm) => {
                     completed_anyway(i);
-                    Ok(())
+                    Ok(arm)
                 }
                 None => Err(i),
             }
@@ -483,6 +485,7 @@ pub(crate) fn wait_event<S>(
         || {},
         |_| Wakes::default(),
     )
+    .map(|_| ())
 }
 
 /// The result of a `wait_timeout` of an event-like primitive: `true` if it

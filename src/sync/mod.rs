@@ -165,6 +165,36 @@ macro_rules! channel_handle {
     };
 }
 
+/// The buffer queries of a channel handle `$name<T> { chan: Arc<Chan<T>> }`
+/// (`len`, `is_empty`, `is_full`, `capacity`), shaped like those of std's
+/// `mpmc` and crossbeam's channels; expanded in each channel module.
+macro_rules! channel_queries {
+    ($name:ident) => {
+        impl<T> $name<T> {
+            /// Messages waiting in the buffer.
+            pub fn len(&self) -> usize {
+                self.chan.len()
+            }
+
+            /// Whether no message is waiting in the buffer.
+            pub fn is_empty(&self) -> bool {
+                self.len() == 0
+            }
+
+            /// Whether the buffer is full, so a blocking `send` would wait
+            /// (always for a rendezvous channel, never for an unbounded one).
+            pub fn is_full(&self) -> bool {
+                self.capacity().is_some_and(|cap| self.len() >= cap)
+            }
+
+            /// The capacity; `None` for an unbounded channel.
+            pub fn capacity(&self) -> Option<usize> {
+                self.chan.capacity()
+            }
+        }
+    };
+}
+
 /// The iterators of a channel `Receiver<T>` (`iter`, `try_iter`, and both
 /// `IntoIterator`s), shaped like std's; expanded in each channel module,
 /// whose `Receiver` has `recv`, `try_recv` and `iter`.

@@ -29,7 +29,7 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::chan::{Chan, RecvFail, SendFail, deadline_after};
 pub use super::error::{
@@ -98,19 +98,19 @@ impl<T> Sender<T> {
         )
     }
 
-    /// Messages waiting in the buffer.
-    pub fn len(&self) -> usize {
-        self.chan.len()
-    }
-
-    /// Whether no message is waiting in the buffer.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// The capacity; `None` for an unbounded channel.
-    pub fn capacity(&self) -> Option<usize> {
-        self.chan.capacity()
+    /// Like [`send`](Self::send), giving up at `deadline`. A cancellation
+    /// point.
+    ///
+    /// # Errors
+    ///
+    /// [`SendTimeoutError::Timeout`] or [`SendTimeoutError::Disconnected`],
+    /// with the message.
+    pub fn send_deadline(&self, t: T, deadline: Instant) -> Result<(), SendTimeoutError<T>> {
+        self.chan.send(
+            t,
+            Some(deadline),
+            super::chan::SendFail::into_send_timeout_error,
+        )
     }
 
     pub(crate) fn chan(&self) -> &Chan<T> {
@@ -119,6 +119,7 @@ impl<T> Sender<T> {
 }
 
 channel_handle!(Sender, "Sender", drop: drop_sender, clone: add_sender);
+channel_queries!(Sender);
 
 /// The receiving half of an `mpmc` channel. Cloneable; each message is
 /// received once.
@@ -156,6 +157,18 @@ impl<T> Receiver<T> {
             .recv(deadline_after(timeout), RecvFail::into_recv_timeout_error)
     }
 
+    /// Like [`recv`](Self::recv), giving up at `deadline`.
+    ///
+    /// # Errors
+    ///
+    /// [`RecvTimeoutError::Timeout`] or [`RecvTimeoutError::Disconnected`].
+    pub fn recv_deadline(&self, deadline: Instant) -> Result<T, RecvTimeoutError> {
+        self.chan.recv(
+            Some(deadline),
+            super::chan::RecvFail::into_recv_timeout_error,
+        )
+    }
+
     /// An iterator that receives until every sender is gone.
     pub fn iter(&self) -> Iter<'_, T> {
         Iter { rx: self }
@@ -166,21 +179,12 @@ impl<T> Receiver<T> {
         TryIter { rx: self }
     }
 
-    /// Messages waiting in the buffer.
-    pub fn len(&self) -> usize {
-        self.chan.len()
-    }
-
-    /// Whether no message is waiting in the buffer.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     pub(crate) fn chan(&self) -> &Chan<T> {
         &self.chan
     }
 }
 
 channel_handle!(Receiver, "Receiver", drop: drop_receiver, clone: add_receiver);
+channel_queries!(Receiver);
 
 receiver_iterators!();

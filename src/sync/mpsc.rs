@@ -52,7 +52,7 @@ use std::cell::Cell;
 use std::fmt;
 use std::marker::PhantomData;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::chan::{Chan, deadline_after};
 pub use super::error::{
@@ -146,6 +146,7 @@ impl<T> Sender<T> {
 }
 
 channel_handle!(Sender, "Sender", drop: drop_sender, clone: add_sender);
+channel_queries!(Sender);
 
 /// The sending half of a bounded [`sync_channel`]. Cloneable.
 pub struct SyncSender<T> {
@@ -193,12 +194,28 @@ impl<T> SyncSender<T> {
         )
     }
 
+    /// Like [`send`](Self::send), giving up at `deadline`. A cancellation
+    /// point.
+    ///
+    /// # Errors
+    ///
+    /// [`SendTimeoutError::Timeout`] or [`SendTimeoutError::Disconnected`],
+    /// with the message.
+    pub fn send_deadline(&self, t: T, deadline: Instant) -> Result<(), SendTimeoutError<T>> {
+        self.chan.send(
+            t,
+            Some(deadline),
+            super::chan::SendFail::into_send_timeout_error,
+        )
+    }
+
     pub(crate) fn chan(&self) -> &Chan<T> {
         &self.chan
     }
 }
 
 channel_handle!(SyncSender, "SyncSender", drop: drop_sender, clone: add_sender);
+channel_queries!(SyncSender);
 
 /// The receiving half of a [`channel`] or [`sync_channel`]. Not cloneable
 /// (see [`mpmc`](super::mpmc)); like std's, it is `Send` but not `Sync`:
@@ -279,6 +296,18 @@ impl<T> Receiver<T> {
         )
     }
 
+    /// Like [`recv`](Self::recv), giving up at `deadline`.
+    ///
+    /// # Errors
+    ///
+    /// [`RecvTimeoutError::Timeout`] or [`RecvTimeoutError::Disconnected`].
+    pub fn recv_deadline(&self, deadline: Instant) -> Result<T, RecvTimeoutError> {
+        self.chan.recv(
+            Some(deadline),
+            super::chan::RecvFail::into_recv_timeout_error,
+        )
+    }
+
     /// An iterator that [`recv`](Self::recv)s until every sender is gone.
     pub fn iter(&self) -> Iter<'_, T> {
         Iter { rx: self }
@@ -295,6 +324,7 @@ impl<T> Receiver<T> {
 }
 
 channel_handle!(Receiver, "Receiver", drop: drop_receiver);
+channel_queries!(Receiver);
 
 receiver_iterators!();
 

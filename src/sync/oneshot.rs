@@ -20,7 +20,7 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::chan::{Chan, RecvFail, deadline_after};
 pub use super::error::{RecvError, RecvTimeoutError, SendError, TryRecvError};
@@ -96,6 +96,18 @@ impl<T> Receiver<T> {
     pub fn recv_timeout(&self, timeout: Duration) -> Result<T, RecvTimeoutError> {
         self.chan
             .recv(deadline_after(timeout), RecvFail::into_recv_timeout_error)
+    }
+
+    /// Like [`recv`](Self::recv), giving up at `deadline`.
+    ///
+    /// # Errors
+    ///
+    /// [`RecvTimeoutError::Timeout`] or [`RecvTimeoutError::Disconnected`].
+    pub fn recv_deadline(&self, deadline: Instant) -> Result<T, RecvTimeoutError> {
+        self.chan.recv(
+            Some(deadline),
+            super::chan::RecvFail::into_recv_timeout_error,
+        )
     }
 
     pub(crate) fn chan(&self) -> &Chan<T> {

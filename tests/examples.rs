@@ -28,10 +28,17 @@ fn example(name: &str) -> PathBuf {
     let profile_dir = exe.parent().unwrap().parent().unwrap();
     static BUILD: Once = Once::new();
     BUILD.call_once(|| {
-        if EXAMPLES
-            .iter()
-            .all(|e| profile_dir.join("examples").join(e).exists())
-        {
+        // Built when missing or older than their source. (Not always: the
+        // environment of a test run differs from a shell's enough to make
+        // cargo rebuild dependencies, twice per run.)
+        let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let modified = |p: &std::path::Path| p.metadata().and_then(|m| m.modified()).ok();
+        let fresh = EXAMPLES.iter().all(|e| {
+            let built = modified(&profile_dir.join("examples").join(e));
+            let source = modified(&manifest.join("examples").join(format!("{e}.rs")));
+            built.is_some() && built >= source
+        });
+        if fresh {
             return;
         }
         let mut cmd = Command::new(option_env!("CARGO").unwrap_or("cargo"));
@@ -42,7 +49,12 @@ fn example(name: &str) -> PathBuf {
         let status = cmd.status().expect("running cargo build --examples");
         assert!(status.success(), "building the examples failed");
     });
-    profile_dir.join("examples").join(name)
+    let path = profile_dir.join("examples").join(name);
+    assert!(
+        EXAMPLES.contains(&name) && path.exists(),
+        "no example {name}"
+    );
+    path
 }
 
 /// A running example, killed when dropped.
@@ -124,46 +136,206 @@ fn read_all(mut s: &TcpStream) -> String {
     out
 }
 
-#[test]
-fn http_get_with_embedded_server() {
-    let out = String::from_utf8(run("http_get", &[]).stdout).unwrap();
-    assert!(out.starts_with("status: 200 OK\n"), "{out}");
-    assert!(out.contains("\"url\": \"/get\""), "{out}");
-    assert!(out.contains("\"User-Agent\": \"corio-http_get\""), "{out}");
+/// Whether the program `name` is on the `PATH`; prints why a test is
+/// skipped when it is not.
+fn have(name: &str) -> bool {
+    let found = std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(name).is_file()));
+    if !found {
+        eprintln!("skipping: `{name}` is not installed");
+    }
+    found
 }
 
-#[test]
-fn http_get_against_http_server() {
-    let (_server, addr) = Running::server("http_server", &[]);
-    let out = run("http_get", &[&format!("http://{addr}/get")]);
-    let out = String::from_utf8(out.stdout).unwrap();
-    assert_eq!(out, "status: 200 OK\n\nHello, world!\n");
+/// Runs an example, whatever its exit status.
+fn output(name: &str, args: &[&str]) -> Output {
+    Command::new(example(name)).args(args).output().unwrap()
 }
 
-#[test]
-fn http_get_decodes_chunked_bodies() {
+/// A server thread for one connection: it reads the request head, writes
+/// `response` and closes (or, with `None`, never answers).
+fn one_shot_server(response: Option<Vec<u8>>) -> (SocketAddr, std::thread::JoinHandle<()>) {
+    // Any build first, so that it does not eat the wait below.
+    example("http_get");
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
+    listener.set_nonblocking(true).unwrap();
     let server = std::thread::spawn(move || {
-        let (mut s, _) = listener.accept().unwrap();
+        // A client that never comes (an old binary that failed at once)
+        // must not hang the test.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut s = loop {
+            match listener.accept() {
+                Ok((s, _)) => break s,
+                Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
+                Err(e) => panic!("no client came: {e}"),
+            }
+        };
+        s.set_nonblocking(false).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         let mut head = Vec::new();
         let mut byte = [0];
         while !head.ends_with(b"\r\n\r\n") {
             s.read_exact(&mut byte).unwrap();
             head.push(byte[0]);
         }
-        let head = String::from_utf8(head).unwrap();
-        assert!(head.starts_with("GET /chunked HTTP/1.1\r\n"), "{head}");
-        s.write_all(
-            b"HTTP/1.1 404 Not Found\r\nTransfer-Encoding: chunked\r\n\r\n\
-              5;ext=1\r\nhello\r\n7\r\n, world\r\n0\r\nX-Trailer: yes\r\n\r\n",
-        )
-        .unwrap();
+        match response {
+            Some(response) => s.write_all(&response).unwrap(),
+            // Hold the connection until the client gives up.
+            None => drop(s.read(&mut [0; 16])),
+        }
     });
+    (addr, server)
+}
+
+/// Asserts that a failed run said what went wrong in one readable line.
+fn assert_readable_error(out: &Output, what: &str) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "exit status 0: {stderr}");
+    assert!(stderr.contains(what), "{what:?} not in {stderr:?}");
+    for debug in ["Custom {", "Os {", "kind:", "Kind("] {
+        assert!(!stderr.contains(debug), "a Debug struct: {stderr:?}");
+    }
+    stderr
+}
+
+#[test]
+fn http_get_with_embedded_server() {
+    let out = run("http_get", &[]);
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "status: 200 OK\n");
+    let body = String::from_utf8(out.stdout).unwrap();
+    assert!(body.contains("\"url\": \"/get\""), "{body}");
+    assert!(
+        body.contains("\"User-Agent\": \"corio-http_get\""),
+        "{body}"
+    );
+}
+
+#[test]
+fn http_get_against_http_server() {
+    let (_server, addr) = Running::server("http_server", &[]);
+    let out = run("http_get", &[&format!("http://{addr}/get")]);
+    assert_eq!(out.stdout, b"Hello, world!");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "status: 200 OK\n");
+}
+
+#[test]
+fn http_get_decodes_chunked_bodies() {
+    let (addr, server) = one_shot_server(Some(
+        b"HTTP/1.1 404 Not Found\r\nTransfer-Encoding: chunked\r\n\r\n\
+          5;ext=1\r\nhello\r\n7\r\n, world\r\n0\r\nX-Trailer: yes\r\n\r\n"
+            .to_vec(),
+    ));
     let out = run("http_get", &[&format!("http://{addr}/chunked")]);
     server.join().unwrap();
-    let out = String::from_utf8(out.stdout).unwrap();
-    assert_eq!(out, "status: 404 Not Found\n\nhello, world\n");
+    // Without --fail a 404 is a response like any other.
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), "hello, world");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "status: 404 Not Found\n"
+    );
+}
+
+/// 200,000 bytes that are not UTF-8.
+fn binary_body() -> Vec<u8> {
+    (0..200_000u32).map(|i| (i * 131 % 256) as u8).collect()
+}
+
+#[test]
+fn http_get_writes_binary_bodies_unchanged() {
+    let body = binary_body();
+    let mut response = format!(
+        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nContent-Type: application/octet-stream\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    response.extend_from_slice(&body);
+    let (addr, server) = one_shot_server(Some(response));
+    let out = run("http_get", &[&format!("http://{addr}/bin")]);
+    server.join().unwrap();
+    assert_eq!(out.stdout.len(), body.len());
+    assert!(out.stdout == body, "the body changed on the way");
+
+    // Chunked, in chunks that cut through the middle of what would be
+    // multi-byte characters.
+    let mut response = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    for chunk in body.chunks(4097) {
+        response.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+        response.extend_from_slice(chunk);
+        response.extend_from_slice(b"\r\n");
+    }
+    response.extend_from_slice(b"0\r\n\r\n");
+    let (addr, server) = one_shot_server(Some(response));
+    let out = run("http_get", &[&format!("http://{addr}/bin")]);
+    server.join().unwrap();
+    assert!(out.stdout == body, "the chunked body changed on the way");
+}
+
+#[test]
+fn http_get_fail_on_http_errors() {
+    let response = b"HTTP/1.1 404 Not Found\r\nContent-Length: 4\r\n\r\nnope".to_vec();
+    let (addr, server) = one_shot_server(Some(response.clone()));
+    let url = format!("http://{addr}/missing");
+    let out = output("http_get", &["--fail", &url]);
+    server.join().unwrap();
+    let stderr = assert_readable_error(&out, &format!("{url}: server returned 404 Not Found"));
+    assert_eq!(out.status.code(), Some(22), "{stderr}");
+    assert!(out.stdout.is_empty(), "a body was written");
+
+    // Without --fail: the body, and success.
+    let (addr, server) = one_shot_server(Some(response));
+    let out = run("http_get", &[&format!("http://{addr}/missing")]);
+    server.join().unwrap();
+    assert_eq!(out.stdout, b"nope");
+
+    // --help documents it.
+    let help = String::from_utf8(run("http_get", &["--help"]).stdout).unwrap();
+    assert!(help.contains("--fail") && help.contains("22"), "{help}");
+}
+
+#[test]
+fn http_get_reports_truncated_bodies() {
+    let (addr, server) = one_shot_server(Some(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly ten..".to_vec(),
+    ));
+    let out = output("http_get", &[&format!("http://{addr}/")]);
+    server.join().unwrap();
+    let stderr = assert_readable_error(&out, "truncated: got 10 of 100 bytes");
+    assert!(stderr.contains(&addr.to_string()), "{stderr}");
+
+    let (addr, server) = one_shot_server(Some(
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\na\r\nabc".to_vec(),
+    ));
+    let out = output("http_get", &[&format!("http://{addr}/")]);
+    server.join().unwrap();
+    assert_readable_error(&out, "chunked body truncated");
+    // What did arrive was written.
+    assert_eq!(out.stdout, b"helloabc");
+}
+
+#[test]
+fn http_get_times_out_and_names_the_address() {
+    let (addr, server) = one_shot_server(None);
+    let t = Instant::now();
+    let out = output(
+        "http_get",
+        &["--timeout", "0.3", &format!("http://{addr}/slow")],
+    );
+    let stderr = assert_readable_error(&out, "timed out");
+    assert!(stderr.contains(&format!("reading from {addr}")), "{stderr}");
+    assert!(t.elapsed() < Duration::from_secs(20));
+    server.join().unwrap();
+
+    // Connection refused: a port nobody listens on any more.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = output("http_get", &[&format!("http://127.0.0.1:{port}/")]);
+    assert_readable_error(&out, &format!("cannot connect to 127.0.0.1:{port}"));
+    let out = output("http_get", &["https://example.com/"]);
+    assert_readable_error(&out, "only http:// URLs are supported");
 }
 
 #[test]
@@ -380,6 +552,174 @@ fn http_server_drops_slow_clients() {
         std::thread::sleep(Duration::from_millis(100));
     }
     busy.shutdown(Shutdown::Write).unwrap();
+}
+
+/// Reads one response (head and a `Content-Length` body) from `reader`.
+fn read_response(reader: &mut BufReader<TcpStream>) -> (String, Vec<u8>) {
+    let mut head = String::new();
+    loop {
+        let mut line = String::new();
+        assert!(reader.read_line(&mut line).unwrap() > 0, "closed: {head:?}");
+        head.push_str(&line);
+        if line == "\r\n" {
+            break;
+        }
+    }
+    let len = head
+        .lines()
+        .find_map(|l| l.strip_prefix("Content-Length: "))
+        .map_or(0, |v| v.parse().unwrap());
+    let mut body = vec![0; len];
+    reader.read_exact(&mut body).unwrap();
+    (head, body)
+}
+
+#[test]
+fn http_server_keeps_http10_connections_alive_when_asked() {
+    let (_server, addr) = Running::server("http_server", &[]);
+    let s = connect(addr);
+    let mut reader = BufReader::new(s.try_clone().unwrap());
+    for _ in 0..5 {
+        (&s).write_all(b"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n")
+            .unwrap();
+        let (head, body) = read_response(&mut reader);
+        assert!(head.contains("\r\nConnection: keep-alive\r\n"), "{head}");
+        assert_eq!(body, b"Hello, world!");
+    }
+    // Without the header, HTTP/1.0 closes.
+    (&s).write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+    let (head, _) = read_response(&mut reader);
+    assert!(head.contains("\r\nConnection: close\r\n"), "{head}");
+    let mut rest = Vec::new();
+    reader.read_to_end(&mut rest).unwrap();
+    assert!(rest.is_empty());
+}
+
+#[test]
+fn http_server_answers_expect_100_continue() {
+    let (_server, addr) = Running::server("http_server", &[]);
+    let s = connect(addr);
+    let mut reader = BufReader::new(s.try_clone().unwrap());
+    (&s).write_all(
+        b"POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\nExpect: 100-continue\r\n\r\n",
+    )
+    .unwrap();
+    // The interim response comes before the body is sent...
+    let mut interim = [0; 25];
+    reader.read_exact(&mut interim).unwrap();
+    assert_eq!(&interim, b"HTTP/1.1 100 Continue\r\n\r\n");
+    (&s).write_all(b"hello world").unwrap();
+    // ...then the final one, and the connection serves the next request.
+    let (head, body) = read_response(&mut reader);
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    assert_eq!(body, b"Hello, world!");
+    (&s).write_all(GET.as_bytes()).unwrap();
+    let (head, _) = read_response(&mut reader);
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+
+    // Another expectation is refused.
+    let s = connect(addr);
+    (&s).write_all(b"POST / HTTP/1.1\r\nContent-Length: 1\r\nExpect: magic\r\n\r\n")
+        .unwrap();
+    assert!(read_all(&s).starts_with("HTTP/1.1 417 "));
+}
+
+#[test]
+fn http_server_with_curl_upload_then_reuse() {
+    if !have("curl") {
+        return;
+    }
+    let (_server, addr) = Running::server("http_server", &[]);
+    let upload = std::env::temp_dir().join(format!("corio-upload-{}", std::process::id()));
+    std::fs::write(&upload, vec![b'x'; 100_000]).unwrap();
+    let out = Command::new("curl")
+        .args([
+            "-sS",
+            "--fail",
+            "--max-time",
+            "20",
+            "-H",
+            "Expect: 100-continue",
+        ])
+        .arg("--data-binary")
+        .arg(format!("@{}", upload.display()))
+        .arg(format!("http://{addr}/upload"))
+        .arg(format!("http://{addr}/again"))
+        .output()
+        .unwrap();
+    std::fs::remove_file(&upload).unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.stdout, b"Hello, world!Hello, world!");
+}
+
+#[test]
+fn http_server_with_ab_keep_alive() {
+    if !have("ab") {
+        return;
+    }
+    let (_server, addr) = Running::server("http_server", &[]);
+    let out = Command::new("ab")
+        .args(["-k", "-n", "1000", "-c", "10", "-s", "20", "-q"])
+        .arg(format!("http://{addr}/"))
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{report}");
+    assert!(report.contains("Complete requests:      1000"), "{report}");
+    assert!(report.contains("Failed requests:        0"), "{report}");
+    assert!(report.contains("Keep-Alive requests:    1000"), "{report}");
+}
+
+#[test]
+fn http_server_shuts_down_gracefully_on_sigterm() {
+    let (mut server, addr) = Running::server("http_server", &[]);
+    // One connection between requests, one in the middle of one.
+    let idle = connect(addr);
+    (&idle).write_all(GET.as_bytes()).unwrap();
+    let mut idle_reader = BufReader::new(idle.try_clone().unwrap());
+    read_response(&mut idle_reader);
+    let busy = connect(addr);
+    (&busy)
+        .write_all(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nab")
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    signal(&server, libc::SIGTERM);
+    assert_eq!(server.line(), "shutting down: 2 open connection(s)\n");
+    let refused = TcpStream::connect(addr).unwrap_err();
+    assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused);
+    // The idle one is closed; the busy one gets its answer, and a close.
+    let mut rest = Vec::new();
+    idle_reader.read_to_end(&mut rest).unwrap();
+    assert!(rest.is_empty());
+    (&busy).write_all(b"cd").unwrap();
+    let reply = read_all(&busy);
+    assert!(reply.starts_with("HTTP/1.1 200 OK\r\n"), "{reply}");
+    assert!(reply.contains("\r\nConnection: close\r\n"), "{reply}");
+    // `finish` asserts exit status 0.
+    assert_eq!(server.finish(), "shutdown: 2 finished, 0 cancelled\n");
+}
+
+#[test]
+fn http_server_cancels_what_outlives_the_grace_period() {
+    let (mut server, addr) = Running::server("http_server", &["--grace", "0.2"]);
+    let half = connect(addr);
+    (&half).write_all(b"GET / HTTP/1.1\r\nHost:").unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    signal(&server, libc::SIGINT);
+    assert_eq!(server.line(), "shutting down: 1 open connection(s)\n");
+    assert_eq!(server.finish(), "shutdown: 0 finished, 1 cancelled\n");
+    assert_eq!(read_all(&half), "");
+    // A port in use is one readable line and a failure.
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let out = output(
+        "http_server",
+        &["--addr", &taken.local_addr().unwrap().to_string()],
+    );
+    assert_readable_error(&out, "cannot listen on 127.0.0.1:");
 }
 
 #[test]

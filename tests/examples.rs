@@ -6,7 +6,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, ChildStdout, Command, Output, Stdio};
+use std::process::{Child, ChildStderr, ChildStdout, Command, ExitStatus, Output, Stdio};
 use std::sync::Once;
 use std::time::{Duration, Instant};
 
@@ -61,6 +61,7 @@ fn example(name: &str) -> PathBuf {
 struct Running {
     child: Child,
     stdout: BufReader<ChildStdout>,
+    stderr: ChildStderr,
 }
 
 impl Running {
@@ -68,10 +69,16 @@ impl Running {
         let mut child = Command::new(example(name))
             .args(args)
             .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap_or_else(|e| panic!("starting example {name}: {e}"));
         let stdout = BufReader::new(child.stdout.take().unwrap());
-        Running { child, stdout }
+        let stderr = child.stderr.take().unwrap();
+        Running {
+            child,
+            stdout,
+            stderr,
+        }
     }
 
     /// Starts a server example on a free port and returns its address,
@@ -97,12 +104,20 @@ impl Running {
     }
 
     /// Waits for the process to exit; returns the rest of its output.
-    fn finish(mut self) -> String {
+    fn finish(self) -> String {
+        let (status, rest, errors) = self.exit();
+        assert!(status.success(), "exited with {status}: {rest}{errors}");
+        rest
+    }
+
+    /// Waits for the process to exit; returns its status and the rest of
+    /// its stdout and stderr.
+    fn exit(mut self) -> (ExitStatus, String, String) {
         let mut rest = String::new();
         self.stdout.read_to_string(&mut rest).unwrap();
-        let status = self.child.wait().unwrap();
-        assert!(status.success(), "exited with {status}: {rest}");
-        rest
+        let mut errors = String::new();
+        self.stderr.read_to_string(&mut errors).unwrap();
+        (self.child.wait().unwrap(), rest, errors)
     }
 }
 
@@ -446,6 +461,38 @@ fn echo_server_cancels_connections_still_open_after_the_grace_period() {
     );
     // The server closed the connection it cancelled.
     assert_eq!(read_all(&idle), "");
+}
+
+#[test]
+fn echo_server_quits_at_once_on_a_second_signal() {
+    let (mut server, addr) = Running::server("echo_server", &["--grace", "60"]);
+    let open = connect(addr);
+    round_trip(&open, b"hello");
+    signal(&server, libc::SIGINT);
+    assert_eq!(server.line(), "shutting down: 1 open connection(s)\n");
+    signal(&server, libc::SIGINT);
+    let t = Instant::now();
+    let (status, rest, errors) = server.exit();
+    assert!(t.elapsed() < Duration::from_secs(30), "it waited");
+    assert_eq!(status.code(), Some(130), "{rest}{errors}");
+    assert_eq!(rest, "");
+    assert_eq!(
+        errors,
+        "echo_server: second signal, exiting without waiting for open connections\n"
+    );
+}
+
+#[test]
+fn echo_server_reports_bad_addresses() {
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let out = output("echo_server", &["--addr", &addr]);
+    assert_readable_error(
+        &out,
+        &format!("echo_server: cannot listen on {addr}: Address already in use"),
+    );
+    let out = output("echo_server", &["--addr", "nonsense"]);
+    assert_readable_error(&out, "echo_server: cannot listen on nonsense: ");
 }
 
 const GET: &str = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";

@@ -801,6 +801,44 @@ fn chat_broadcasts_lines() {
 }
 
 #[test]
+fn chat_survives_invalid_utf8_and_caps_line_length() {
+    let (_server, addr) = Running::server("chat", &[]);
+    let line = |r: &mut BufReader<TcpStream>| {
+        let mut l = String::new();
+        r.read_line(&mut l).unwrap();
+        l
+    };
+    let alice = connect(addr);
+    let mut alice_in = BufReader::new(alice.try_clone().unwrap());
+    assert!(line(&mut alice_in).starts_with("welcome"));
+    let bob = connect(addr);
+    let mut bob_in = BufReader::new(bob.try_clone().unwrap());
+    assert!(line(&mut bob_in).starts_with("welcome"));
+    assert_eq!(line(&mut alice_in), "* guest2 joined\n");
+
+    // Not UTF-8: passed on lossily, and bob stays connected.
+    (&bob).write_all(b"caf\xe9 \xff\xfe ok\n").unwrap();
+    assert_eq!(
+        line(&mut alice_in),
+        "guest2: caf\u{fffd} \u{fffd}\u{fffd} ok\n"
+    );
+
+    // Over 4 KiB: refused to its sender, never broadcast.
+    let long = format!("{}\n", "a".repeat(10_000));
+    (&bob).write_all(long.as_bytes()).unwrap();
+    assert_eq!(
+        line(&mut bob_in),
+        "* line too long (over 4096 bytes), not sent\n"
+    );
+    // Exactly at the limit: sent.
+    let max = format!("{}\n", "b".repeat(4095));
+    (&bob).write_all(max.as_bytes()).unwrap();
+    assert_eq!(line(&mut alice_in), format!("guest2: {max}"));
+    (&bob).write_all(b"still here\n").unwrap();
+    assert_eq!(line(&mut alice_in), "guest2: still here\n");
+}
+
+#[test]
 fn async_interop_runs() {
     let out = String::from_utf8(run("async_interop", &[]).stdout).unwrap();
     let lines: Vec<&str> = out.lines().collect();

@@ -880,6 +880,76 @@ fn tls_echo_runs() {
     }
 }
 
+/// Reads `r` line by line in a thread until a line equal to `want`
+/// arrives (true) or it ends or 20 seconds pass (false).
+fn wait_for_line(r: impl Read + Send + 'static, want: &str) -> bool {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let want = want.to_owned();
+    std::thread::spawn(move || {
+        for line in BufReader::new(r).lines() {
+            match line {
+                Ok(line) if line.trim_end() == want => {
+                    let _ = tx.send(());
+                    return;
+                }
+                Ok(_) => {}
+                Err(_) => return,
+            }
+        }
+    });
+    rx.recv_timeout(Duration::from_secs(20)).is_ok()
+}
+
+#[test]
+fn tls_echo_server_only_with_openssl_s_client() {
+    if !have("openssl") {
+        return;
+    }
+    let (mut server, addr) = Running::server("tls_echo", &["--server-only"]);
+    let cert = server.line();
+    let cert = PathBuf::from(cert.trim().strip_prefix("certificate: ").unwrap());
+    assert!(
+        std::fs::read_to_string(&cert)
+            .unwrap()
+            .starts_with("-----BEGIN CERTIFICATE-----")
+    );
+    let mut client = Command::new("openssl")
+        .args(["s_client", "-quiet", "-verify_return_error", "-connect"])
+        .arg(addr.to_string())
+        .arg("-CAfile")
+        .arg(&cert)
+        .args(["-verify_hostname", "localhost"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    client
+        .stdin
+        .as_mut()
+        .unwrap()
+        .write_all(b"hello from openssl\n")
+        .unwrap();
+    let echoed = wait_for_line(client.stdout.take().unwrap(), "echo: hello from openssl");
+    let _ = client.kill();
+    let _ = client.wait();
+    assert!(echoed, "no echo through openssl s_client");
+    // SIGTERM: status 0, and the certificate file is gone.
+    signal(&server, libc::SIGTERM);
+    server.finish();
+    assert!(!cert.exists());
+}
+
+#[test]
+fn tls_echo_reports_bad_addresses() {
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let out = output("tls_echo", &["--server-only", "--addr", &addr]);
+    assert_readable_error(&out, &format!("tls_echo: cannot listen on {addr}: "));
+    let out = output("tls_echo", &["--clients", "many"]);
+    assert_readable_error(&out, "tls_echo: bad --clients \"many\"");
+}
+
 #[test]
 fn websocket_runs() {
     let out =

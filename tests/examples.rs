@@ -951,6 +951,60 @@ fn tls_echo_reports_bad_addresses() {
 }
 
 #[test]
+fn websocket_server_only_with_other_clients() {
+    let (mut server, addr) = Running::server("websocket", &["--server-only"]);
+    assert_eq!(server.line(), format!("WebSocket server on ws://{addr}/\n"));
+
+    // tungstenite over a std socket: nothing of corio on this side.
+    let tcp = TcpStream::connect(addr).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let (mut ws, _) = tungstenite::client(format!("ws://{addr}/"), tcp).unwrap();
+    ws.send(tungstenite::Message::text("hello from the test"))
+        .unwrap();
+    let reply = ws.read().unwrap().into_text().unwrap();
+    assert!(reply.ends_with(" UTC] hello from the test"), "{reply}");
+    ws.send(tungstenite::Message::binary(vec![0u8, 255, 1]))
+        .unwrap();
+    assert_eq!(&ws.read().unwrap().into_data()[..], &[0, 255, 1]);
+    ws.close(None).unwrap();
+    while ws.read().is_ok() {}
+
+    // Python's `websockets`, when installed.
+    let python = have("python3")
+        && Command::new("python3")
+            .args(["-c", "import websockets.sync.client"])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+    if python {
+        let script = "import sys\n\
+            from websockets.sync.client import connect\n\
+            with connect(sys.argv[1], open_timeout=10) as ws:\n\
+            \x20   ws.send('hello from python')\n\
+            \x20   print(ws.recv(timeout=10))\n";
+        let out = Command::new("python3")
+            .args(["-c", script, &format!("ws://{addr}/")])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            stdout.trim_end().ends_with(" UTC] hello from python"),
+            "{stdout}"
+        );
+    } else {
+        eprintln!("skipping the python client: no python3 `websockets` module");
+    }
+    // SIGTERM: status 0.
+    signal(&server, libc::SIGTERM);
+    server.finish();
+}
+
+#[test]
 fn websocket_runs() {
     let out =
         String::from_utf8(run("websocket", &["--clients", "2", "--messages", "2"]).stdout).unwrap();

@@ -839,6 +839,51 @@ fn chat_survives_invalid_utf8_and_caps_line_length() {
 }
 
 #[test]
+fn examples_report_bad_addresses_in_one_line() {
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy = taken.local_addr().unwrap().to_string();
+    for name in ["chat", "http_server", "websocket", "tour", "echo_server"] {
+        let out = output(name, &["--addr", &busy]);
+        assert_readable_error(
+            &out,
+            &format!("{name}: cannot listen on {busy}: Address already in use"),
+        );
+        let out = output(name, &["--addr", "no-such-host.invalid:1"]);
+        assert_readable_error(
+            &out,
+            &format!("{name}: cannot listen on no-such-host.invalid:1: "),
+        );
+        let out = output(name, &["--bogus"]);
+        assert_readable_error(&out, &format!("{name}: "));
+    }
+    // Refused: a port nobody listens on any more.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = output(
+        "echo_load",
+        &[
+            "--addr",
+            &format!("127.0.0.1:{port}"),
+            "--connections",
+            "1",
+            "--duration",
+            "0.1",
+        ],
+    );
+    assert_readable_error(
+        &out,
+        &format!(
+            "echo_load: connection failed: cannot connect to 127.0.0.1:{port}: Connection refused"
+        ),
+    );
+    let out = output("echo_load", &["--connections", "many"]);
+    assert_readable_error(&out, "echo_load: bad argument \"many\"");
+}
+
+#[test]
 fn async_interop_runs() {
     let out = String::from_utf8(run("async_interop", &[]).stdout).unwrap();
     let lines: Vec<&str> = out.lines().collect();

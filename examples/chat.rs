@@ -19,11 +19,21 @@
 //! the list of recipients out before writing. A client that stops reading
 //! is dropped after a 2-second write timeout instead of stalling everyone.
 //!
+//! Input is bytes, not necessarily UTF-8: what is not valid UTF-8 is passed
+//! on as U+FFFD (`�`) rather than ending the session. A line is at most
+//! 4 KiB (4096 bytes, newline included); a longer one is not broadcast —
+//! it is skipped up to its newline and its sender gets `* line too long
+//! (over 4096 bytes), not sent`, with the connection kept open. So one
+//! client can neither make the server buffer without limit nor flood the
+//! room with one huge line.
+//!
 //! Options: `--addr HOST:PORT` (default `127.0.0.1:7007`; the first line
-//! printed is `listening on ADDR`).
+//! printed is `listening on ADDR`). A bad argument, or an address it cannot
+//! listen on, is one line on stderr and exit status 1.
 
 use std::cell::RefCell;
 use std::io::{self, BufRead, BufReader, Write};
+use std::process::ExitCode;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -43,16 +53,35 @@ struct Room {
 
 type SharedRoom = Rc<RefCell<Room>>;
 
-fn main() -> io::Result<()> {
-    let addr = match std::env::args().nth(1).as_deref() {
-        Some("--addr") => std::env::args()
-            .nth(2)
-            .ok_or_else(|| io::Error::other("--addr needs a value"))?,
-        Some(other) => return Err(io::Error::other(format!("unexpected argument {other:?}"))),
+/// The longest line a client may send, newline included.
+const MAX_LINE: usize = 4096;
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("chat: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> io::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let addr = match args.next().as_deref() {
+        Some("--addr") => args.next().ok_or_else(|| {
+            io::Error::other("--addr needs a value; usage: chat [--addr HOST:PORT]")
+        })?,
+        Some(other) => {
+            return Err(io::Error::other(format!(
+                "unexpected argument {other:?}; usage: chat [--addr HOST:PORT]"
+            )));
+        }
         None => "127.0.0.1:7007".to_owned(),
     };
     corio::run(move || {
-        let listener = TcpListener::bind(addr.as_str())?;
+        let listener = TcpListener::bind(addr.as_str())
+            .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
         println!("listening on {}", listener.local_addr()?);
         let room = SharedRoom::default();
         for stream in listener.incoming() {
@@ -96,9 +125,61 @@ fn session(stream: TcpStream, room: &SharedRoom) -> io::Result<()> {
     result
 }
 
+/// One line read by [`read_line`].
+enum Line {
+    /// The client closed its side.
+    End,
+    /// A line, without its newline, decoded lossily.
+    Text(String),
+    /// A line over [`MAX_LINE`], skipped.
+    TooLong,
+}
+
+/// Reads a line of at most [`MAX_LINE`] bytes, buffering no more than that
+/// whatever the client sends.
+fn read_line(reader: &mut impl BufRead, buf: &mut Vec<u8>) -> io::Result<Line> {
+    buf.clear();
+    let mut too_long = false;
+    loop {
+        let available = reader.fill_buf()?;
+        if available.is_empty() && buf.is_empty() && !too_long {
+            return Ok(Line::End);
+        }
+        let newline = available.iter().position(|&b| b == b'\n');
+        let n = newline.map_or(available.len(), |i| i + 1);
+        if buf.len() + n > MAX_LINE {
+            too_long = true;
+            buf.clear();
+        } else if !too_long {
+            buf.extend_from_slice(&available[..n]);
+        }
+        reader.consume(n);
+        // A line ends at its newline, or at the end of the stream.
+        if newline.is_some() || n == 0 {
+            return Ok(if too_long {
+                Line::TooLong
+            } else {
+                Line::Text(String::from_utf8_lossy(buf).into_owned())
+            });
+        }
+    }
+}
+
 fn read_lines(stream: &TcpStream, room: &SharedRoom, id: u64) -> io::Result<()> {
-    for line in BufReader::new(stream).lines() {
-        let line = line?;
+    let mut reader = BufReader::new(stream);
+    let mut buf = Vec::new();
+    loop {
+        let line = match read_line(&mut reader, &mut buf)? {
+            Line::End => return Ok(()),
+            Line::Text(line) => line,
+            Line::TooLong => {
+                let mut out = stream;
+                out.write_all(
+                    format!("* line too long (over {MAX_LINE} bytes), not sent\n").as_bytes(),
+                )?;
+                continue;
+            }
+        };
         let line = line.trim_end();
         if let Some(new) = line.strip_prefix("/nick ") {
             let new = new.trim().to_owned();
@@ -128,7 +209,6 @@ fn read_lines(stream: &TcpStream, room: &SharedRoom, id: u64) -> io::Result<()> 
             broadcast(room, id, &format!("{}: {line}\n", name_of(room, id)));
         }
     }
-    Ok(())
 }
 
 /// Sends `msg` to everyone but the client `from` (0: to everyone).

@@ -19,9 +19,11 @@
 //!
 //! Options: `--addr HOST:PORT` (default `127.0.0.1:7000`), `--connections C`
 //! (50), `--duration SECS` (5), `--size BYTES` (64), `--threads T` (1).
-//! The exit status is non-zero if any connection failed.
+//! The exit status is non-zero if any connection failed (each failure is
+//! one line on stderr, naming the address) or an argument is bad.
 
 use std::io::{self, Read, Write};
+use std::process::ExitCode;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -43,7 +45,17 @@ struct Tally {
     errors: usize,
 }
 
-fn main() -> io::Result<()> {
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("echo_load: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> io::Result<()> {
     let cfg = parse_args()?;
     let threads = cfg.threads.clamp(1, cfg.connections.max(1));
     let start = Instant::now() + Duration::from_millis(100);
@@ -108,7 +120,8 @@ fn run_thread(addr: &str, n: usize, size: usize, start: Instant, deadline: Insta
 }
 
 fn connection(addr: &str, size: usize, start: Instant, deadline: Instant) -> io::Result<Vec<u32>> {
-    let mut stream = TcpStream::connect(addr)?;
+    let mut stream = TcpStream::connect(addr)
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot connect to {addr}: {e}")))?;
     stream.set_nodelay(true)?;
     let msg = vec![b'x'; size];
     let mut echo = vec![0u8; size];

@@ -26,10 +26,18 @@
 //! accepting and `shutdown: F finished, C cancelled; echoed M messages` at
 //! the end. The signal listener is a task waiting in
 //! [`corio::signal::Signals::recv`], like any other blocking call.
+//!
+//! A second Ctrl-C (or `SIGTERM`) during the grace period does not wait:
+//! the server prints `echo_server: second signal, exiting without waiting
+//! for open connections` on stderr and exits at once with status 130.
+//!
+//! A bad argument, or an address it cannot listen on, is one line on stderr
+//! and exit status 1.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
+use std::process::ExitCode;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -37,7 +45,17 @@ use corio::JoinHandle;
 use corio::net::{TcpListener, TcpStream};
 use corio::signal::{SIGINT, SIGTERM, Signals};
 
-fn main() -> io::Result<()> {
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("echo_server: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> io::Result<()> {
     let mut addr = String::from("127.0.0.1:7000");
     let mut duration = None;
     let mut grace = Duration::from_secs(10);
@@ -61,7 +79,8 @@ fn serve(addr: &str, duration: Option<Duration>, grace: Duration) -> io::Result<
     // Listen for the shutdown signals before accepting anyone: from here on
     // Ctrl-C is ours to handle.
     let mut signals = Signals::new([SIGINT, SIGTERM])?;
-    let listener = TcpListener::bind(addr)?;
+    let listener = TcpListener::bind(addr)
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
     println!("listening on {}", listener.local_addr()?);
     let echoed = Rc::new(Cell::new(0u64));
     let connections: Connections = Rc::default();
@@ -80,6 +99,13 @@ fn serve(addr: &str, duration: Option<Duration>, grace: Duration) -> io::Result<
         return Ok(());
     }
     signalled.transpose()?;
+    // A second signal: whoever sent it does not want to wait.
+    let _force = corio::spawn_local(move || {
+        if signals.recv().is_ok() {
+            eprintln!("echo_server: second signal, exiting without waiting for open connections");
+            std::process::exit(130);
+        }
+    });
 
     // 1. Stop accepting: the acceptor ends and closes the listener.
     acceptor.cancel();

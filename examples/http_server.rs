@@ -21,80 +21,215 @@
 //!   chunked request bodies get `501`. All of these close the connection;
 //!   none of them can crash the server.
 //!
-//! Request bodies with a `Content-Length` are skipped, so pipelined POSTs
-//! work. The response is `HTTP/1.1 200 OK`, `Server`, `Date`,
+//! Request bodies with a `Content-Length` are read and skipped before the
+//! response is sent, so pipelined POSTs work; a request with `Expect:
+//! 100-continue` whose body has not arrived yet gets `HTTP/1.1 100
+//! Continue` first (any other expectation gets `417`). HTTP/1.0 clients
+//! that ask for `Connection: keep-alive` get `Connection: keep-alive` back
+//! and keep their connection (`ab -k`); other HTTP/1.0 requests are
+//! answered with `Connection: close`. The response is `HTTP/1.1 200 OK`, `Server`, `Date`,
 //! `Content-Length` and `Hello, world!` — the same head as the servers it is
 //! benchmarked against (`cargo bench --bench net`), so that they all send
 //! the same bytes. Options: `--addr HOST:PORT` (port 0 picks a free one; the
 //! first line printed is `listening on ADDR`), `--timeout-ms MS`, `--server
 //! NAME` (the `Server` header, default `corio`), `--duration SECS` (exit
-//! after that long).
+//! after that long), `--grace SECS` (default 5, see below). A bad argument,
+//! or an address it cannot listen on, is one line on stderr and exit
+//! status 1.
+//!
+//! # Graceful shutdown
+//!
+//! On Ctrl-C (`SIGINT`) or `SIGTERM` the server stops accepting (the
+//! listening socket is closed), closes the connections that are waiting
+//! for a request of which nothing has arrived, lets the others finish the
+//! requests they have begun — answered with `Connection: close` — for up
+//! to the grace period, cancels what is still open after it, and exits
+//! with status 0. It prints `shutting down: N open connection(s)`, then
+//! `shutdown: F finished, C cancelled`.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::io::{self, Read, Write};
+use std::process::ExitCode;
 use std::rc::Rc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use corio::JoinHandle;
 use corio::net::{TcpListener, TcpStream};
+use corio::signal::{SIGINT, SIGTERM, Signals};
 use corio::time::timeout_at;
 
 const BODY: &[u8] = b"Hello, world!";
 const MAX_HEAD: usize = 8 * 1024;
 const MAX_HEADERS: usize = 32;
 
-fn main() -> io::Result<()> {
+/// What every connection task of the server shares.
+struct Server {
+    /// The `Server` header.
+    name: Rc<str>,
+    date: HttpDate,
+    request_timeout: Duration,
+    /// Set when a shutdown begins: answer what has arrived, then close.
+    stopping: Cell<bool>,
+    /// The open connections, by task id; each task removes itself when it
+    /// ends.
+    connections: RefCell<HashMap<corio::TaskId, Conn>>,
+}
+
+/// An open connection, as the shutdown sees it.
+struct Conn {
+    handle: JoinHandle<()>,
+    /// True while the task waits for a request of which nothing has
+    /// arrived: cancelling it then loses nothing.
+    idle: Rc<Cell<bool>>,
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("http_server: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> io::Result<()> {
     let mut addr = String::from("127.0.0.1:8080");
     let mut request_timeout = Duration::from_secs(5);
-    let mut server: Rc<str> = Rc::from("corio");
+    let mut name: Rc<str> = Rc::from("corio");
     let mut duration = None;
+    let mut grace = Duration::from_secs(5);
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
+        if arg == "--help" || arg == "-h" {
+            println!("{USAGE}");
+            return Ok(());
+        }
         let value = args.next().ok_or_else(|| usage(&arg))?;
         match arg.as_str() {
             "--addr" => addr = value,
             "--timeout-ms" => {
                 request_timeout = Duration::from_millis(value.parse().map_err(|_| usage(&value))?)
             }
-            "--server" => server = Rc::from(value),
-            "--duration" => {
-                duration = Some(Duration::from_secs_f64(
-                    value.parse().map_err(|_| usage(&value))?,
-                ))
-            }
+            "--server" => name = Rc::from(value),
+            "--duration" => duration = Some(secs(&value)?),
+            "--grace" => grace = secs(&value)?,
             _ => return Err(usage(&arg)),
         }
     }
     corio::run(move || {
-        let listener = TcpListener::bind(addr.as_str())?;
+        // Listen for the shutdown signals before accepting anyone: from
+        // here on Ctrl-C is ours to handle.
+        let mut signals = Signals::new([SIGINT, SIGTERM])?;
+        let listener = TcpListener::bind(addr.as_str())
+            .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
         println!("listening on {}", listener.local_addr()?);
-        let date = HttpDate::start();
-        let acceptor = corio::spawn_local(move || {
-            for stream in listener.incoming() {
-                match stream {
-                    Ok(stream) => {
-                        let (server, date) = (Rc::clone(&server), date.clone());
-                        let _conn = corio::spawn_local(move || {
-                            if let Err(e) = serve(stream, request_timeout, &server, &date) {
-                                // Resets and timeouts are the client's business.
-                                if !matches!(
-                                    e.kind(),
-                                    io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe
-                                ) {
-                                    eprintln!("connection error: {e}");
-                                }
-                            }
-                        });
-                    }
-                    Err(e) => eprintln!("accept: {e}"),
-                }
-            }
+        let server = Rc::new(Server {
+            name,
+            date: HttpDate::start(),
+            request_timeout,
+            stopping: Cell::new(false),
+            connections: RefCell::default(),
         });
-        match duration {
-            Some(d) => corio::time::sleep(d),
-            None => drop(acceptor.join()),
+        let acceptor = {
+            let server = Rc::clone(&server);
+            corio::spawn_local(move || accept_loop(listener, &server))
+        };
+        let signalled = match duration {
+            Some(d) => corio::time::timeout(d, || signals.recv()).ok(),
+            // Returning ends the runtime: every connection task is unwound.
+            None => Some(signals.recv()),
+        };
+        match signalled {
+            Some(signal) => {
+                signal?;
+                shutdown(acceptor, &server, grace);
+                Ok(())
+            }
+            None => Ok(()),
         }
-        Ok(())
     })
+}
+
+fn accept_loop(listener: TcpListener, server: &Rc<Server>) {
+    for stream in listener.incoming() {
+        match stream {
+            Ok(stream) => {
+                let idle = Rc::new(Cell::new(false));
+                let (shared, conn_idle) = (Rc::clone(server), Rc::clone(&idle));
+                let handle = corio::spawn_local(move || {
+                    if let Err(e) = serve(stream, &shared, &conn_idle) {
+                        // Resets and cancellations are the client's and the
+                        // shutdown's business.
+                        if !matches!(
+                            e.kind(),
+                            io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe
+                        ) && !corio::Error::is_cancellation(&e)
+                        {
+                            eprintln!("connection error: {e}");
+                        }
+                    }
+                    shared
+                        .connections
+                        .borrow_mut()
+                        .remove(&corio::current().id());
+                });
+                // The task starts only when this one suspends, so it is
+                // registered before it can end.
+                server
+                    .connections
+                    .borrow_mut()
+                    .insert(handle.id(), Conn { handle, idle });
+            }
+            // Shutdown: stop accepting (dropping the listener closes it).
+            Err(e) if corio::Error::is_cancellation(&e) => return,
+            Err(e) => eprintln!("accept: {e}"),
+        }
+    }
+}
+
+/// The graceful shutdown: stop accepting, close the idle connections, let
+/// the busy ones answer what they have received for up to `grace`, then
+/// cancel what is left.
+fn shutdown(acceptor: JoinHandle<()>, server: &Server, grace: Duration) {
+    acceptor.cancel();
+    let _ = acceptor.join();
+    server.stopping.set(true);
+    let conns: Vec<Conn> = server
+        .connections
+        .borrow_mut()
+        .drain()
+        .map(|(_, c)| c)
+        .collect();
+    println!("shutting down: {} open connection(s)", conns.len());
+    let total = conns.len();
+    let mut open = Vec::with_capacity(total);
+    for conn in conns {
+        // Waiting for a request that has not begun: nothing to finish.
+        if conn.idle.get() {
+            conn.handle.cancel();
+        }
+        open.push(conn.handle);
+    }
+    let _ = corio::time::timeout(grace, || {
+        while let Some(conn) = open.last_mut() {
+            // By `&mut`, so that the handle stays here if time runs out.
+            let _ = corio::block_on(conn);
+            open.pop();
+        }
+    });
+    let cancelled = open.len();
+    for conn in &open {
+        conn.cancel();
+    }
+    for conn in open {
+        let _ = conn.join();
+    }
+    println!(
+        "shutdown: {} finished, {cancelled} cancelled",
+        total - cancelled
+    );
 }
 
 /// What the head of the buffered bytes is.
@@ -105,6 +240,11 @@ enum Parsed {
         body_len: usize,
         keep_alive: bool,
         head_only: bool,
+        /// An HTTP/1.0 request: keep-alive must be said in the response.
+        http10: bool,
+        /// `Expect: 100-continue`: the client waits for `100 Continue`
+        /// before it sends the body.
+        expect_continue: bool,
     },
     /// Not all of it has arrived.
     Partial,
@@ -131,6 +271,7 @@ fn parse(buf: &[u8]) -> Parsed {
     }
     let mut keep_alive = req.version == Some(1);
     let mut body_len = 0;
+    let mut expect_continue = false;
     for h in req.headers.iter() {
         if h.name.eq_ignore_ascii_case("connection") {
             if h.value.eq_ignore_ascii_case(b"close") {
@@ -148,6 +289,12 @@ fn parse(buf: &[u8]) -> Parsed {
             }
         } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
             return Parsed::Reject("501 Not Implemented");
+        } else if h.name.eq_ignore_ascii_case("expect") {
+            // HTTP/1.0 clients do not know it (RFC 9110 §10.1.1).
+            if !h.value.eq_ignore_ascii_case(b"100-continue") {
+                return Parsed::Reject("417 Expectation Failed");
+            }
+            expect_continue = req.version == Some(1);
         }
     }
     Parsed::Request {
@@ -155,23 +302,32 @@ fn parse(buf: &[u8]) -> Parsed {
         body_len,
         keep_alive,
         head_only: req.method == Some("HEAD"),
+        http10: req.version == Some(0),
+        expect_continue,
     }
 }
 
+/// The response owed to a request whose body is still being read.
+struct Owed {
+    keep_alive: bool,
+    head_only: bool,
+    http10: bool,
+}
+
 /// Serves one connection until the client closes it, a request is
-/// rejected, or a request does not arrive in time.
-fn serve(
-    mut stream: TcpStream,
-    request_timeout: Duration,
-    server: &str,
-    date: &HttpDate,
-) -> io::Result<()> {
+/// rejected, a request does not arrive in time, or the server shuts down.
+fn serve(mut stream: TcpStream, server: &Server, idle: &Cell<bool>) -> io::Result<()> {
     stream.set_nodelay(true)?;
+    let name = &*server.name;
     let mut buf = vec![0u8; 2 * MAX_HEAD];
     let (mut start, mut end) = (0, 0);
     let mut out = Vec::with_capacity(4096);
     // Body bytes of the last request still to be skipped.
     let mut skip = 0usize;
+    // Its response, sent once its body has been read: a client that sent
+    // `Expect: 100-continue` must not get a final response it would take
+    // for a refusal of the body.
+    let mut owed: Option<Owed> = None;
     // When the server started waiting for the request being read.
     let mut deadline: Option<Instant> = None;
     loop {
@@ -180,7 +336,26 @@ fn serve(
             let dropped = skip.min(end - start);
             start += dropped;
             skip -= dropped;
-            if skip > 0 || start == end {
+            if skip > 0 {
+                break;
+            }
+            if let Some(r) = owed.take() {
+                let keep_alive = r.keep_alive && !server.stopping.get();
+                let date = server.date.get();
+                respond(
+                    &mut out,
+                    "200 OK",
+                    name,
+                    &date,
+                    keep_alive,
+                    r.http10,
+                    !r.head_only,
+                );
+                if !keep_alive {
+                    return stream.write_all(&out);
+                }
+            }
+            if start == end {
                 break;
             }
             match parse(&buf[start..end]) {
@@ -189,26 +364,34 @@ fn serve(
                     body_len,
                     keep_alive,
                     head_only,
+                    http10,
+                    expect_continue,
                 } => {
-                    respond(
-                        &mut out,
-                        "200 OK",
-                        server,
-                        &date.get(),
-                        keep_alive,
-                        !head_only,
-                    );
                     start += head_len;
                     skip = body_len;
                     deadline = None;
-                    if !keep_alive {
-                        stream.write_all(&out)?;
-                        return Ok(());
+                    owed = Some(Owed {
+                        keep_alive,
+                        head_only,
+                        http10,
+                    });
+                    if expect_continue && body_len > end - start {
+                        // The client waits for this before it sends the
+                        // body (RFC 9110 §10.1.1).
+                        out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
                     }
                 }
                 Parsed::Partial => break,
                 Parsed::Reject(status) => {
-                    respond(&mut out, status, server, &date.get(), false, false);
+                    respond(
+                        &mut out,
+                        status,
+                        name,
+                        &server.date.get(),
+                        false,
+                        false,
+                        false,
+                    );
                     return stream.write_all(&out);
                 }
             }
@@ -224,8 +407,15 @@ fn serve(
             buf.copy_within(start..end, 0);
             (start, end) = (0, end - start);
         }
-        let at = *deadline.get_or_insert_with(|| Instant::now() + request_timeout);
+        // Between requests: the shutdown may close the connection now.
+        let between = start == end && skip == 0;
+        if between && server.stopping.get() {
+            return Ok(());
+        }
+        let at = *deadline.get_or_insert_with(|| Instant::now() + server.request_timeout);
+        idle.set(between);
         let read = timeout_at(at, || stream.read(&mut buf[end..]));
+        idle.set(false);
         match read {
             Ok(Ok(0)) => return Ok(()),
             Ok(Ok(n)) => end += n,
@@ -236,8 +426,9 @@ fn serve(
                     respond(
                         &mut out,
                         "408 Request Timeout",
-                        server,
-                        &date.get(),
+                        name,
+                        &server.date.get(),
+                        false,
                         false,
                         false,
                     );
@@ -255,6 +446,7 @@ fn respond(
     server: &str,
     date: &str,
     keep_alive: bool,
+    http10: bool,
     body: bool,
 ) {
     let ok = status.starts_with("200");
@@ -272,6 +464,10 @@ fn respond(
     });
     if !keep_alive {
         out.extend_from_slice(b"\r\nConnection: close");
+    } else if http10 {
+        // HTTP/1.0 closes by default; a client that asked to keep the
+        // connection waits for this, or for the close.
+        out.extend_from_slice(b"\r\nConnection: keep-alive");
     }
     out.extend_from_slice(b"\r\n\r\n");
     if ok && body {
@@ -337,12 +533,19 @@ fn format_date(secs: u64) -> String {
     )
 }
 
+const USAGE: &str = "usage: http_server [--addr HOST:PORT] [--timeout-ms MS] [--server NAME] \
+                     [--duration SECS] [--grace SECS]";
+
 fn usage(arg: &str) -> io::Error {
     io::Error::new(
         io::ErrorKind::InvalidInput,
-        format!(
-            "bad argument {arg:?}; usage: http_server [--addr HOST:PORT] [--timeout-ms MS] [--server NAME] \
-             [--duration SECS]"
-        ),
+        format!("bad argument {arg:?}; {USAGE}"),
     )
+}
+
+fn secs(s: &str) -> io::Result<Duration> {
+    s.parse::<f64>()
+        .ok()
+        .and_then(|v| Duration::try_from_secs_f64(v).ok())
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, format!("bad duration {s:?}")))
 }

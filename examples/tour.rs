@@ -17,11 +17,15 @@
 //!
 //! Every line of it is ordinary blocking-style code: `read`, `write_all`,
 //! `sleep`, `join`. Options: `--clients N` (default 1000), `--delay-ms D`
-//! (the server's per-request wait, default 2), `--tasks N` (default 10000).
+//! (the server's per-request wait, default 2), `--tasks N` (default 10000),
+//! `--addr HOST:PORT` (where the HTTP server of part 3 listens; default
+//! `127.0.0.1:0`, a free port). A bad argument or an address it cannot
+//! listen on is one line on stderr and exit status 1.
 
 use std::collections::BTreeMap;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::SocketAddr;
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use corio::generator::Generator;
@@ -30,18 +34,29 @@ use corio::task::{Direction, TaskState, WaitReason};
 use corio::time::sleep;
 
 struct Options {
+    addr: String,
     clients: usize,
     delay: Duration,
     tasks: usize,
 }
 
-fn main() -> io::Result<()> {
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tour: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> io::Result<()> {
     let opts = parse_args()?;
     println!("corio tour\n==========\n");
     generator();
     corio::run(move || {
         many_tasks(opts.tasks);
-        http(opts.clients, opts.delay)
+        http(&opts.addr, opts.clients, opts.delay)
     })
 }
 
@@ -89,12 +104,13 @@ fn many_tasks(n: usize) {
 }
 
 /// 3. An HTTP server and many clients on one thread.
-fn http(clients: usize, delay: Duration) -> io::Result<()> {
+fn http(addr: &str, clients: usize, delay: Duration) -> io::Result<()> {
     println!(
         "3. An HTTP server task and {} client tasks on one thread",
         group(clients)
     );
-    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let listener = TcpListener::bind(addr)
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
     let addr = listener.local_addr()?;
     let _server = corio::Builder::new()
         .name("http-server")
@@ -265,12 +281,19 @@ fn group(n: usize) -> String {
 
 fn parse_args() -> io::Result<Options> {
     let mut opts = Options {
+        addr: "127.0.0.1:0".to_owned(),
         clients: 1000,
         delay: Duration::from_millis(2),
         tasks: 10_000,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
+        if arg == "--addr" {
+            opts.addr = args
+                .next()
+                .ok_or_else(|| io::Error::other("--addr needs HOST:PORT"))?;
+            continue;
+        }
         let value: u64 = args
             .next()
             .and_then(|v| v.parse().ok())
@@ -281,7 +304,8 @@ fn parse_args() -> io::Result<Options> {
             "--tasks" => opts.tasks = value as usize,
             _ => {
                 return Err(io::Error::other(format!(
-                    "unknown option {arg}; usage: tour [--clients N] [--delay-ms D] [--tasks N]"
+                    "unknown option {arg}; usage: tour [--clients N] [--delay-ms D] [--tasks N] \
+                     [--addr HOST:PORT]"
                 )));
             }
         }

@@ -3,6 +3,8 @@
 //!
 //! ```text
 //! cargo run --example websocket -- --clients 3 --messages 2
+//! cargo run --example websocket -- --server-only --addr 127.0.0.1:9001
+//! python3 -m websockets ws://127.0.0.1:9001/     # or a browser's `new WebSocket(..)`
 //! ```
 //!
 //! The server task accepts connections and runs one task per client, each
@@ -11,34 +13,90 @@
 //! `--messages` text messages and a ping, prints what comes back, and does
 //! the closing handshake. Everything runs on one thread; every socket
 //! operation inside tungstenite suspends only its own task.
+//!
+//! With `--server-only` no clients are run: the server prints `listening
+//! on ADDR` and `WebSocket server on ws://ADDR/`, serves any WebSocket
+//! client (text messages come back as `[HH:MM:SS UTC] TEXT`, binary ones
+//! unchanged) until Ctrl-C or `SIGTERM`, and exits with status 0.
+//!
+//! Options: `--addr HOST:PORT` (default `127.0.0.1:0`, a free port),
+//! `--clients N` (default 3), `--messages N` (default 2), `--server-only`.
+//! A bad argument, an address it cannot listen on, or a client that fails
+//! is one line on stderr and exit status 1.
 
 use std::io;
 use std::net::SocketAddr;
+use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use corio::net::{TcpListener, TcpStream};
+use corio::signal::{SIGINT, SIGTERM, Signals};
 use tungstenite::{Error, Message};
 
-fn main() -> io::Result<()> {
-    let (mut clients, mut messages) = (3usize, 2usize);
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        let value = args.next().and_then(|v| v.parse().ok());
-        match (arg.as_str(), value) {
-            ("--clients", Some(n)) => clients = n,
-            ("--messages", Some(n)) => messages = n,
-            _ => {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    "usage: websocket [--clients N] [--messages N]",
-                ));
-            }
+const USAGE: &str =
+    "usage: websocket [--addr HOST:PORT] [--clients N] [--messages N] [--server-only]";
+
+struct Options {
+    addr: String,
+    clients: usize,
+    messages: usize,
+    server_only: bool,
+}
+
+fn main() -> ExitCode {
+    match parse_args().and_then(run) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("websocket: {e}");
+            ExitCode::FAILURE
         }
     }
+}
+
+fn parse_args() -> io::Result<Options> {
+    let mut opts = Options {
+        addr: "127.0.0.1:0".to_owned(),
+        clients: 3,
+        messages: 2,
+        server_only: false,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut value = || {
+            args.next()
+                .ok_or_else(|| invalid(format!("{arg} needs a value; {USAGE}")))
+        };
+        let count = |v: String| {
+            v.parse()
+                .map_err(|_| invalid(format!("bad {arg} {v:?}; {USAGE}")))
+        };
+        match arg.as_str() {
+            "--addr" => opts.addr = value()?,
+            "--clients" => opts.clients = count(value()?)?,
+            "--messages" => opts.messages = count(value()?)?,
+            "--server-only" => opts.server_only = true,
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
+            _ => return Err(invalid(format!("unexpected {arg:?}; {USAGE}"))),
+        }
+    }
+    Ok(opts)
+}
+
+fn run(opts: Options) -> io::Result<()> {
     corio::run(move || {
-        let listener = TcpListener::bind("127.0.0.1:0")?;
+        // Before the listener: from here on Ctrl-C is ours to handle.
+        let mut signals = if opts.server_only {
+            Some(Signals::new([SIGINT, SIGTERM])?)
+        } else {
+            None
+        };
+        let listener = TcpListener::bind(opts.addr.as_str()).map_err(|e| {
+            io::Error::new(e.kind(), format!("cannot listen on {}: {e}", opts.addr))
+        })?;
         let addr = listener.local_addr()?;
-        println!("WebSocket server on ws://{addr}/");
         let _server = corio::spawn(move || {
             for tcp in listener.incoming().flatten() {
                 let _conn = corio::spawn(move || {
@@ -48,20 +106,31 @@ fn main() -> io::Result<()> {
                 });
             }
         });
-        let clients: Vec<_> = (0..clients)
-            .map(|id| corio::spawn(move || client(addr, id, messages)))
+        if let Some(signals) = &mut signals {
+            println!("listening on {addr}");
+            println!("WebSocket server on ws://{addr}/");
+            signals.recv()?;
+            return Ok(());
+        }
+        println!("WebSocket server on ws://{addr}/");
+        let clients: Vec<_> = (0..opts.clients)
+            .map(|id| corio::spawn(move || client(addr, id, opts.messages)))
             .collect();
-        for c in clients {
-            for line in c
+        for (id, c) in clients.into_iter().enumerate() {
+            let lines = c
                 .join()
                 .map_err(io::Error::from)?
-                .map_err(io::Error::other)?
-            {
+                .map_err(|e| io::Error::other(format!("client {id} ({addr}): {e}")))?;
+            for line in lines {
                 println!("{line}");
             }
         }
         Ok(())
     })
+}
+
+fn invalid(msg: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, msg)
 }
 
 /// A handshake over a blocking stream either succeeds or fails: only a

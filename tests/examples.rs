@@ -6,7 +6,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, ChildStdout, Command, Output, Stdio};
+use std::process::{Child, ChildStderr, ChildStdout, Command, ExitStatus, Output, Stdio};
 use std::sync::Once;
 use std::time::{Duration, Instant};
 
@@ -28,10 +28,17 @@ fn example(name: &str) -> PathBuf {
     let profile_dir = exe.parent().unwrap().parent().unwrap();
     static BUILD: Once = Once::new();
     BUILD.call_once(|| {
-        if EXAMPLES
-            .iter()
-            .all(|e| profile_dir.join("examples").join(e).exists())
-        {
+        // Built when missing or older than their source. (Not always: the
+        // environment of a test run differs from a shell's enough to make
+        // cargo rebuild dependencies, twice per run.)
+        let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let modified = |p: &std::path::Path| p.metadata().and_then(|m| m.modified()).ok();
+        let fresh = EXAMPLES.iter().all(|e| {
+            let built = modified(&profile_dir.join("examples").join(e));
+            let source = modified(&manifest.join("examples").join(format!("{e}.rs")));
+            built.is_some() && built >= source
+        });
+        if fresh {
             return;
         }
         let mut cmd = Command::new(option_env!("CARGO").unwrap_or("cargo"));
@@ -42,13 +49,19 @@ fn example(name: &str) -> PathBuf {
         let status = cmd.status().expect("running cargo build --examples");
         assert!(status.success(), "building the examples failed");
     });
-    profile_dir.join("examples").join(name)
+    let path = profile_dir.join("examples").join(name);
+    assert!(
+        EXAMPLES.contains(&name) && path.exists(),
+        "no example {name}"
+    );
+    path
 }
 
 /// A running example, killed when dropped.
 struct Running {
     child: Child,
     stdout: BufReader<ChildStdout>,
+    stderr: ChildStderr,
 }
 
 impl Running {
@@ -56,10 +69,16 @@ impl Running {
         let mut child = Command::new(example(name))
             .args(args)
             .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap_or_else(|e| panic!("starting example {name}: {e}"));
         let stdout = BufReader::new(child.stdout.take().unwrap());
-        Running { child, stdout }
+        let stderr = child.stderr.take().unwrap();
+        Running {
+            child,
+            stdout,
+            stderr,
+        }
     }
 
     /// Starts a server example on a free port and returns its address,
@@ -85,12 +104,20 @@ impl Running {
     }
 
     /// Waits for the process to exit; returns the rest of its output.
-    fn finish(mut self) -> String {
+    fn finish(self) -> String {
+        let (status, rest, errors) = self.exit();
+        assert!(status.success(), "exited with {status}: {rest}{errors}");
+        rest
+    }
+
+    /// Waits for the process to exit; returns its status and the rest of
+    /// its stdout and stderr.
+    fn exit(mut self) -> (ExitStatus, String, String) {
         let mut rest = String::new();
         self.stdout.read_to_string(&mut rest).unwrap();
-        let status = self.child.wait().unwrap();
-        assert!(status.success(), "exited with {status}: {rest}");
-        rest
+        let mut errors = String::new();
+        self.stderr.read_to_string(&mut errors).unwrap();
+        (self.child.wait().unwrap(), rest, errors)
     }
 }
 
@@ -124,46 +151,206 @@ fn read_all(mut s: &TcpStream) -> String {
     out
 }
 
-#[test]
-fn http_get_with_embedded_server() {
-    let out = String::from_utf8(run("http_get", &[]).stdout).unwrap();
-    assert!(out.starts_with("status: 200 OK\n"), "{out}");
-    assert!(out.contains("\"url\": \"/get\""), "{out}");
-    assert!(out.contains("\"User-Agent\": \"corio-http_get\""), "{out}");
+/// Whether the program `name` is on the `PATH`; prints why a test is
+/// skipped when it is not.
+fn have(name: &str) -> bool {
+    let found = std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(name).is_file()));
+    if !found {
+        eprintln!("skipping: `{name}` is not installed");
+    }
+    found
 }
 
-#[test]
-fn http_get_against_http_server() {
-    let (_server, addr) = Running::server("http_server", &[]);
-    let out = run("http_get", &[&format!("http://{addr}/get")]);
-    let out = String::from_utf8(out.stdout).unwrap();
-    assert_eq!(out, "status: 200 OK\n\nHello, world!\n");
+/// Runs an example, whatever its exit status.
+fn output(name: &str, args: &[&str]) -> Output {
+    Command::new(example(name)).args(args).output().unwrap()
 }
 
-#[test]
-fn http_get_decodes_chunked_bodies() {
+/// A server thread for one connection: it reads the request head, writes
+/// `response` and closes (or, with `None`, never answers).
+fn one_shot_server(response: Option<Vec<u8>>) -> (SocketAddr, std::thread::JoinHandle<()>) {
+    // Any build first, so that it does not eat the wait below.
+    example("http_get");
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
+    listener.set_nonblocking(true).unwrap();
     let server = std::thread::spawn(move || {
-        let (mut s, _) = listener.accept().unwrap();
+        // A client that never comes (an old binary that failed at once)
+        // must not hang the test.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut s = loop {
+            match listener.accept() {
+                Ok((s, _)) => break s,
+                Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
+                Err(e) => panic!("no client came: {e}"),
+            }
+        };
+        s.set_nonblocking(false).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         let mut head = Vec::new();
         let mut byte = [0];
         while !head.ends_with(b"\r\n\r\n") {
             s.read_exact(&mut byte).unwrap();
             head.push(byte[0]);
         }
-        let head = String::from_utf8(head).unwrap();
-        assert!(head.starts_with("GET /chunked HTTP/1.1\r\n"), "{head}");
-        s.write_all(
-            b"HTTP/1.1 404 Not Found\r\nTransfer-Encoding: chunked\r\n\r\n\
-              5;ext=1\r\nhello\r\n7\r\n, world\r\n0\r\nX-Trailer: yes\r\n\r\n",
-        )
-        .unwrap();
+        match response {
+            Some(response) => s.write_all(&response).unwrap(),
+            // Hold the connection until the client gives up.
+            None => drop(s.read(&mut [0; 16])),
+        }
     });
+    (addr, server)
+}
+
+/// Asserts that a failed run said what went wrong in one readable line.
+fn assert_readable_error(out: &Output, what: &str) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "exit status 0: {stderr}");
+    assert!(stderr.contains(what), "{what:?} not in {stderr:?}");
+    for debug in ["Custom {", "Os {", "kind:", "Kind("] {
+        assert!(!stderr.contains(debug), "a Debug struct: {stderr:?}");
+    }
+    stderr
+}
+
+#[test]
+fn http_get_with_embedded_server() {
+    let out = run("http_get", &[]);
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "status: 200 OK\n");
+    let body = String::from_utf8(out.stdout).unwrap();
+    assert!(body.contains("\"url\": \"/get\""), "{body}");
+    assert!(
+        body.contains("\"User-Agent\": \"corio-http_get\""),
+        "{body}"
+    );
+}
+
+#[test]
+fn http_get_against_http_server() {
+    let (_server, addr) = Running::server("http_server", &[]);
+    let out = run("http_get", &[&format!("http://{addr}/get")]);
+    assert_eq!(out.stdout, b"Hello, world!");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "status: 200 OK\n");
+}
+
+#[test]
+fn http_get_decodes_chunked_bodies() {
+    let (addr, server) = one_shot_server(Some(
+        b"HTTP/1.1 404 Not Found\r\nTransfer-Encoding: chunked\r\n\r\n\
+          5;ext=1\r\nhello\r\n7\r\n, world\r\n0\r\nX-Trailer: yes\r\n\r\n"
+            .to_vec(),
+    ));
     let out = run("http_get", &[&format!("http://{addr}/chunked")]);
     server.join().unwrap();
-    let out = String::from_utf8(out.stdout).unwrap();
-    assert_eq!(out, "status: 404 Not Found\n\nhello, world\n");
+    // Without --fail a 404 is a response like any other.
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), "hello, world");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "status: 404 Not Found\n"
+    );
+}
+
+/// 200,000 bytes that are not UTF-8.
+fn binary_body() -> Vec<u8> {
+    (0..200_000u32).map(|i| (i * 131 % 256) as u8).collect()
+}
+
+#[test]
+fn http_get_writes_binary_bodies_unchanged() {
+    let body = binary_body();
+    let mut response = format!(
+        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nContent-Type: application/octet-stream\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    response.extend_from_slice(&body);
+    let (addr, server) = one_shot_server(Some(response));
+    let out = run("http_get", &[&format!("http://{addr}/bin")]);
+    server.join().unwrap();
+    assert_eq!(out.stdout.len(), body.len());
+    assert!(out.stdout == body, "the body changed on the way");
+
+    // Chunked, in chunks that cut through the middle of what would be
+    // multi-byte characters.
+    let mut response = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    for chunk in body.chunks(4097) {
+        response.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+        response.extend_from_slice(chunk);
+        response.extend_from_slice(b"\r\n");
+    }
+    response.extend_from_slice(b"0\r\n\r\n");
+    let (addr, server) = one_shot_server(Some(response));
+    let out = run("http_get", &[&format!("http://{addr}/bin")]);
+    server.join().unwrap();
+    assert!(out.stdout == body, "the chunked body changed on the way");
+}
+
+#[test]
+fn http_get_fail_on_http_errors() {
+    let response = b"HTTP/1.1 404 Not Found\r\nContent-Length: 4\r\n\r\nnope".to_vec();
+    let (addr, server) = one_shot_server(Some(response.clone()));
+    let url = format!("http://{addr}/missing");
+    let out = output("http_get", &["--fail", &url]);
+    server.join().unwrap();
+    let stderr = assert_readable_error(&out, &format!("{url}: server returned 404 Not Found"));
+    assert_eq!(out.status.code(), Some(22), "{stderr}");
+    assert!(out.stdout.is_empty(), "a body was written");
+
+    // Without --fail: the body, and success.
+    let (addr, server) = one_shot_server(Some(response));
+    let out = run("http_get", &[&format!("http://{addr}/missing")]);
+    server.join().unwrap();
+    assert_eq!(out.stdout, b"nope");
+
+    // --help documents it.
+    let help = String::from_utf8(run("http_get", &["--help"]).stdout).unwrap();
+    assert!(help.contains("--fail") && help.contains("22"), "{help}");
+}
+
+#[test]
+fn http_get_reports_truncated_bodies() {
+    let (addr, server) = one_shot_server(Some(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly ten..".to_vec(),
+    ));
+    let out = output("http_get", &[&format!("http://{addr}/")]);
+    server.join().unwrap();
+    let stderr = assert_readable_error(&out, "truncated: got 10 of 100 bytes");
+    assert!(stderr.contains(&addr.to_string()), "{stderr}");
+
+    let (addr, server) = one_shot_server(Some(
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\na\r\nabc".to_vec(),
+    ));
+    let out = output("http_get", &[&format!("http://{addr}/")]);
+    server.join().unwrap();
+    assert_readable_error(&out, "chunked body truncated");
+    // What did arrive was written.
+    assert_eq!(out.stdout, b"helloabc");
+}
+
+#[test]
+fn http_get_times_out_and_names_the_address() {
+    let (addr, server) = one_shot_server(None);
+    let t = Instant::now();
+    let out = output(
+        "http_get",
+        &["--timeout", "0.3", &format!("http://{addr}/slow")],
+    );
+    let stderr = assert_readable_error(&out, "timed out");
+    assert!(stderr.contains(&format!("reading from {addr}")), "{stderr}");
+    assert!(t.elapsed() < Duration::from_secs(20));
+    server.join().unwrap();
+
+    // Connection refused: a port nobody listens on any more.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = output("http_get", &[&format!("http://127.0.0.1:{port}/")]);
+    assert_readable_error(&out, &format!("cannot connect to 127.0.0.1:{port}"));
+    let out = output("http_get", &["https://example.com/"]);
+    assert_readable_error(&out, "only http:// URLs are supported");
 }
 
 #[test]
@@ -276,6 +463,38 @@ fn echo_server_cancels_connections_still_open_after_the_grace_period() {
     assert_eq!(read_all(&idle), "");
 }
 
+#[test]
+fn echo_server_quits_at_once_on_a_second_signal() {
+    let (mut server, addr) = Running::server("echo_server", &["--grace", "60"]);
+    let open = connect(addr);
+    round_trip(&open, b"hello");
+    signal(&server, libc::SIGINT);
+    assert_eq!(server.line(), "shutting down: 1 open connection(s)\n");
+    signal(&server, libc::SIGINT);
+    let t = Instant::now();
+    let (status, rest, errors) = server.exit();
+    assert!(t.elapsed() < Duration::from_secs(30), "it waited");
+    assert_eq!(status.code(), Some(130), "{rest}{errors}");
+    assert_eq!(rest, "");
+    assert_eq!(
+        errors,
+        "echo_server: second signal, exiting without waiting for open connections\n"
+    );
+}
+
+#[test]
+fn echo_server_reports_bad_addresses() {
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let out = output("echo_server", &["--addr", &addr]);
+    assert_readable_error(
+        &out,
+        &format!("echo_server: cannot listen on {addr}: Address already in use"),
+    );
+    let out = output("echo_server", &["--addr", "nonsense"]);
+    assert_readable_error(&out, "echo_server: cannot listen on nonsense: ");
+}
+
 const GET: &str = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
 
 #[test]
@@ -382,6 +601,174 @@ fn http_server_drops_slow_clients() {
     busy.shutdown(Shutdown::Write).unwrap();
 }
 
+/// Reads one response (head and a `Content-Length` body) from `reader`.
+fn read_response(reader: &mut BufReader<TcpStream>) -> (String, Vec<u8>) {
+    let mut head = String::new();
+    loop {
+        let mut line = String::new();
+        assert!(reader.read_line(&mut line).unwrap() > 0, "closed: {head:?}");
+        head.push_str(&line);
+        if line == "\r\n" {
+            break;
+        }
+    }
+    let len = head
+        .lines()
+        .find_map(|l| l.strip_prefix("Content-Length: "))
+        .map_or(0, |v| v.parse().unwrap());
+    let mut body = vec![0; len];
+    reader.read_exact(&mut body).unwrap();
+    (head, body)
+}
+
+#[test]
+fn http_server_keeps_http10_connections_alive_when_asked() {
+    let (_server, addr) = Running::server("http_server", &[]);
+    let s = connect(addr);
+    let mut reader = BufReader::new(s.try_clone().unwrap());
+    for _ in 0..5 {
+        (&s).write_all(b"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n")
+            .unwrap();
+        let (head, body) = read_response(&mut reader);
+        assert!(head.contains("\r\nConnection: keep-alive\r\n"), "{head}");
+        assert_eq!(body, b"Hello, world!");
+    }
+    // Without the header, HTTP/1.0 closes.
+    (&s).write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+    let (head, _) = read_response(&mut reader);
+    assert!(head.contains("\r\nConnection: close\r\n"), "{head}");
+    let mut rest = Vec::new();
+    reader.read_to_end(&mut rest).unwrap();
+    assert!(rest.is_empty());
+}
+
+#[test]
+fn http_server_answers_expect_100_continue() {
+    let (_server, addr) = Running::server("http_server", &[]);
+    let s = connect(addr);
+    let mut reader = BufReader::new(s.try_clone().unwrap());
+    (&s).write_all(
+        b"POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\nExpect: 100-continue\r\n\r\n",
+    )
+    .unwrap();
+    // The interim response comes before the body is sent...
+    let mut interim = [0; 25];
+    reader.read_exact(&mut interim).unwrap();
+    assert_eq!(&interim, b"HTTP/1.1 100 Continue\r\n\r\n");
+    (&s).write_all(b"hello world").unwrap();
+    // ...then the final one, and the connection serves the next request.
+    let (head, body) = read_response(&mut reader);
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    assert_eq!(body, b"Hello, world!");
+    (&s).write_all(GET.as_bytes()).unwrap();
+    let (head, _) = read_response(&mut reader);
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+
+    // Another expectation is refused.
+    let s = connect(addr);
+    (&s).write_all(b"POST / HTTP/1.1\r\nContent-Length: 1\r\nExpect: magic\r\n\r\n")
+        .unwrap();
+    assert!(read_all(&s).starts_with("HTTP/1.1 417 "));
+}
+
+#[test]
+fn http_server_with_curl_upload_then_reuse() {
+    if !have("curl") {
+        return;
+    }
+    let (_server, addr) = Running::server("http_server", &[]);
+    let upload = std::env::temp_dir().join(format!("corio-upload-{}", std::process::id()));
+    std::fs::write(&upload, vec![b'x'; 100_000]).unwrap();
+    let out = Command::new("curl")
+        .args([
+            "-sS",
+            "--fail",
+            "--max-time",
+            "20",
+            "-H",
+            "Expect: 100-continue",
+        ])
+        .arg("--data-binary")
+        .arg(format!("@{}", upload.display()))
+        .arg(format!("http://{addr}/upload"))
+        .arg(format!("http://{addr}/again"))
+        .output()
+        .unwrap();
+    std::fs::remove_file(&upload).unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.stdout, b"Hello, world!Hello, world!");
+}
+
+#[test]
+fn http_server_with_ab_keep_alive() {
+    if !have("ab") {
+        return;
+    }
+    let (_server, addr) = Running::server("http_server", &[]);
+    let out = Command::new("ab")
+        .args(["-k", "-n", "1000", "-c", "10", "-s", "20", "-q"])
+        .arg(format!("http://{addr}/"))
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{report}");
+    assert!(report.contains("Complete requests:      1000"), "{report}");
+    assert!(report.contains("Failed requests:        0"), "{report}");
+    assert!(report.contains("Keep-Alive requests:    1000"), "{report}");
+}
+
+#[test]
+fn http_server_shuts_down_gracefully_on_sigterm() {
+    let (mut server, addr) = Running::server("http_server", &[]);
+    // One connection between requests, one in the middle of one.
+    let idle = connect(addr);
+    (&idle).write_all(GET.as_bytes()).unwrap();
+    let mut idle_reader = BufReader::new(idle.try_clone().unwrap());
+    read_response(&mut idle_reader);
+    let busy = connect(addr);
+    (&busy)
+        .write_all(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nab")
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    signal(&server, libc::SIGTERM);
+    assert_eq!(server.line(), "shutting down: 2 open connection(s)\n");
+    let refused = TcpStream::connect(addr).unwrap_err();
+    assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused);
+    // The idle one is closed; the busy one gets its answer, and a close.
+    let mut rest = Vec::new();
+    idle_reader.read_to_end(&mut rest).unwrap();
+    assert!(rest.is_empty());
+    (&busy).write_all(b"cd").unwrap();
+    let reply = read_all(&busy);
+    assert!(reply.starts_with("HTTP/1.1 200 OK\r\n"), "{reply}");
+    assert!(reply.contains("\r\nConnection: close\r\n"), "{reply}");
+    // `finish` asserts exit status 0.
+    assert_eq!(server.finish(), "shutdown: 2 finished, 0 cancelled\n");
+}
+
+#[test]
+fn http_server_cancels_what_outlives_the_grace_period() {
+    let (mut server, addr) = Running::server("http_server", &["--grace", "0.2"]);
+    let half = connect(addr);
+    (&half).write_all(b"GET / HTTP/1.1\r\nHost:").unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    signal(&server, libc::SIGINT);
+    assert_eq!(server.line(), "shutting down: 1 open connection(s)\n");
+    assert_eq!(server.finish(), "shutdown: 0 finished, 1 cancelled\n");
+    assert_eq!(read_all(&half), "");
+    // A port in use is one readable line and a failure.
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let out = output(
+        "http_server",
+        &["--addr", &taken.local_addr().unwrap().to_string()],
+    );
+    assert_readable_error(&out, "cannot listen on 127.0.0.1:");
+}
+
 #[test]
 fn chat_broadcasts_lines() {
     let (_server, addr) = Running::server("chat", &[]);
@@ -411,6 +798,89 @@ fn chat_broadcasts_lines() {
     (&alice).write_all(b"/quit\n").unwrap();
     assert_eq!(line(&mut bob_in), "* alice left\n");
     assert_eq!(line(&mut alice_in), "", "alice's connection is closed");
+}
+
+#[test]
+fn chat_survives_invalid_utf8_and_caps_line_length() {
+    let (_server, addr) = Running::server("chat", &[]);
+    let line = |r: &mut BufReader<TcpStream>| {
+        let mut l = String::new();
+        r.read_line(&mut l).unwrap();
+        l
+    };
+    let alice = connect(addr);
+    let mut alice_in = BufReader::new(alice.try_clone().unwrap());
+    assert!(line(&mut alice_in).starts_with("welcome"));
+    let bob = connect(addr);
+    let mut bob_in = BufReader::new(bob.try_clone().unwrap());
+    assert!(line(&mut bob_in).starts_with("welcome"));
+    assert_eq!(line(&mut alice_in), "* guest2 joined\n");
+
+    // Not UTF-8: passed on lossily, and bob stays connected.
+    (&bob).write_all(b"caf\xe9 \xff\xfe ok\n").unwrap();
+    assert_eq!(
+        line(&mut alice_in),
+        "guest2: caf\u{fffd} \u{fffd}\u{fffd} ok\n"
+    );
+
+    // Over 4 KiB: refused to its sender, never broadcast.
+    let long = format!("{}\n", "a".repeat(10_000));
+    (&bob).write_all(long.as_bytes()).unwrap();
+    assert_eq!(
+        line(&mut bob_in),
+        "* line too long (over 4096 bytes), not sent\n"
+    );
+    // Exactly at the limit: sent.
+    let max = format!("{}\n", "b".repeat(4095));
+    (&bob).write_all(max.as_bytes()).unwrap();
+    assert_eq!(line(&mut alice_in), format!("guest2: {max}"));
+    (&bob).write_all(b"still here\n").unwrap();
+    assert_eq!(line(&mut alice_in), "guest2: still here\n");
+}
+
+#[test]
+fn examples_report_bad_addresses_in_one_line() {
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy = taken.local_addr().unwrap().to_string();
+    for name in ["chat", "http_server", "websocket", "tour", "echo_server"] {
+        let out = output(name, &["--addr", &busy]);
+        assert_readable_error(
+            &out,
+            &format!("{name}: cannot listen on {busy}: Address already in use"),
+        );
+        let out = output(name, &["--addr", "no-such-host.invalid:1"]);
+        assert_readable_error(
+            &out,
+            &format!("{name}: cannot listen on no-such-host.invalid:1: "),
+        );
+        let out = output(name, &["--bogus"]);
+        assert_readable_error(&out, &format!("{name}: "));
+    }
+    // Refused: a port nobody listens on any more.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = output(
+        "echo_load",
+        &[
+            "--addr",
+            &format!("127.0.0.1:{port}"),
+            "--connections",
+            "1",
+            "--duration",
+            "0.1",
+        ],
+    );
+    assert_readable_error(
+        &out,
+        &format!(
+            "echo_load: connection failed: cannot connect to 127.0.0.1:{port}: Connection refused"
+        ),
+    );
+    let out = output("echo_load", &["--connections", "many"]);
+    assert_readable_error(&out, "echo_load: bad argument \"many\"");
 }
 
 #[test]
@@ -453,6 +923,130 @@ fn tls_echo_runs() {
             "{line}"
         );
     }
+}
+
+/// Reads `r` line by line in a thread until a line equal to `want`
+/// arrives (true) or it ends or 20 seconds pass (false).
+fn wait_for_line(r: impl Read + Send + 'static, want: &str) -> bool {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let want = want.to_owned();
+    std::thread::spawn(move || {
+        for line in BufReader::new(r).lines() {
+            match line {
+                Ok(line) if line.trim_end() == want => {
+                    let _ = tx.send(());
+                    return;
+                }
+                Ok(_) => {}
+                Err(_) => return,
+            }
+        }
+    });
+    rx.recv_timeout(Duration::from_secs(20)).is_ok()
+}
+
+#[test]
+fn tls_echo_server_only_with_openssl_s_client() {
+    if !have("openssl") {
+        return;
+    }
+    let (mut server, addr) = Running::server("tls_echo", &["--server-only"]);
+    let cert = server.line();
+    let cert = PathBuf::from(cert.trim().strip_prefix("certificate: ").unwrap());
+    assert!(
+        std::fs::read_to_string(&cert)
+            .unwrap()
+            .starts_with("-----BEGIN CERTIFICATE-----")
+    );
+    let mut client = Command::new("openssl")
+        .args(["s_client", "-quiet", "-verify_return_error", "-connect"])
+        .arg(addr.to_string())
+        .arg("-CAfile")
+        .arg(&cert)
+        .args(["-verify_hostname", "localhost"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    client
+        .stdin
+        .as_mut()
+        .unwrap()
+        .write_all(b"hello from openssl\n")
+        .unwrap();
+    let echoed = wait_for_line(client.stdout.take().unwrap(), "echo: hello from openssl");
+    let _ = client.kill();
+    let _ = client.wait();
+    assert!(echoed, "no echo through openssl s_client");
+    // SIGTERM: status 0, and the certificate file is gone.
+    signal(&server, libc::SIGTERM);
+    server.finish();
+    assert!(!cert.exists());
+}
+
+#[test]
+fn tls_echo_reports_bad_addresses() {
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let out = output("tls_echo", &["--server-only", "--addr", &addr]);
+    assert_readable_error(&out, &format!("tls_echo: cannot listen on {addr}: "));
+    let out = output("tls_echo", &["--clients", "many"]);
+    assert_readable_error(&out, "tls_echo: bad --clients \"many\"");
+}
+
+#[test]
+fn websocket_server_only_with_other_clients() {
+    let (mut server, addr) = Running::server("websocket", &["--server-only"]);
+    assert_eq!(server.line(), format!("WebSocket server on ws://{addr}/\n"));
+
+    // tungstenite over a std socket: nothing of corio on this side.
+    let tcp = TcpStream::connect(addr).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let (mut ws, _) = tungstenite::client(format!("ws://{addr}/"), tcp).unwrap();
+    ws.send(tungstenite::Message::text("hello from the test"))
+        .unwrap();
+    let reply = ws.read().unwrap().into_text().unwrap();
+    assert!(reply.ends_with(" UTC] hello from the test"), "{reply}");
+    ws.send(tungstenite::Message::binary(vec![0u8, 255, 1]))
+        .unwrap();
+    assert_eq!(&ws.read().unwrap().into_data()[..], &[0, 255, 1]);
+    ws.close(None).unwrap();
+    while ws.read().is_ok() {}
+
+    // Python's `websockets`, when installed.
+    let python = have("python3")
+        && Command::new("python3")
+            .args(["-c", "import websockets.sync.client"])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+    if python {
+        let script = "import sys\n\
+            from websockets.sync.client import connect\n\
+            with connect(sys.argv[1], open_timeout=10) as ws:\n\
+            \x20   ws.send('hello from python')\n\
+            \x20   print(ws.recv(timeout=10))\n";
+        let out = Command::new("python3")
+            .args(["-c", script, &format!("ws://{addr}/")])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            stdout.trim_end().ends_with(" UTC] hello from python"),
+            "{stdout}"
+        );
+    } else {
+        eprintln!("skipping the python client: no python3 `websockets` module");
+    }
+    // SIGTERM: status 0.
+    signal(&server, libc::SIGTERM);
+    server.finish();
 }
 
 #[test]

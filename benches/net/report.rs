@@ -1,4 +1,4 @@
-//! The Markdown report: tables, ratios, the targets from issue 3, and the
+//! The Markdown report: tables, ratios, the networking targets, and the
 //! exact commands.
 
 use std::fmt::Write;
@@ -370,7 +370,7 @@ impl Document {
                         cpu.median
                     );
                 }
-                // The issue's rule: when the generator saturates first,
+                // When the load generator saturates first,
                 // server CPU time per request decides.
                 if generator_full.contains(&Impl::Corio) && generator_full.contains(imp) {
                     let _ = writeln!(

@@ -1,5 +1,5 @@
 //! Counting a server's system calls while it is under load: `strace -c -f`
-//! (the measure, with a per-call breakdown, but it slows the server
+//! (the project's measure, with a per-call breakdown, but it slows the server
 //! down several times) and `perf stat -e raw_syscalls:sys_enter` (a kernel
 //! tracepoint counter that barely slows it, so the batching of events is
 //! the real one).

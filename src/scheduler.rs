@@ -1060,8 +1060,8 @@ impl Drop for Scheduler {
             unsafe { release_runtime_refs(NonNull::from(&*self.shared), reserve) };
         }
         // Every task's stack is back in the pool: give the idle ones back
-        // to the system (memory and mappings).
-        stack::release_idle();
+        // to the system (memory and mappings), but for a few warm ones.
+        stack::release_idle_but(stack::KEPT_AFTER_RUNTIME);
     }
 }
 

@@ -52,10 +52,14 @@
 //!   unmapped, which also frees their page tables (guard pages keep a page
 //!   table alive: 200,000 stacks hold about 100 MB of them) and, with the
 //!   `mprotect` fallback, their mappings.
-//! * **A runtime frees the idle stacks of its thread when dropped**
-//!   ([`release_idle`]): every stack's pages, and every chunk none of whose
-//!   stacks is in use (a [`Generator`](crate::generator::Generator) alive on
-//!   the thread keeps its own chunk).
+//! * **A runtime frees the idle stacks of its thread when dropped**: every
+//!   stack's pages, and every chunk none of whose stacks is in use (a
+//!   [`Generator`](crate::generator::Generator) alive on the thread keeps its
+//!   own chunk), but for the four stacks of each size freed last (8–32 KiB
+//!   with their chunks' page tables): a thread that starts runtime after
+//!   runtime runs them on warm stacks, where mapping, guarding, faulting and
+//!   unmapping them again would cost about 10 µs each time.
+//!   [`release_idle`] releases those too.
 //! * **Without a runtime** (generators only) the bound and the unmapping of
 //!   idle chunks apply as stacks come back; what remains is freed when the
 //!   thread exits, or by calling [`release_idle`].
@@ -301,11 +305,16 @@ struct SizeClass {
 
 impl SizeClass {
     /// Releases the pages of the coldest free slots until at most `keep`
-    /// besides the promised ones may be resident, then unmaps chunks whose
-    /// every slot is free and released (at once if `sweep_now`).
+    /// besides the promised ones may be resident, and unmaps chunks whose
+    /// every slot is free and released: now if `all` (before releasing, so
+    /// their pages need no `madvise`), else once `clean` has doubled.
     #[cold]
     #[inline(never)]
-    fn release_idle(&mut self, keep: usize, sweep_now: bool) {
+    fn release_idle(&mut self, keep: usize, all: bool) {
+        if all {
+            // The `keep` warmest and the promised slots stay, with their chunks.
+            self.sweep(self.free.len().saturating_sub(keep + self.reserved));
+        }
         let page = page_size();
         while self.free.len() - self.clean > keep + self.reserved {
             let start = self.free[self.clean].bottom + page;
@@ -319,37 +328,43 @@ impl SizeClass {
             }
             self.clean += 1;
         }
-        if sweep_now || self.clean >= 2 * self.swept + MAX_CHUNK_SLOTS {
-            self.sweep();
+        if !all && self.clean >= 2 * self.swept + MAX_CHUNK_SLOTS {
+            self.sweep(self.clean);
         }
     }
 
-    /// Unmaps every chunk whose slots are all in `free[..clean]` (free and
-    /// released), keeping enough free slots for the promised ones.
-    fn sweep(&mut self) {
+    /// Unmaps every chunk whose slots are all in `free[..upto]`, coldest
+    /// first, keeping enough free slots for the promised ones.
+    fn sweep(&mut self, upto: usize) {
         use std::collections::HashMap;
-        // Chunk -> (its released free slots, whether to unmap it).
+        // Chunk -> (its free slots below `upto`, whether to unmap it).
         let mut chunks: HashMap<*const Chunk, (usize, bool)> = HashMap::new();
-        for slot in &self.free[..self.clean] {
+        for slot in &self.free[..upto] {
             chunks.entry(Rc::as_ptr(&slot.chunk)).or_default().0 += 1;
         }
         let mut spare = self.free.len() - self.reserved;
-        for slot in &self.free[..self.clean] {
+        for slot in &self.free[..upto] {
             let (count, unmap) = chunks
                 .get_mut(&Rc::as_ptr(&slot.chunk))
                 .expect("counted above");
-            // Only free slots hold the chunk when its count is theirs.
+            // Only these free slots hold the chunk when its count is theirs.
             if !*unmap && Rc::strong_count(&slot.chunk) == *count && *count <= spare {
                 *unmap = true;
                 spare -= *count;
             }
         }
-        let before = self.free.len();
         // Dropping a chunk's last slot unmaps it (`Chunk::drop`); `retain`
         // keeps the order, coldest first.
-        self.free
-            .retain(|slot| !chunks.get(&Rc::as_ptr(&slot.chunk)).is_some_and(|c| c.1));
-        self.clean -= before - self.free.len();
+        let (clean, mut index, mut clean_removed) = (self.clean, 0, 0);
+        self.free.retain(|slot| {
+            let unmap = chunks.get(&Rc::as_ptr(&slot.chunk)).is_some_and(|c| c.1);
+            if unmap && index < clean {
+                clean_removed += 1;
+            }
+            index += 1;
+            !unmap
+        });
+        self.clean -= clean_removed;
         self.swept = self.clean;
         if self.free.is_empty() {
             self.next_chunk_slots = FIRST_CHUNK_SLOTS;
@@ -402,11 +417,12 @@ impl Pool {
         }
     }
 
-    /// Releases every idle stack: pages of all free slots not promised, and
-    /// the mappings of chunks none of whose slots is in use.
-    fn release_all(&mut self) {
+    /// Releases every idle stack but the `keep` warmest of each size: pages
+    /// of all other free slots not promised, and the mappings of chunks none
+    /// of whose slots is in use or kept.
+    fn release_all(&mut self, keep: usize) {
         for class in &mut self.classes {
-            class.release_idle(0, true);
+            class.release_idle(keep, true);
         }
     }
 
@@ -572,14 +588,27 @@ pub(crate) fn reserve(size: usize) -> Result<Reservation, Error> {
 /// stack in its pool that no task or generator is using, and the mappings
 /// of the chunks none of whose stacks is in use.
 ///
-/// A runtime does this when it is dropped. A thread that uses
-/// [`Generator`](crate::generator::Generator)s without a runtime keeps at
-/// most a bounded number of idle stacks resident (see the
-/// [module docs](self)) and its mappings until it exits; this function
-/// releases them earlier. The next stack is mapped afresh (a few
+/// A runtime does this when it is dropped, but keeps the few stacks it used
+/// last. A thread that uses [`Generator`](crate::generator::Generator)s
+/// without a runtime keeps at most a bounded number of idle stacks resident
+/// (see the [module docs](self)) and its mappings until it exits; this
+/// function releases them earlier. The next stack is mapped afresh (a few
 /// microseconds).
 pub fn release_idle() {
-    let _ = POOL.try_with(|pool| pool.borrow_mut().release_all());
+    release_idle_but(0);
+}
+
+/// How many idle stacks of each size a dropped runtime leaves in its
+/// thread's pool (their pages, 4–8 KiB each, and their chunks): a thread
+/// that starts runtime after runtime then runs each on warm stacks instead
+/// of mapping, guarding, faulting and unmapping them every time (about 10 µs
+/// per runtime, a small one costing 9 µs in all).
+pub(crate) const KEPT_AFTER_RUNTIME: usize = FIRST_CHUNK_SLOTS;
+
+/// [`release_idle`], but the `keep` most recently freed stacks of each size
+/// stay.
+pub(crate) fn release_idle_but(keep: usize) {
+    let _ = POOL.try_with(|pool| pool.borrow_mut().release_all(keep));
 }
 
 /// A stack promised by [`reserve`]; dropping it releases the promise. Only
@@ -737,6 +766,20 @@ mod tests {
         let (free, _, _) = pool_state(size);
         assert!(free < FIRST_CHUNK_SLOTS, "{free}");
         drop(s);
+    }
+
+    #[test]
+    fn a_dropped_runtime_keeps_a_few_warm_stacks() {
+        let size = checked_size(120 * 1024).unwrap();
+        let tops = touch_and_free(size, 3 * MAX_CHUNK_SLOTS);
+        release_idle_but(KEPT_AFTER_RUNTIME);
+        let (free, clean, _) = pool_state(size);
+        assert_eq!(free - clean, KEPT_AFTER_RUNTIME);
+        // The warmest stack is still there, with its pages.
+        let s = take(size).unwrap();
+        assert_eq!(s.top - 8, tops[tops.len() - 1]);
+        // SAFETY: the top word of a stack this test holds.
+        assert_eq!(unsafe { ((s.top - 8) as *const u64).read_volatile() }, 7);
     }
 
     #[test]

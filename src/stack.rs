@@ -43,7 +43,7 @@
 //!   are released with `MADV_DONTNEED`: their pages go back to the system,
 //!   their mapping stays, and reusing one later costs a page fault, as a
 //!   fresh stack does. The most recently freed stacks, the ones taken next,
-//!   are never touched, so spawn and join pay one comparison for this. A
+//!   are never touched, so spawn and join pay two comparisons for this. A
 //!   burst of up to 1,024 tasks thus costs no system call, and at most 1,024
 //!   idle stacks per size pin memory once it is over (one or two pages each:
 //!   4–8 MiB).
@@ -105,7 +105,7 @@ const MAX_CHUNK_SLOTS: usize = 256;
 /// pages; typically one or two each, at most `TRIM_DEPTH`): a burst of up to
 /// this many tasks reuses warm stacks without a system call, and at most this
 /// many pin memory once it is over (4–8 MiB, 32 MiB at worst).
-pub(crate) const IDLE_RESIDENT: usize = 1024;
+const IDLE_RESIDENT: usize = 1024;
 /// The first chunk of a size class (they double up to `MAX_CHUNK_SLOTS`).
 const FIRST_CHUNK_SLOTS: usize = 4;
 
@@ -731,11 +731,21 @@ mod tests {
         let tops = touch_and_free(size, IDLE_RESIDENT + extra);
         let (free, clean, _) = pool_state(size);
         assert_eq!(free - clean, IDLE_RESIDENT, "resident idle stacks");
+        let pooled: Vec<usize> = POOL.with(|p| {
+            let mut p = p.borrow_mut();
+            let class = p.class(size);
+            class
+                .free
+                .iter()
+                .map(|s| s.bottom + page_size() + size - 8)
+                .collect()
+        });
         // The first given back are the coldest: released, they read zero;
         // the last given back (the warm ones, reused next) keep their pages.
         for (i, &t) in tops.iter().enumerate() {
-            // SAFETY: a free stack of this thread's pool, still mapped (no
-            // chunk was unmapped: fewer than MAX_CHUNK_SLOTS were released).
+            assert!(pooled.contains(&t), "stack {i} was unmapped");
+            // SAFETY: the top word of a stack still in this thread's pool,
+            // so still mapped, and run by nobody.
             let word = unsafe { (t as *const u64).read_volatile() };
             assert_eq!(word, if i < extra { 0 } else { 7 }, "stack {i}");
         }
@@ -744,7 +754,7 @@ mod tests {
     }
 
     #[test]
-    fn idle_chunks_are_unmapped_and_a_runtime_drop_frees_all() {
+    fn idle_chunks_are_unmapped_and_release_idle_frees_all() {
         let size = checked_size(88 * 1024).unwrap();
         let n = 4 * IDLE_RESIDENT;
         touch_and_free(size, n);

@@ -17,6 +17,15 @@
 //! stack pages. Then it releases the tasks and joins them all. Not a
 //! timing: the figures are stable from run to run. Results go in
 //! docs/performance.md.
+//!
+//! ```text
+//! cargo bench --bench memory -- burst 200000 1000000
+//! ```
+//!
+//! measures what a burst leaves behind, corio only: the resident set and page
+//! tables (`VmPTE`) before a runtime starts, with N tasks blocked, once they
+//! have all finished (the runtime still alive), and after the runtime is
+//! dropped.
 
 use std::process::{Command, ExitCode};
 use std::sync::Arc;
@@ -115,6 +124,71 @@ fn may_idle(n: usize) -> Measure {
     (before, after)
 }
 
+/// A field of `/proc/self/status`, in bytes.
+fn status_bytes(field: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("read /proc/self/status");
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("{field} in /proc/self/status"));
+    kib * 1024
+}
+
+/// `memory burst-child N`: (resident, page tables) before, with N corio
+/// tasks blocked, after they finished, after the runtime was dropped.
+fn corio_burst(n: usize) -> [(u64, u64); 4] {
+    let now = || (rss(), status_bytes("VmPTE"));
+    let before = now();
+    let (blocked, finished) = corio::run(move || {
+        let gate = Arc::new(corio::sync::Event::new());
+        let handles: Vec<_> = (0..n)
+            .map(|_| {
+                let gate = Arc::clone(&gate);
+                corio::spawn(move || gate.wait())
+            })
+            .collect();
+        corio::yield_now();
+        let blocked = now();
+        gate.set();
+        handles.into_iter().for_each(|h| h.join().unwrap());
+        (blocked, now())
+    });
+    [before, blocked, finished, now()]
+}
+
+/// `memory burst N ...`: one fresh process per N, a table row each.
+fn burst(counts: &[usize]) -> ExitCode {
+    let exe = std::env::current_exe().expect("current_exe");
+    let mib = |b: u64| format!("{:.1}", b as f64 / (1 << 20) as f64);
+    println!("| tasks | before | blocked | finished, runtime alive | runtime dropped |");
+    println!("|---:|---:|---:|---:|---:|");
+    for &n in counts {
+        let out = Command::new(&exe)
+            .args(["burst-child", &n.to_string()])
+            .output()
+            .expect("run child");
+        let nums: Vec<u64> = String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .filter_map(|w| w.parse().ok())
+            .collect();
+        if !out.status.success() || nums.len() != 8 {
+            eprintln!("burst of {n}: {}", String::from_utf8_lossy(&out.stderr));
+            return ExitCode::FAILURE;
+        }
+        let cell = |i: usize| format!("{} + {}", mib(nums[2 * i]), mib(nums[2 * i + 1]));
+        println!(
+            "| {n} | {} | {} | {} | {} |",
+            cell(0),
+            cell(1),
+            cell(2),
+            cell(3)
+        );
+    }
+    println!("\nMiB resident (VmRSS) + MiB of page tables (VmPTE).");
+    ExitCode::SUCCESS
+}
+
 const RUNTIMES: [&str; 3] = ["corio", "tokio", "may"];
 
 /// `memory child RUNTIME N`: one measurement, printed as `BEFORE AFTER`.
@@ -165,6 +239,23 @@ fn main() -> ExitCode {
     if args.first().map(String::as_str) == Some("child") {
         let n = args.get(2).and_then(|n| n.parse().ok()).unwrap_or(10_000);
         return child(args.get(1).map_or("", String::as_str), n);
+    }
+    if args.first().map(String::as_str) == Some("burst-child") {
+        let n = args.get(1).and_then(|n| n.parse().ok()).unwrap_or(200_000);
+        let m = corio_burst(n);
+        println!("{}", m.map(|(r, p)| format!("{r} {p}")).join(" "));
+        return ExitCode::SUCCESS;
+    }
+    if args.first().map(String::as_str) == Some("burst") {
+        let counts: Result<Vec<usize>, _> = args[1..].iter().map(|a| a.parse()).collect();
+        return match counts {
+            Ok(c) if !c.is_empty() => burst(&c),
+            Ok(_) => burst(&[200_000]),
+            Err(_) => {
+                eprintln!("usage: cargo bench --bench memory -- burst [N ...]");
+                ExitCode::FAILURE
+            }
+        };
     }
     let counts: Vec<usize> = if args.is_empty() {
         vec![10_000, 100_000]

@@ -1085,6 +1085,9 @@ impl Drop for Scheduler {
             // SAFETY: the reserve is counted references we own.
             unsafe { release_runtime_refs(NonNull::from(&*self.shared), reserve) };
         }
+        // Every task's stack is back in the pool: give the idle ones back
+        // to the system (memory and mappings), but for a few warm ones.
+        stack::release_idle_but(stack::KEPT_AFTER_RUNTIME);
     }
 }
 

@@ -34,6 +34,36 @@
 //! `MADV_DONTNEED` when it returns to the pool, so one deep recursion does not
 //! pin memory for the life of the thread.
 //!
+//! The pool also gives back what a burst of tasks left behind:
+//!
+//! * **A bound on resident idle stacks.** Each size class keeps its free
+//!   stacks coldest first, and knows how many at the bottom hold no resident
+//!   pages (never touched, or released). When more than 1,024 free stacks
+//!   (besides those promised to spawned tasks) may be resident, the coldest
+//!   are released with `MADV_DONTNEED`: their pages go back to the system,
+//!   their mapping stays, and reusing one later costs a page fault, as a
+//!   fresh stack does. The most recently freed stacks, the ones taken next,
+//!   are never touched, so spawn and join pay two comparisons for this. A
+//!   burst of up to 1,024 tasks thus costs no system call, and at most 1,024
+//!   idle stacks per size pin memory once it is over (one or two pages each:
+//!   4–8 MiB).
+//! * **Idle chunks are unmapped.** Once the released stacks have doubled
+//!   since the last look, chunks whose every stack is free and released are
+//!   unmapped, which also frees their page tables (guard pages keep a page
+//!   table alive: 200,000 stacks hold about 100 MB of them) and, with the
+//!   `mprotect` fallback, their mappings.
+//! * **A runtime frees the idle stacks of its thread when dropped**: every
+//!   stack's pages, and every chunk none of whose stacks is in use (a
+//!   [`Generator`](crate::generator::Generator) alive on the thread keeps its
+//!   own chunk), but for the four stacks of each size freed last (8–32 KiB
+//!   with their chunks' page tables): a thread that starts runtime after
+//!   runtime runs them on warm stacks, where mapping, guarding, faulting and
+//!   unmapping them again would cost about 10 µs each time.
+//!   [`release_idle`] releases those too.
+//! * **Without a runtime** (generators only) the bound and the unmapping of
+//!   idle chunks apply as stacks come back; what remains is freed when the
+//!   thread exits, or by calling [`release_idle`].
+//!
 //! Setting the environment variable `CORIO_STACK_GUARD=mprotect` before the
 //! first stack is created forces the `mprotect` fallback (used by the tests).
 #![allow(unsafe_code)]
@@ -71,6 +101,13 @@ const TRIM_DEPTH: usize = 32 * 1024;
 const TRIM_KEEP: usize = 16 * 1024;
 /// Largest number of slots in one chunk when guards don't split mappings.
 const MAX_CHUNK_SLOTS: usize = 256;
+/// How many idle stacks of one size a thread keeps resident (their touched
+/// pages; typically one or two each, at most `TRIM_DEPTH`): a burst of up to
+/// this many tasks reuses warm stacks without a system call, and at most this
+/// many pin memory once it is over (4–8 MiB, 32 MiB at worst).
+const IDLE_RESIDENT: usize = 1024;
+/// The first chunk of a size class (they double up to `MAX_CHUNK_SLOTS`).
+const FIRST_CHUNK_SLOTS: usize = 4;
 
 fn page_size() -> usize {
     static PAGE: OnceLock<usize> = OnceLock::new();
@@ -169,8 +206,9 @@ impl Drop for Chunk {
 /// A stack slot: `bottom` is the start of its guard page; the usable stack is
 /// `size` bytes above the guard.
 struct Slot {
-    /// Keeps the mapping alive while this slot exists.
-    _chunk: Rc<Chunk>,
+    /// Keeps the mapping alive while this slot exists; its strong count is
+    /// the number of the chunk's slots still alive (free or in use).
+    chunk: Rc<Chunk>,
     bottom: usize,
 }
 
@@ -261,10 +299,86 @@ impl Drop for PooledStack {
 /// Free slots of one stack size.
 struct SizeClass {
     size: usize,
+    /// Coldest first: slots are taken from and given back at the end.
     free: Vec<Slot>,
+    /// `free[..clean]` have no resident pages (never touched, or released
+    /// with `MADV_DONTNEED`); the slots above may have some.
+    clean: usize,
     /// Free slots promised to [`Reservation`]s: `free.len() >= reserved`.
     reserved: usize,
     next_chunk_slots: usize,
+    /// `clean` after the last sweep for idle chunks: the next one waits until
+    /// it has doubled, so sweeps cost O(1) per released stack.
+    swept: usize,
+}
+
+impl SizeClass {
+    /// Releases the pages of the coldest free slots until at most `keep`
+    /// besides the promised ones may be resident, and unmaps chunks whose
+    /// every slot is free and released: now if `all` (before releasing, so
+    /// their pages need no `madvise`), else once `clean` has doubled.
+    #[cold]
+    #[inline(never)]
+    fn release_idle(&mut self, keep: usize, all: bool) {
+        if all {
+            // The `keep` warmest and the promised slots stay, with their chunks.
+            self.sweep(self.free.len().saturating_sub(keep + self.reserved));
+        }
+        let page = page_size();
+        while self.free.len() - self.clean > keep + self.reserved {
+            let start = self.free[self.clean].bottom + page;
+            // SAFETY: `start..start+size` is the usable stack of a free slot:
+            // mapped (the slot holds its chunk), and no coroutine runs on it
+            // or will until it is taken again. MADV_DONTNEED only resets
+            // those pages to zero-fill; the guard page below `start` is not
+            // in the range, so guards of either kind stay in place.
+            unsafe {
+                libc::madvise(start as *mut libc::c_void, self.size, libc::MADV_DONTNEED);
+            }
+            self.clean += 1;
+        }
+        if !all && self.clean >= 2 * self.swept + MAX_CHUNK_SLOTS {
+            self.sweep(self.clean);
+        }
+    }
+
+    /// Unmaps every chunk whose slots are all in `free[..upto]`, coldest
+    /// first, keeping enough free slots for the promised ones.
+    fn sweep(&mut self, upto: usize) {
+        use std::collections::HashMap;
+        // Chunk -> (its free slots below `upto`, whether to unmap it).
+        let mut chunks: HashMap<*const Chunk, (usize, bool)> = HashMap::new();
+        for slot in &self.free[..upto] {
+            chunks.entry(Rc::as_ptr(&slot.chunk)).or_default().0 += 1;
+        }
+        let mut spare = self.free.len() - self.reserved;
+        for slot in &self.free[..upto] {
+            let (count, unmap) = chunks
+                .get_mut(&Rc::as_ptr(&slot.chunk))
+                .expect("counted above");
+            // Only these free slots hold the chunk when its count is theirs.
+            if !*unmap && Rc::strong_count(&slot.chunk) == *count && *count <= spare {
+                *unmap = true;
+                spare -= *count;
+            }
+        }
+        // Dropping a chunk's last slot unmaps it (`Chunk::drop`); `retain`
+        // keeps the order, coldest first.
+        let (clean, mut index, mut clean_removed) = (self.clean, 0, 0);
+        self.free.retain(|slot| {
+            let unmap = chunks.get(&Rc::as_ptr(&slot.chunk)).is_some_and(|c| c.1);
+            if unmap && index < clean {
+                clean_removed += 1;
+            }
+            index += 1;
+            !unmap
+        });
+        self.clean -= clean_removed;
+        self.swept = self.clean;
+        if self.free.is_empty() {
+            self.next_chunk_slots = FIRST_CHUNK_SLOTS;
+        }
+    }
 }
 
 #[derive(Default)]
@@ -290,8 +404,10 @@ impl Pool {
                 self.classes.push(SizeClass {
                     size,
                     free: Vec::new(),
+                    clean: 0,
                     reserved: 0,
-                    next_chunk_slots: 4,
+                    next_chunk_slots: FIRST_CHUNK_SLOTS,
+                    swept: 0,
                 });
                 self.classes.len() - 1
             }
@@ -299,8 +415,24 @@ impl Pool {
         &mut self.classes[i]
     }
 
+    #[inline]
     fn give_back(&mut self, size: usize, slot: Slot) {
-        self.class(size).free.push(slot);
+        let class = self.class(size);
+        class.free.push(slot);
+        // The slots above `clean` may be resident; those beyond the promised
+        // ones are idle. Past the bound, release the coldest.
+        if class.free.len() - class.clean > IDLE_RESIDENT + class.reserved {
+            class.release_idle(IDLE_RESIDENT, false);
+        }
+    }
+
+    /// Releases every idle stack but the `keep` warmest of each size: pages
+    /// of all other free slots not promised, and the mappings of chunks none
+    /// of whose slots is in use or kept.
+    fn release_all(&mut self, keep: usize) {
+        for class in &mut self.classes {
+            class.release_idle(keep, true);
+        }
     }
 
     /// Promises one free slot of `size`, mapping more stacks if every free
@@ -320,7 +452,9 @@ impl Pool {
                 GuardMode::Mprotect => 1,
             };
             let new = new_chunk(size, slots, mode)?;
-            // Keep the most recently freed (warm) slots on top.
+            // Keep the most recently freed (warm) slots on top; the new ones
+            // are untouched, so clean.
+            class.clean += new.len();
             class.free.splice(0..0, new);
         }
         class.reserved += 1;
@@ -331,7 +465,9 @@ impl Pool {
     fn take_reserved(&mut self, size: usize) -> Slot {
         let class = self.class(size);
         class.reserved -= 1;
-        class.free.pop().expect("a reserved stack slot is free")
+        let slot = class.free.pop().expect("a reserved stack slot is free");
+        class.clean = class.clean.min(class.free.len());
+        slot
     }
 
     fn unreserve(&mut self, size: usize) {
@@ -385,7 +521,7 @@ fn new_chunk(size: usize, slots: usize, mode: GuardMode) -> Result<Vec<Slot>, Er
             return Err(map_error(size, io::Error::last_os_error()));
         }
         out.push(Slot {
-            _chunk: Rc::clone(&chunk),
+            chunk: Rc::clone(&chunk),
             bottom,
         });
     }
@@ -455,6 +591,33 @@ pub(crate) fn take(size: usize) -> Result<PooledStack, Error> {
 pub(crate) fn reserve(size: usize) -> Result<Reservation, Error> {
     POOL.with(|pool| pool.borrow_mut().reserve(size))?;
     Ok(Reservation { size })
+}
+
+/// Gives this thread's idle stacks back to the system: the pages of every
+/// stack in its pool that no task or generator is using, and the mappings
+/// of the chunks none of whose stacks is in use.
+///
+/// A runtime does this when it is dropped, but keeps the few stacks it used
+/// last. A thread that uses [`Generator`](crate::generator::Generator)s
+/// without a runtime keeps at most a bounded number of idle stacks resident
+/// (see the [module docs](self)) and its mappings until it exits; this
+/// function releases them earlier. The next stack is mapped afresh (a few
+/// microseconds).
+pub fn release_idle() {
+    release_idle_but(0);
+}
+
+/// How many idle stacks of each size a dropped runtime leaves in its
+/// thread's pool (their pages, 4–8 KiB each, and their chunks): a thread
+/// that starts runtime after runtime then runs each on warm stacks instead
+/// of mapping, guarding, faulting and unmapping them every time (about 10 µs
+/// per runtime, a small one costing 9 µs in all).
+pub(crate) const KEPT_AFTER_RUNTIME: usize = FIRST_CHUNK_SLOTS;
+
+/// [`release_idle`], but the `keep` most recently freed stacks of each size
+/// stay.
+pub(crate) fn release_idle_but(keep: usize) {
+    let _ = POOL.try_with(|pool| pool.borrow_mut().release_all(keep));
 }
 
 /// A stack promised by [`reserve`]; dropping it releases the promise. Only
@@ -543,5 +706,116 @@ mod tests {
         assert_eq!(s.top, top);
         // SAFETY: as above; MADV_DONTNEED made the page read as zero again.
         assert_eq!(unsafe { probe.read_volatile() }, 0);
+    }
+
+    /// (free slots, of them released, distinct chunks among them) of a size.
+    fn pool_state(size: usize) -> (usize, usize, usize) {
+        POOL.with(|p| {
+            let mut p = p.borrow_mut();
+            let class = p.class(size);
+            let mut chunks: Vec<_> = class.free.iter().map(|s| Rc::as_ptr(&s.chunk)).collect();
+            chunks.sort_unstable();
+            chunks.dedup();
+            (class.free.len(), class.clean, chunks.len())
+        })
+    }
+
+    /// Takes `n` stacks of `size`, writes to the top word of each, and gives
+    /// them back in order; returns their top words' addresses.
+    fn touch_and_free(size: usize, n: usize) -> Vec<usize> {
+        let stacks: Vec<_> = (0..n).map(|_| take(size).unwrap()).collect();
+        let tops: Vec<usize> = stacks.iter().map(|s| s.top - 8).collect();
+        for &t in &tops {
+            // SAFETY: the top word of a stack this test holds, run by nobody.
+            unsafe { (t as *mut u64).write_volatile(7) };
+        }
+        drop(stacks);
+        tops
+    }
+
+    #[test]
+    fn idle_stacks_beyond_the_bound_are_released_coldest_first() {
+        let size = checked_size(72 * 1024).unwrap();
+        let extra = 10;
+        let tops = touch_and_free(size, IDLE_RESIDENT + extra);
+        let (free, clean, _) = pool_state(size);
+        assert_eq!(free - clean, IDLE_RESIDENT, "resident idle stacks");
+        let pooled: Vec<usize> = POOL.with(|p| {
+            let mut p = p.borrow_mut();
+            let class = p.class(size);
+            class
+                .free
+                .iter()
+                .map(|s| s.bottom + page_size() + size - 8)
+                .collect()
+        });
+        // The first given back are the coldest: released, they read zero;
+        // the last given back (the warm ones, reused next) keep their pages.
+        for (i, &t) in tops.iter().enumerate() {
+            assert!(pooled.contains(&t), "stack {i} was unmapped");
+            // SAFETY: the top word of a stack still in this thread's pool,
+            // so still mapped, and run by nobody.
+            let word = unsafe { (t as *const u64).read_volatile() };
+            assert_eq!(word, if i < extra { 0 } else { 7 }, "stack {i}");
+        }
+        // The next stack taken is the last one freed.
+        assert_eq!(take(size).unwrap().top - 8, tops[tops.len() - 1]);
+    }
+
+    #[test]
+    fn idle_chunks_are_unmapped_and_release_idle_frees_all() {
+        let size = checked_size(88 * 1024).unwrap();
+        let n = 4 * IDLE_RESIDENT;
+        touch_and_free(size, n);
+        let (free, clean, chunks) = pool_state(size);
+        assert_eq!(free - clean, IDLE_RESIDENT);
+        assert!(free < n, "no idle chunk was unmapped: {free} free slots");
+        assert!(chunks > 0);
+        // A stack in use keeps its chunk mapped through `release_idle`.
+        let kept = take(size).unwrap();
+        release_idle();
+        let (free, clean, chunks) = pool_state(size);
+        assert_eq!(free, clean, "every free stack released");
+        assert!(chunks <= 1, "{chunks} chunks left");
+        drop(kept);
+        release_idle();
+        assert_eq!(pool_state(size), (0, 0, 0));
+        // The pool starts again from a small chunk.
+        let s = take(size).unwrap();
+        let (free, _, _) = pool_state(size);
+        assert!(free < FIRST_CHUNK_SLOTS, "{free}");
+        drop(s);
+    }
+
+    #[test]
+    fn a_dropped_runtime_keeps_a_few_warm_stacks() {
+        let size = checked_size(120 * 1024).unwrap();
+        let tops = touch_and_free(size, 3 * MAX_CHUNK_SLOTS);
+        release_idle_but(KEPT_AFTER_RUNTIME);
+        let (free, clean, _) = pool_state(size);
+        assert_eq!(free - clean, KEPT_AFTER_RUNTIME);
+        // The warmest stack is still there, with its pages.
+        let s = take(size).unwrap();
+        assert_eq!(s.top - 8, tops[tops.len() - 1]);
+        // SAFETY: the top word of a stack this test holds.
+        assert_eq!(unsafe { ((s.top - 8) as *const u64).read_volatile() }, 7);
+    }
+
+    #[test]
+    fn promised_stacks_are_neither_released_nor_unmapped() {
+        let size = checked_size(104 * 1024).unwrap();
+        let promises: Vec<_> = (0..3 * IDLE_RESIDENT)
+            .map(|_| reserve(size).unwrap())
+            .collect();
+        touch_and_free(size, 2 * IDLE_RESIDENT);
+        release_idle();
+        let (free, _, _) = pool_state(size);
+        assert!(
+            free >= promises.len(),
+            "{free} free for {} promises",
+            promises.len()
+        );
+        let stacks: Vec<_> = promises.into_iter().map(Reservation::take).collect();
+        drop(stacks);
     }
 }

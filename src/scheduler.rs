@@ -60,6 +60,11 @@ use crate::task::{
 /// nothing to decode when it gets control back.
 pub(crate) type Coro = Coroutine<(), (), Outcome, PooledStack>;
 
+/// A runtime that held this many tasks at once trims the C heap when it is
+/// dropped (see `Drop for Scheduler`).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+const TRIM_AFTER_TASKS: usize = 4096;
+
 /// The longest an idle loop sleeps without looking at its inject queue.
 const IDLE_RECHECK: Duration = Duration::from_secs(1);
 
@@ -1085,9 +1090,19 @@ impl Drop for Scheduler {
             // SAFETY: the reserve is counted references we own.
             unsafe { release_runtime_refs(NonNull::from(&*self.shared), reserve) };
         }
-        // Every task's stack is back in the pool: give the idle ones back
-        // to the system (memory and mappings), but for a few warm ones.
-        stack::release_idle_but(stack::KEPT_AFTER_RUNTIME);
+        // Every task's stack is back in the pool: give them back to the
+        // system (memory and mappings).
+        stack::release_idle();
+        // After a burst of tasks the freed task blocks sit in the C heap,
+        // which glibc keeps for the process; hand that back too. Only after
+        // a burst: trimming walks the heap, and a small runtime has little
+        // to give.
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        if self.tasks.borrow().capacity() >= TRIM_AFTER_TASKS {
+            // SAFETY: `malloc_trim` only returns free heap memory to the
+            // system; it is thread-safe and touches no live allocation.
+            unsafe { libc::malloc_trim(0) };
+        }
     }
 }
 

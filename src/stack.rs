@@ -55,11 +55,8 @@
 //! * **A runtime frees the idle stacks of its thread when dropped**: every
 //!   stack's pages, and every chunk none of whose stacks is in use (a
 //!   [`Generator`](crate::generator::Generator) alive on the thread keeps its
-//!   own chunk), but for the four stacks of each size freed last (8–32 KiB
-//!   with their chunks' page tables): a thread that starts runtime after
-//!   runtime runs them on warm stacks, where mapping, guarding, faulting and
-//!   unmapping them again would cost about 10 µs each time.
-//!   [`release_idle`] releases those too.
+//!   own chunk). A thread that starts runtime after runtime thus maps its
+//!   stacks afresh each time (about 10 µs per runtime).
 //! * **Without a runtime** (generators only) the bound and the unmapping of
 //!   idle chunks apply as stacks come back; what remains is freed when the
 //!   thread exits, or by calling [`release_idle`].
@@ -597,27 +594,13 @@ pub(crate) fn reserve(size: usize) -> Result<Reservation, Error> {
 /// stack in its pool that no task or generator is using, and the mappings
 /// of the chunks none of whose stacks is in use.
 ///
-/// A runtime does this when it is dropped, but keeps the few stacks it used
-/// last. A thread that uses [`Generator`](crate::generator::Generator)s
+/// A runtime does this when it is dropped. A thread that uses [`Generator`](crate::generator::Generator)s
 /// without a runtime keeps at most a bounded number of idle stacks resident
 /// (see the [module docs](self)) and its mappings until it exits; this
 /// function releases them earlier. The next stack is mapped afresh (a few
 /// microseconds).
 pub fn release_idle() {
-    release_idle_but(0);
-}
-
-/// How many idle stacks of each size a dropped runtime leaves in its
-/// thread's pool (their pages, 4–8 KiB each, and their chunks): a thread
-/// that starts runtime after runtime then runs each on warm stacks instead
-/// of mapping, guarding, faulting and unmapping them every time (about 10 µs
-/// per runtime, a small one costing 9 µs in all).
-pub(crate) const KEPT_AFTER_RUNTIME: usize = FIRST_CHUNK_SLOTS;
-
-/// [`release_idle`], but the `keep` most recently freed stacks of each size
-/// stay.
-pub(crate) fn release_idle_but(keep: usize) {
-    let _ = POOL.try_with(|pool| pool.borrow_mut().release_all(keep));
+    let _ = POOL.try_with(|pool| pool.borrow_mut().release_all(0));
 }
 
 /// A stack promised by [`reserve`]; dropping it releases the promise. Only
@@ -785,20 +768,6 @@ mod tests {
         let (free, _, _) = pool_state(size);
         assert!(free < FIRST_CHUNK_SLOTS, "{free}");
         drop(s);
-    }
-
-    #[test]
-    fn a_dropped_runtime_keeps_a_few_warm_stacks() {
-        let size = checked_size(120 * 1024).unwrap();
-        let tops = touch_and_free(size, 3 * MAX_CHUNK_SLOTS);
-        release_idle_but(KEPT_AFTER_RUNTIME);
-        let (free, clean, _) = pool_state(size);
-        assert_eq!(free - clean, KEPT_AFTER_RUNTIME);
-        // The warmest stack is still there, with its pages.
-        let s = take(size).unwrap();
-        assert_eq!(s.top - 8, tops[tops.len() - 1]);
-        // SAFETY: the top word of a stack this test holds.
-        assert_eq!(unsafe { ((s.top - 8) as *const u64).read_volatile() }, 7);
     }
 
     #[test]

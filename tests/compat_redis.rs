@@ -217,7 +217,20 @@ fn redis_counter() -> PathBuf {
     static BUILD: Once = Once::new();
     BUILD.call_once(|| {
         let mut cmd = Command::new(option_env!("CARGO").unwrap_or("cargo"));
-        cmd.args(["build", "--features", "redis", "--example", "redis_counter"]);
+        // The features this test was built with, so that the library is
+        // not built a second time for a different set.
+        let features = if cfg!(feature = "ureq") {
+            "ureq,redis"
+        } else {
+            "redis"
+        };
+        cmd.args([
+            "build",
+            "--features",
+            features,
+            "--example",
+            "redis_counter",
+        ]);
         if profile_dir.ends_with("release") {
             cmd.arg("--release");
         }

@@ -30,15 +30,15 @@ fn example(name: &str) -> PathBuf {
     static BUILD: Once = Once::new();
     BUILD.call_once(|| {
         let mut cmd = Command::new(option_env!("CARGO").unwrap_or("cargo"));
-        cmd.args([
-            "build",
-            "--features",
-            "ureq",
-            "--example",
-            "ureq_fetch",
-            "--example",
-            "http_server",
-        ]);
+        // The features this test was built with, so that the library is
+        // not built a second time for a different set.
+        let features = if cfg!(feature = "redis") {
+            "ureq,redis"
+        } else {
+            "ureq"
+        };
+        cmd.args(["build", "--features", features]);
+        cmd.args(["--example", "ureq_fetch", "--example", "http_server"]);
         if profile_dir.ends_with("release") {
             cmd.arg("--release");
         }

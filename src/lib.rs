@@ -140,6 +140,8 @@
 #![warn(clippy::undocumented_unsafe_blocks, clippy::missing_safety_doc)]
 #![doc(test(attr(deny(warnings))))]
 
+#[cfg(any(feature = "ureq", feature = "redis"))]
+pub mod compat;
 mod error;
 pub mod fs;
 mod future;

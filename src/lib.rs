@@ -6,8 +6,12 @@
 //! operation would block, the task suspends to a per-thread scheduler
 //! instead of blocking the thread. A reactor (epoll on Linux, the
 //! [`polling`] crate elsewhere) resumes it when the OS reports readiness.
-//! There is no function colouring: the same code works with the synchronous
-//! Rust ecosystem (`std::io::Read`/`Write`).
+//! There is no function colouring: corio sockets are `std::io::Read`/`Write`,
+//! so synchronous crates that work on a stream you hand them (rustls,
+//! tungstenite, httparse) run in tasks unchanged. Crates that open their own
+//! std sockets block the thread instead; the README's "Blocking libraries"
+//! section says which, and `corio::compat` (features `ureq`, `redis`) adapts
+//! two of them.
 //!
 //! ```
 //! use std::time::Duration;

@@ -357,6 +357,51 @@ fn panics_dropping_results_are_caught() {
     }
 }
 
+// ---- Cancelling a task in a scope -----------------------------------------
+
+#[test]
+#[ignore = "run in a child process by cancelling_a_task_in_a_scope_cancels_its_children"]
+fn child_cancelling_a_task_in_a_scope_cancels_its_children() {
+    corio::run(|| {
+        let child_stopped = Arc::new(AtomicBool::new(false));
+        let s = Arc::clone(&child_stopped);
+        let parent = corio::spawn(move || {
+            let borrowed = String::from("on the parent's stack");
+            corio::scope(|sc| {
+                sc.spawn(|| {
+                    struct Stopped(Arc<AtomicBool>, usize);
+                    impl Drop for Stopped {
+                        fn drop(&mut self) {
+                            self.0.store(self.1 > 0, Ordering::SeqCst);
+                        }
+                    }
+                    let _s = Stopped(s, borrowed.len());
+                    corio::time::sleep(HOUR);
+                });
+            });
+            "not reached"
+        });
+        for _ in 0..3 {
+            corio::yield_now();
+        }
+        parent.cancel();
+        let err = parent.join().unwrap_err();
+        assert!(err.is_cancelled(), "{err:?}");
+        assert!(child_stopped.load(Ordering::SeqCst));
+    });
+    println!("SCOPE OK");
+}
+
+#[test]
+fn cancelling_a_task_in_a_scope_cancels_its_children() {
+    let c = child(
+        "child_cancelling_a_task_in_a_scope_cancels_its_children",
+        LIMIT,
+    );
+    c.assert_ok();
+    assert!(c.stdout.contains("SCOPE OK"), "{}", c.describe());
+}
+
 // ---- A task that catches its cancellation in a loop -----------------------
 
 #[test]

@@ -59,6 +59,10 @@
 //! cannot take the others' (it never returns, though; only the runtime's
 //! shutdown ends it, see below).
 //!
+//! A task waiting in [`scope`] for its children when it is cancelled
+//! cancels them, still waits for all of them (they may borrow its stack),
+//! then unwinds with the cancellation (see [`Scope`], rule 2).
+//!
 //! # Cleanup while unwinding
 //!
 //! Cleanup that must block (flush a buffer, say goodbye on a socket) runs

@@ -467,3 +467,50 @@ fn a_task_catching_cancellation_cannot_freeze_its_thread() {
         );
     }
 }
+
+// ---- A task joining itself ------------------------------------------------
+
+#[test]
+#[ignore = "run in a child process by a_task_joining_itself_panics"]
+fn child_a_task_joining_itself_panics() {
+    let msg = corio::run(|| {
+        let (tx, rx) = corio::sync::oneshot::channel::<corio::JoinHandle<()>>();
+        let (done_tx, done_rx) = corio::sync::oneshot::channel::<String>();
+        let h = corio::spawn(move || {
+            let me = rx.recv().unwrap();
+            let r = panic::catch_unwind(AssertUnwindSafe(|| me.join()));
+            let msg = match r {
+                Ok(_) => "returned".to_string(),
+                Err(p) => p
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .unwrap_or_else(|| "other panic".into()),
+            };
+            done_tx.send(msg).unwrap();
+        });
+        tx.send(h).unwrap();
+        done_rx.recv().unwrap()
+    });
+    assert!(msg.contains("cannot join itself"), "{msg}");
+    // Awaiting its own handle as a future, too.
+    let msg = corio::run(|| {
+        let (tx, rx) = corio::sync::oneshot::channel::<corio::JoinHandle<()>>();
+        let (done_tx, done_rx) = corio::sync::oneshot::channel::<bool>();
+        let h = corio::spawn(move || {
+            let me = rx.recv().unwrap();
+            let r = panic::catch_unwind(AssertUnwindSafe(|| corio::block_on(me)));
+            done_tx.send(r.is_err()).unwrap();
+        });
+        tx.send(h).unwrap();
+        done_rx.recv().unwrap()
+    });
+    assert!(msg, "block_on of its own handle returned");
+    println!("SELF JOIN OK");
+}
+
+#[test]
+fn a_task_joining_itself_panics() {
+    let c = child("child_a_task_joining_itself_panics", LIMIT);
+    c.assert_ok();
+    assert!(c.stdout.contains("SELF JOIN OK"), "{}", c.describe());
+}

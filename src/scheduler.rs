@@ -1698,7 +1698,7 @@ pub(crate) fn unobserve_cancel() {
 }
 
 /// Whether the running task is being unwound by its runtime (shutdown):
-/// it must not suspend (corosensei would unwind it again from there).
+/// it must not suspend (each attempt unwinds it again, see "Shutdown").
 pub(crate) fn is_forcing_current() -> bool {
     with_current(|s, core| ptr::eq(s.forcing.get(), core)).unwrap_or(false)
 }

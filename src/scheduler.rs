@@ -30,11 +30,37 @@
 //! 3. Wakeups may be spurious (a stale unpark from an earlier wait); every
 //!    caller re-checks its condition, so they are harmless.
 //! 4. Nothing suspends while the thread is panicking: `park` and `yield_now`
-//!    fail or return instead.
+//!    fail or return instead. Nor does a pending cancellation or an expired
+//!    `timeout` fail a call then: cleanup code completes what it can
+//!    without waiting, and only a call that would have to wait fails.
+//! 5. A task that was told of its cancellation and reaches another
+//!    cancellation point (it caught the unwind or ignored the error) yields
+//!    before it is told again, so a task that keeps catching its
+//!    cancellation still lets the others run.
+//! 6. Nothing a task does unwinds into the scheduler: its closure, the drop
+//!    of its result or unwind payload, and the drop of a closure that never
+//!    ran all run under `catch_unwind`; a panic there is reported on its
+//!    `JoinHandle` or on stderr.
+//!
+//! # Shutdown
+//!
+//! When `block_on`'s main task returns, every other task is unwound on its
+//! own stack (`abandon`): it is marked cancelled, its `yielder` is tagged,
+//! and it is resumed once with the scheduler's `forcing` pointing at it.
+//! Suspended in a park, it unwinds from there (the check a park makes when
+//! resumed sees the cancellation); suspended in `yield_now`, it unwinds
+//! from its next park or yield. From then on it never suspends: every park,
+//! yield or cancellation check unwinds it again (`CancelUnwind`, shielded
+//! or not), so a task that catches the unwind cannot loop. After
+//! `FORCE_ATTEMPTS` such unwinds it suspends for good instead, and is given
+//! up on: reported on stderr and leaked — its stack and everything on it
+//! stay allocated and are never dropped — so that no pointer into it can
+//! dangle.
 #![allow(unsafe_code)]
 
 use std::cell::{Cell, RefCell, UnsafeCell};
 use std::collections::{BTreeMap, VecDeque};
+use std::io::Write;
 use std::panic::{self, AssertUnwindSafe};
 use std::ptr::{self, NonNull};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -72,6 +98,17 @@ const IDLE_RECHECK: Duration = Duration::from_secs(1);
 /// not poll (see `Scheduler::deadline_clock`).
 const CLOCK_CHECKS: u32 = 64;
 
+/// How many times a task that shutdown unwinds may catch that unwind and
+/// try to suspend or wait again before the runtime gives up on it (see the
+/// module docs, "Shutdown"). Cleanup that catches the unwind and waits once
+/// or twice needs a few.
+const FORCE_ATTEMPTS: u32 = 100;
+
+/// The low bit of a task's `yielder` pointer while shutdown unwinds it: a
+/// yield looks at the pointer anyway, so it notices for the cost of a test
+/// (see `suspend`). A `Yielder` is word-aligned, so the bit is free.
+const FORCED_TAG: usize = 1;
+
 /// Why a [`park`] returned without a wakeup.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Interrupt {
@@ -79,7 +116,9 @@ pub(crate) enum Interrupt {
     Cancelled,
     /// The deadline of the operation or of an enclosing `timeout` passed.
     TimedOut,
-    /// The thread is unwinding: suspending now would abort the process.
+    /// The thread is unwinding and the call would have to wait: suspending
+    /// now would leak the unwind into other tasks. (A call that can complete
+    /// without waiting does, even in a cancelled task or past a deadline.)
     Unwinding,
 }
 
@@ -482,6 +521,8 @@ pub(crate) struct Scheduler {
     current: Cell<*const Core>,
     /// The task being force-unwound at shutdown.
     forcing: Cell<*const Core>,
+    /// How many times it caught that unwind (see `forced_unwind`).
+    forced_unwinds: Cell<u32>,
     /// The main task of `block_on`, and whether it has finished.
     main: Cell<*const Core>,
     main_done: Cell<bool>,
@@ -600,6 +641,7 @@ impl Scheduler {
             timer_seq: Cell::new(0),
             current: Cell::new(ptr::null()),
             forcing: Cell::new(ptr::null()),
+            forced_unwinds: Cell::new(0),
             main: Cell::new(ptr::null()),
             main_done: Cell::new(false),
             tick: Cell::new(Instant::now()),
@@ -850,8 +892,18 @@ impl Scheduler {
         // `block_on`'s caller — now, not whenever the last reference goes.
         if let Some(stack) = stack {
             drop(stack);
-            // SAFETY: the vtable belongs to this block; on its thread.
-            unsafe { (core.header.vtable.drop_body)(NonNull::from(core)) };
+            // May run on the scheduler's stack: a panic must stop here.
+            let dropped = panic::catch_unwind(AssertUnwindSafe(|| {
+                // SAFETY: the vtable belongs to this block; on its thread.
+                unsafe { (core.header.vtable.drop_body)(NonNull::from(core)) }
+            }));
+            if let Err(payload) = dropped {
+                report_caught(
+                    &core.header,
+                    "while dropping its closure (it never ran)",
+                    payload,
+                );
+            }
         }
         // Its lazily kept timer entry, which holds a reference to it.
         let timer = timer.and_then(|t| self.timers.borrow_mut().remove(&t));
@@ -1018,29 +1070,80 @@ impl Scheduler {
         drop(inject);
     }
 
+    /// Unwinds `task` on its own stack, or gives up on it (see the module
+    /// docs, "Shutdown"), and removes it.
     fn abandon(&self, task: &TaskRef) {
         let core = task.core();
         // SAFETY: `task` is not running: shutdown runs between tasks, and
         // `abandon_task` refuses the running task (it may run nested inside
         // another task, whose `current`/`forcing` it saves and restores).
         let slot = unsafe { &mut *core.coroutine.get() };
-        if let Some(coroutine) = slot.as_mut() {
-            let saved = (self.current.get(), self.forcing.get());
+        let mut outcome = None;
+        if let Some(coroutine) = slot.as_mut().filter(|c| !c.done()) {
+            // Its cancellation checks unwind it from now on (`report_cancel`),
+            // and so do its yields (`suspend`, through the tag).
+            core.header.cancelled.store(true, Ordering::Release);
+            let saved = (
+                self.current.get(),
+                self.forcing.get(),
+                self.forced_unwinds.replace(0),
+            );
             self.current.set(core);
             self.forcing.set(core);
-            coroutine.force_unwind();
+            // SAFETY: on the runtime thread; released before the resume. The
+            // task has run, so `yielder` is set.
+            unsafe {
+                let local = core.local();
+                local.yielder = local.yielder.map_addr(|a| a | FORCED_TAG);
+                // Straight to running, whether it waited or was ready: it is
+                // resumed only to unwind (not a lifecycle step of its own).
+                local.state = TaskState::Running;
+            }
+            // It returns, or suspends for good (`forced_unwind`).
+            if let CoroutineResult::Return(o) = coroutine.resume(()) {
+                outcome = Some(o);
+            }
+            self.forced_unwinds.set(saved.2);
             self.forcing.set(saved.1);
             self.current.set(saved.0);
+            if outcome.is_none() {
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "corio: {}: caught the unwind of the runtime's shutdown {FORCE_ATTEMPTS} \
+                     times and went on; given up on: its stack and everything on it are \
+                     leaked, never dropped",
+                    core.header.describe()
+                );
+                // Leaked, not freed: wait queues and the reactor may still
+                // hold pointers into its stack and to its block.
+                std::mem::forget(slot.take());
+                std::mem::forget(task.clone());
+            }
         }
         {
             // SAFETY: on the runtime thread; the task is unwound.
             let local = unsafe { core.local() };
-            if !local.state.is_finished() {
-                local.state = local.state.next(Transition::Abandon);
-            }
+            local.state = match (local.state, outcome) {
+                (TaskState::Finished(o), _) => TaskState::Finished(o),
+                (TaskState::Running, Some(o)) => local.state.next(Transition::Finish(o)),
+                // Resumed and suspended again, or never resumed.
+                (TaskState::Ready | TaskState::Waiting(_), _) => {
+                    local.state.next(Transition::Abandon)
+                }
+                // Only if a panic escaped its coroutine (a corio bug): do not
+                // add a second panic to that unwind.
+                (TaskState::Running, None) => TaskState::Finished(Outcome::Cancelled),
+            };
         }
         task.complete_cancelled();
-        if self.tasks.borrow().contains(core.header.key as usize) {
+        // Not retired already (a nested `abandon_task` may have, and a new
+        // task may have taken its key since).
+        let registered = self
+            .tasks
+            .borrow()
+            .get(core.header.key as usize)
+            .is_some_and(|t| ptr::eq(t.core(), core));
+        if registered {
             self.retire(core);
         }
     }
@@ -1142,7 +1245,9 @@ pub(crate) unsafe fn start_task<T, F: FnOnce() -> T>(
     }
 }
 
-/// The body of every task, running on its own stack.
+/// The body of every task, running on its own stack. Never unwinds
+/// (module rule 6): whatever the task does, and the drops of what it leaves,
+/// stay under `catch_unwind`.
 fn run_body<F, T>(yielder: &Yielder<(), ()>, f: F, packet: &Packet<T>) -> Outcome
 where
     F: FnOnce() -> T,
@@ -1150,40 +1255,93 @@ where
     let core = &packet.core;
     // SAFETY: this task runs on its runtime thread; released at once.
     unsafe { core.local().yielder = yielder };
-    let result = panic::catch_unwind(AssertUnwindSafe(|| {
-        // Task-local values are destroyed when the task ends, on its own
-        // stack, whichever way it ends (declared first: dropped last).
-        let _locals = crate::task::local::DestroyOnExit;
-        f()
-    }));
+    let result = panic::catch_unwind(AssertUnwindSafe(f));
     let describe = || core.header.describe();
     let forcing = with_scheduler(|s| ptr::eq(s.forcing.get(), core)).unwrap_or(false);
     // SAFETY: as above.
     let observed = unsafe { core.local().cancel_observed };
-    match result {
-        Err(payload) if forcing => {
-            // The runtime is unwinding this task: let corosensei finish it.
-            packet.complete(Err(JoinError::cancelled(describe())));
-            panic::resume_unwind(payload)
+    let (result, mut outcome) = match result {
+        Err(payload) if forcing || observed || payload.is::<CancelUnwind>() => {
+            drop_caught(&core.header, payload, "the payload of its unwind");
+            (Err(JoinError::cancelled(describe())), Outcome::Cancelled)
         }
-        Err(payload) if observed || payload.is::<CancelUnwind>() => {
-            drop(payload);
-            packet.complete(Err(JoinError::cancelled(describe())));
-            Outcome::Cancelled
-        }
-        Err(payload) => {
-            packet.complete(Err(JoinError::panicked(describe(), payload)));
-            Outcome::Panicked
-        }
+        Err(payload) => (
+            Err(JoinError::panicked(describe(), payload)),
+            Outcome::Panicked,
+        ),
         Ok(value) if observed => {
-            drop(value);
-            packet.complete(Err(JoinError::cancelled(describe())));
-            Outcome::Cancelled
+            drop_caught(
+                &core.header,
+                value,
+                "the value it returned after its cancellation",
+            );
+            (Err(JoinError::cancelled(describe())), Outcome::Cancelled)
         }
-        Ok(value) => {
-            packet.complete(Ok(value));
-            Outcome::Returned
+        Ok(value) => (Ok(value), Outcome::Returned),
+    };
+    let mut result = Some(result);
+    // Nobody will take the result of a detached task: drop it now, while
+    // its task-locals (which its destructor may read) are still there.
+    if packet.is_detached()
+        && let Some(r) = result.take()
+    {
+        packet.complete(r);
+    }
+    // Task-local values are destroyed when the task ends, on its own stack,
+    // whichever way it ends. A panic in one of their destructors is the
+    // task's panic if it had returned; the others are destroyed still.
+    // SAFETY: on the runtime thread; released at once.
+    let any_locals = unsafe { core.local().locals.begin_destroy() };
+    if any_locals {
+        loop {
+            let destroyed = panic::catch_unwind(|| drop(crate::task::local::DestroyOnExit));
+            let Err(payload) = destroyed else { break };
+            if outcome == Outcome::Returned {
+                outcome = Outcome::Panicked;
+            }
+            match &result {
+                Some(Ok(_)) => {
+                    drop_caught(&core.header, result.take(), "its result");
+                    result = Some(Err(JoinError::panicked(describe(), payload)));
+                }
+                _ => drop_caught(&core.header, payload, "the payload of a panic"),
+            }
         }
+    }
+    if let Some(r) = result {
+        packet.complete(r);
+    }
+    outcome
+}
+
+/// Drops `v`, catching a panic of its destructor and reporting it on
+/// stderr: for what a task leaves behind that nobody else will drop (its
+/// result when detached, an unwind payload), where a panic would otherwise
+/// unwind into the scheduler (module rule 6).
+#[inline(never)]
+pub(crate) fn drop_caught<V>(header: &Header, v: V, what: &str) {
+    if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(move || drop(v))) {
+        report_caught(header, &format!("while dropping {what}"), payload);
+    }
+}
+
+/// Reports a panic caught `when` ("while dropping its result") for the task
+/// `header`, then drops its payload (whose own destructor may panic: then
+/// it is leaked).
+#[cold]
+pub(crate) fn report_caught(header: &Header, when: &str, payload: Box<dyn std::any::Any + Send>) {
+    let message = payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("a non-string payload");
+    let _ = writeln!(
+        std::io::stderr(),
+        "corio: {}: a panic {when} was caught: {message}",
+        header.describe()
+    );
+    if let Err(again) = panic::catch_unwind(AssertUnwindSafe(move || drop(payload))) {
+        std::mem::forget(again);
     }
 }
 
@@ -1193,12 +1351,18 @@ where
 #[inline(always)]
 fn suspend(s: &Scheduler, core: &Core, t: Transition) {
     // SAFETY: on the runtime thread; released before the switch.
-    let y = unsafe {
+    let y = unsafe { core.local().yielder };
+    // A task that shutdown unwinds does not yield (module docs, "Shutdown").
+    // Parks need no test: theirs is the cancellation check before this.
+    if matches!(t, Transition::Yield) && y.addr() & FORCED_TAG != 0 {
+        forced_unwind(s, core);
+    }
+    // SAFETY: as above.
+    unsafe {
         let local = core.local();
         local.state = local.state.next(t);
         local.since = s.tick.get();
-        local.yielder
-    };
+    }
     if matches!(t, Transition::Yield) {
         s.run_queue.push(NonNull::from(core));
     }
@@ -1265,7 +1429,7 @@ fn park_task(
         // if the deadline has just passed but the loop has not seen it yet,
         // this returns as a spurious wakeup, and the caller's next park arms
         // a timer in the past that fires at the next poll.
-        return check_interrupt_at(core, deadline, s.tick.get());
+        return check_interrupt_at(core, deadline, s.tick.get(), true);
     }
     // Rule 1: consume a pending notification instead of suspending.
     // SAFETY: on the runtime thread; released at once.
@@ -1277,8 +1441,8 @@ fn park_task(
     // by the caller's re-check: drop their token.
     // SAFETY: as above.
     unsafe { core.local().notified = false };
-    // Cancelled while we waited?
-    check_cancelled(core)
+    // Cancelled while we waited (or unwound by shutdown)?
+    check_cancelled(core, true)
 }
 
 /// The out-of-line half of a park with a deadline or a pending
@@ -1291,7 +1455,7 @@ fn prepare_timed_park(
     core: &Core,
     deadline: Option<Instant>,
 ) -> Result<bool, Interrupt> {
-    check_interrupt_at(core, deadline, s.deadline_clock())?;
+    check_interrupt_at(core, deadline, s.deadline_clock(), false)?;
     // SAFETY: on the runtime thread; released at once.
     if std::mem::take(unsafe { &mut core.local().notified }) {
         return Ok(false);
@@ -1326,30 +1490,102 @@ fn prepare_timed_park(
 }
 
 /// [`check_cancelled`], then whether `deadline` has passed at `now`.
+/// `suspended`: the task has just been resumed from a park.
 fn check_interrupt_at(
     core: &Core,
     deadline: Option<Instant>,
     now: Instant,
+    suspended: bool,
 ) -> Result<(), Interrupt> {
-    check_cancelled(core)?;
+    check_cancelled(core, suspended)?;
     match deadline {
-        Some(at) if now >= at => Err(timed_out_at(now)),
+        Some(at) if now >= at => timed_out(now),
         _ => Ok(()),
     }
 }
 
+/// A deadline has passed: `TimedOut`, except in cleanup code running in an
+/// unwind (module rule 4).
+#[cold]
+#[inline(never)]
+fn timed_out(now: Instant) -> Result<(), Interrupt> {
+    if thread::panicking() {
+        Ok(())
+    } else {
+        Err(timed_out_at(now))
+    }
+}
+
 /// Whether a cancellation of `core` is to be reported (it is not shielded).
+/// `suspended`: the task has just been resumed (it let the others run).
 #[inline(always)]
-fn check_cancelled(core: &Core) -> Result<(), Interrupt> {
+fn check_cancelled(core: &Core, suspended: bool) -> Result<(), Interrupt> {
     if core.header.cancelled.load(Ordering::Acquire) {
-        // SAFETY: on the runtime thread; released at once.
-        let local = unsafe { core.local() };
-        if local.shield == 0 {
-            local.cancel_observed = true;
-            return Err(Interrupt::Cancelled);
-        }
+        return report_cancel(core, suspended);
     }
     Ok(())
+}
+
+/// The cancelled half of [`check_cancelled`], for the running task `core`.
+///
+/// A task told of its cancellation before that reaches a cancellation point
+/// again without having suspended since (it caught the unwind, or ignored
+/// the error) yields first (module rule 5): else a task that catches its
+/// cancellation in a loop would never suspend again and starve its thread.
+///
+/// A task that shutdown is unwinding unwinds from here, shielded or not.
+#[cold]
+#[inline(never)]
+fn report_cancel(core: &Core, suspended: bool) -> Result<(), Interrupt> {
+    // Cleanup code running in an unwind completes what needs no wait
+    // (module rule 4); a wait is refused by `park` itself.
+    if thread::panicking() {
+        return Ok(());
+    }
+    with_scheduler(|s| {
+        if ptr::eq(s.forcing.get(), core) {
+            forced_unwind(s, core);
+        }
+    });
+    // SAFETY: on the runtime thread; read and released at once.
+    let (shield, observed) = unsafe {
+        let local = core.local();
+        (local.shield, local.cancel_observed)
+    };
+    if shield > 0 {
+        return Ok(());
+    }
+    if observed && !suspended {
+        // Unwinds instead if shutdown began meanwhile (`suspend`).
+        with_scheduler(|s| suspend(s, core, Transition::Yield));
+    }
+    // SAFETY: as above (the task is running again if it yielded).
+    unsafe { core.local().cancel_observed = true };
+    Err(Interrupt::Cancelled)
+}
+
+/// The running task `core` is being unwound by its runtime (shutdown) and
+/// reached a cancellation check or a yield: it unwinds from here instead,
+/// shielded or not, and never suspends. Once it has caught that unwind
+/// `FORCE_ATTEMPTS` times, it suspends for good instead, and the runtime
+/// gives up on it (module docs, "Shutdown").
+#[cold]
+#[inline(never)]
+fn forced_unwind(s: &Scheduler, core: &Core) -> ! {
+    let n = s.forced_unwinds.get() + 1;
+    s.forced_unwinds.set(n);
+    // SAFETY: on the runtime thread; released at once.
+    unsafe { core.local().cancel_observed = true };
+    if n <= FORCE_ATTEMPTS {
+        panic::resume_unwind(Box::new(CancelUnwind));
+    }
+    // SAFETY: as above. Untagged, it is the pointer `run_body` stored.
+    let y = unsafe { core.local().yielder }.map_addr(|a| a & !FORCED_TAG);
+    loop {
+        // SAFETY: `yielder` lives on this task's stack, which outlives the
+        // task, and we run inside the task. `abandon` never resumes it.
+        unsafe { &*y }.suspend(());
+    }
 }
 
 #[inline(never)]
@@ -1405,7 +1641,7 @@ fn check_task(s: &Scheduler, core: &Core, deadline: Option<Instant>) -> Result<(
     if deadline.is_none() && scope.is_none() && !core.header.cancelled.load(Ordering::Relaxed) {
         return Ok(());
     }
-    check_interrupt_at(core, earliest(deadline, scope), s.deadline_clock())
+    check_interrupt_at(core, earliest(deadline, scope), s.deadline_clock(), false)
 }
 
 /// The deadline test of code running outside any task.
@@ -1413,7 +1649,7 @@ fn check_thread_deadline(deadline: Option<Instant>) -> Result<(), Interrupt> {
     match earliest(deadline, THREAD_DEADLINE.with(Cell::get)) {
         Some(at) => {
             let now = Instant::now();
-            if now >= at {
+            if now >= at && !thread::panicking() {
                 Err(timed_out_at(now))
             } else {
                 Ok(())
@@ -1589,7 +1825,7 @@ pub(crate) fn unobserve_cancel() {
 }
 
 /// Whether the running task is being unwound by its runtime (shutdown):
-/// it must not suspend (corosensei would unwind it again from there).
+/// it must not suspend (each attempt unwinds it again, see "Shutdown").
 pub(crate) fn is_forcing_current() -> bool {
     with_current(|s, core| ptr::eq(s.forcing.get(), core)).unwrap_or(false)
 }

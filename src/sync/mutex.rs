@@ -97,11 +97,20 @@ impl<T: ?Sized> Mutex<T> {
     /// Locks the mutex, waiting (suspending the task) while another holder
     /// has it. A cancellation point.
     ///
+    /// # Unwinding
+    ///
+    /// In a destructor that runs while the task unwinds (a panic, a
+    /// cancellation, an expired `timeout`), a free mutex is locked as usual,
+    /// even in a cancelled task. A held one cannot be waited for (the task
+    /// cannot suspend mid-unwind) and `lock` has no error to return, so it
+    /// panics with `corio::sync::Mutex::lock: cannot wait while the task is
+    /// unwinding`; Rust aborts the process if that panic leaves the
+    /// destructor. Use [`try_lock`](Self::try_lock) there, or catch the
+    /// panic. See the [task docs](crate::task#cleanup-while-unwinding).
+    ///
     /// # Panics
     ///
-    /// If it would have to wait while the task is unwinding (in a destructor
-    /// during a panic or cancellation): use [`try_lock`](Self::try_lock)
-    /// there.
+    /// If it would have to wait while the task is unwinding (above).
     pub fn lock(&self) -> MutexGuard<'_, T> {
         if let Err(i) = waiter::enter() {
             waiter::unwind_for(i, "corio::sync::Mutex::lock");

@@ -517,7 +517,8 @@ pub(crate) fn unwind_for(i: Interrupt, what: &str) -> ! {
     match i {
         Interrupt::Unwinding => panic!(
             "{what}: cannot wait while the task is unwinding (in a destructor during a \
-             panic or cancellation); use the try_ form there"
+             panic, cancellation or timeout); use the try_ form there, or catch this panic \
+             in the destructor (uncaught, it aborts the process)"
         ),
         i => scheduler::unwind_for(i),
     }

@@ -63,7 +63,8 @@ impl<T> JoinHandle<T> {
     /// # Panics
     ///
     /// Panics if called on a plain thread for a task of a runtime on that same
-    /// thread that is not running (it could never finish).
+    /// thread that is not running (it could never finish), and if a task
+    /// joins itself (it would wait forever).
     ///
     /// # Cancellation
     ///
@@ -77,12 +78,16 @@ impl<T> JoinHandle<T> {
         let header = &self.packet().core.header;
         if !header.is_complete() {
             let waiter = Unparker::current();
-            if let Unparker::Thread(_) = &waiter {
-                assert!(
+            match &waiter {
+                Unparker::Thread(_) => assert!(
                     !header.runtime.is_owned_by_current_thread(),
                     "JoinHandle::join on the runtime's own thread outside the runtime \
                      would block forever; join from inside a task or run block_on"
-                );
+                ),
+                Unparker::Task(me) if std::ptr::eq(me.core(), self.task.core()) => {
+                    self_join(header)
+                }
+                _ => {}
             }
             if header.set_join_waiter(waiter) {
                 while !header.is_complete() {
@@ -170,6 +175,15 @@ impl<T> JoinHandle<T> {
     }
 }
 
+/// A task waiting for itself would wait forever: say so instead.
+#[cold]
+fn self_join(header: &super::Header) -> ! {
+    panic!(
+        "JoinHandle::join: {} cannot join itself: it would wait forever",
+        header.describe()
+    )
+}
+
 // The handle is never pinned structurally: polling only touches the shared
 // task block behind its counted pointer.
 impl<T> Unpin for JoinHandle<T> {}
@@ -189,8 +203,14 @@ impl<T> Future for JoinHandle<T> {
         let this = self.get_mut();
         // Register first, then learn whether it already completed (the
         // registration reports that atomically), so no wakeup is lost.
-        if !this.is_finished() && this.set_waiter(Unparker::Waker(cx.waker().clone())) {
-            return Poll::Pending;
+        if !this.is_finished() {
+            if scheduler::current_core().is_some_and(|c| std::ptr::eq(c.as_ptr(), this.core_ptr()))
+            {
+                self_join(&this.packet().core.header);
+            }
+            if this.set_waiter(Unparker::Waker(cx.waker().clone())) {
+                return Poll::Pending;
+            }
         }
         Poll::Ready(
             this.packet()

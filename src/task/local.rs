@@ -54,6 +54,13 @@ impl Locals {
         (p, None)
     }
 
+    /// Starts destruction (no new values from now on); whether there is
+    /// anything to destroy.
+    pub(crate) fn begin_destroy(&mut self) -> bool {
+        self.destroying = true;
+        !self.values.is_empty()
+    }
+
     /// Takes the most recently created value out, to be dropped outside any
     /// borrow (its destructor may use other keys).
     fn pop_for_destroy(&mut self) -> Option<Box<dyn Any>> {

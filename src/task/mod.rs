@@ -52,13 +52,48 @@
 //! lets that call complete: the next one fails. Cancelling a finished task
 //! does nothing.
 //!
+//! A task that was told of its cancellation and reaches another
+//! cancellation point — it caught the unwind, or ignored the error — yields
+//! to the other tasks before that call fails again: a task that keeps
+//! catching its cancellation in a loop wastes its share of the thread but
+//! cannot take the others' (it never returns, though; only the runtime's
+//! shutdown ends it, see below).
+//!
+//! A task waiting in [`scope`] for its children when it is cancelled
+//! cancels them, still waits for all of them (they may borrow its stack),
+//! then unwinds with the cancellation (see [`Scope`], rule 2).
+//!
+//! # Cleanup while unwinding
+//!
 //! Cleanup that must block (flush a buffer, say goodbye on a socket) runs
 //! in [`shield`](crate::shield), where blocking calls ignore the pending
-//! cancellation. Destructors that run *during* an unwind cannot block at
-//! all (a suspended unwind would leak the thread's panic state into other
-//! tasks): there a call that would have to wait fails at once — it returns
-//! its error, or, for a call with none, panics — so catch the unwind first
-//! when cleanup must block:
+//! cancellation. Destructors that run *during* an unwind (a panic, a
+//! cancellation, an expired `timeout`) may call corio, with one limit: the
+//! task cannot suspend (a suspended unwind would leak the thread's panic
+//! state into other tasks). So there:
+//!
+//! * a call that can complete without waiting completes, even though the
+//!   task is cancelled or past its deadline: an uncontended
+//!   `Mutex::lock`, a `recv` with a message ready, `Event::wait` on a set
+//!   event, a `send` with room, IO that is ready;
+//! * a call that would have to wait fails at once with its error: IO with
+//!   an `io::Error` (of kind `Other`), channel `recv`/`send` with their
+//!   disconnected errors, `try_` and timed forms with "not acquired" or
+//!   "timed out"; [`time::sleep`](crate::time::sleep) returns early;
+//!   [`JoinHandle::join`] of a task of the same runtime gives up on it —
+//!   cancels it and returns a cancelled `JoinError` — and, of a task on
+//!   another thread, blocks the thread until it ends;
+//!   [`block_on`](crate::block_on) blocks the thread;
+//! * a call with no error to fail with (`Mutex::lock`, `RwLock::read` and
+//!   `write`, `Semaphore::acquire`, `Condvar::wait`, `Barrier::wait`,
+//!   `WaitGroup::wait`, `Notify::wait`, `Event::wait`, `select`) panics
+//!   with a message naming the call. Rust aborts the process when a panic
+//!   leaves a destructor that runs during an unwind, so such a destructor
+//!   must use the `try_` form, or catch the panic itself. Blocking the
+//!   thread instead would hang it for good whenever what it waits for
+//!   belongs to another task of the same thread.
+//!
+//! To run cleanup that must wait, catch the unwind first:
 //!
 //! ```
 //! use std::panic::{self, AssertUnwindSafe};
@@ -79,6 +114,31 @@
 //!     assert!(h.join().unwrap_err().is_cancelled());
 //! });
 //! ```
+//!
+//! # Panics stay in their task
+//!
+//! A panic never unwinds into the scheduler. The task's own panic is
+//! reported by its [`JoinHandle::join`]. A panic while its result is
+//! dropped by corio — the result of a detached task (dropped on the task's
+//! own stack, before its task-locals go, so its destructor may read them),
+//! a value returned after a cancellation, an unwind payload, the closure of
+//! a task that never ran — is caught and reported on stderr as
+//! `corio: task N 'name': a panic while dropping ... was caught: ...`; the
+//! runtime runs on.
+//!
+//! # Shutdown
+//!
+//! When the main task of [`run`](crate::run) returns, every task still
+//! alive is cancelled and unwound on its own stack, so every destructor
+//! runs: a task waiting in a blocking call (shielded or not) unwinds from
+//! it, one suspended in [`yield_now`](crate::yield_now) from its next
+//! blocking call or yield. From then on the task cannot suspend: a task
+//! that catches that unwind is unwound again by its next blocking call,
+//! yield or cancellation check. After 100 such unwinds the runtime gives up
+//! on it, writes `corio: task N 'name': caught the unwind of the runtime's
+//! shutdown 100 times ...` to stderr, and leaks it: its stack and
+//! everything on it are never freed nor dropped (nothing that points into
+//! them can dangle), and its `join` reports it cancelled.
 #![allow(unsafe_code)]
 
 mod alloc;
@@ -392,9 +452,15 @@ impl<T> Packet<T> {
         }
     }
 
+    /// Whether the `JoinHandle` is gone (nobody will take the result).
+    pub(crate) fn is_detached(&self) -> bool {
+        self.core.header.join_state.load(Ordering::Acquire) & DETACHED != 0
+    }
+
     /// Stores the task's result and wakes its joiner. Runs once, on the
     /// task's thread. If the handle was already dropped, the result is
-    /// dropped right here instead.
+    /// dropped right here instead — under `catch_unwind`: this may run on
+    /// the scheduler's stack, which a panic must not reach.
     pub(crate) fn complete(&self, result: Result<T, JoinError>) {
         // SAFETY: COMPLETE is not set yet, so nobody else reads the slot
         // (see the `Sync` impl).
@@ -406,7 +472,8 @@ impl<T> Packet<T> {
             .fetch_or(COMPLETE, Ordering::AcqRel);
         if prev & DETACHED != 0 {
             // SAFETY: the handle is gone, so we own the slot again.
-            drop(unsafe { (*self.result.get()).take() });
+            let result = unsafe { (*self.result.get()).take() };
+            crate::scheduler::drop_caught(&self.core.header, result, "its result");
         } else if prev & WAITER != 0 {
             let waiter = self
                 .core
@@ -415,8 +482,21 @@ impl<T> Packet<T> {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .take();
-            if let Some(w) = waiter {
-                w.unpark();
+            match waiter {
+                // A waker is foreign code, which may panic.
+                Some(w @ Unparker::Waker(_)) => {
+                    let woken =
+                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || w.unpark()));
+                    if let Err(p) = woken {
+                        crate::scheduler::report_caught(
+                            &self.core.header,
+                            "while waking the waker that awaits it",
+                            p,
+                        );
+                    }
+                }
+                Some(w) => w.unpark(),
+                None => {}
             }
         }
     }

@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use super::{JoinHandle, TaskId, TaskRef, WaitReason};
 use crate::error::JoinError;
-use crate::scheduler::{self, CancelUnwind, Unparker};
+use crate::scheduler::{self, CancelUnwind, Interrupt, Unparker};
 
 /// A child's join handle, shared by the scope and the child's
 /// `ScopedJoinHandle`; `None` once joined.
@@ -92,9 +92,13 @@ impl<E> Drop for Running<E> {
 /// 2. Body ends normally: wait for the children to finish on their own.
 ///    Body unwinds (panic, or cancellation of the parent), the parent was
 ///    cancelled, or — in [`try_scope`] — the body returned `Err`: cancel
-///    every child first, then wait. The wait is shielded from the parent's
-///    cancellation and from enclosing `timeout`s (an expired `timeout`
-///    cancels the children instead): it must not end early.
+///    every child first, then wait. The wait never ends early: the parent
+///    being cancelled while it waits (unless [`shield`](crate::shield)ed)
+///    cancels every child, and so does an enclosing `timeout` expiring; the
+///    scope still waits for them all. A scope whose wait was ended by the
+///    parent's cancellation is a cancellation point: after the wait it
+///    unwinds with the cancellation (rule 5), so the parent's `join`
+///    reports it cancelled.
 /// 3. A child fails when it panics or — spawned with
 ///    [`spawn_try`](Scope::spawn_try) — returns `Err`, unless a blocking call
 ///    of it had failed with its cancellation (then the panic or error is a
@@ -105,9 +109,10 @@ impl<E> Drop for Running<E> {
 ///    its runtime, or the scope runs in a destructor during unwinding — it
 ///    unwinds each unfinished child in place instead, synchronously: still
 ///    none outlives the scope.
-/// 5. After the wait: a panic of the body is resumed; else the first panic
-///    of a child nobody joined is resumed; else `try_scope` returns the body's
-///    value, or a [`ScopeError`] with every error of a failed child that
+/// 5. After the wait: a panic of the body is resumed; else the parent's
+///    cancellation, if the wait saw it (rule 2), unwinds the parent; else the
+///    first panic of a child nobody joined is resumed; else `try_scope`
+///    returns the body's value, or a [`ScopeError`] with every error of a failed child that
 ///    nobody joined (in the order they happened) and the body's own error
 ///    last. A child that was joined handed its result to the joiner.
 pub struct Scope<'scope, 'env: 'scope, E = Infallible> {
@@ -429,16 +434,23 @@ impl<'scope, 'env, E> Scope<'scope, 'env, E> {
         if body.is_err() || body_failed || scheduler::current_cancelled() {
             state.cancel_children(None);
         }
-        if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| self.wait_children())) {
-            // Unwound while waiting (the runtime is shutting down): the
-            // children must still go first (rule 4).
-            self.abandon_children();
-            panic::resume_unwind(payload);
-        }
+        let cancelled = match panic::catch_unwind(AssertUnwindSafe(|| self.wait_children())) {
+            Ok(cancelled) => cancelled,
+            Err(payload) => {
+                // Unwound while waiting (the runtime is shutting down): the
+                // children must still go first (rule 4).
+                self.abandon_children();
+                panic::resume_unwind(payload);
+            }
+        };
         let value = match body {
             Ok(v) => v,
             Err(payload) => panic::resume_unwind(payload),
         };
+        if cancelled {
+            drop(value);
+            scheduler::unwind_for(Interrupt::Cancelled);
+        }
         let failures = state.failures.borrow().clone();
         for &i in &failures {
             // Every child has finished: this join does not wait.
@@ -456,40 +468,52 @@ impl<'scope, 'env, E> Scope<'scope, 'env, E> {
         (value, errors)
     }
 
-    fn wait_children(&self) {
+    /// Waits for every child (rule 2); `true` if the parent's cancellation
+    /// was reported to the wait (the children were cancelled for it).
+    fn wait_children(&self) -> bool {
         let state = &self.state;
         if state.running.get() == 0 {
-            return;
+            return false;
         }
         if thread::panicking() || scheduler::is_forcing_current() {
             self.abandon_children();
-            return;
+            return false;
         }
-        // Shielded from the parent's cancellation and without the enclosing
-        // `timeout`s (rule 2): the wait must not end early. An expired
-        // `timeout` cancels the children instead, now or when it expires.
+        // Without the enclosing `timeout`s (rule 2): the wait must not end
+        // early. An expired `timeout` cancels the children instead, now or
+        // when it expires; so does the parent's cancellation, after which
+        // the wait is shielded from it (it is sticky: every later park would
+        // report it again).
         let mut deadline = scheduler::current_deadline();
-        scheduler::shielded(|| {
-            scheduler::without_deadline(|| {
-                while state.running.get() > 0 {
-                    if let Some(at) = deadline
-                        && Instant::now() >= at
-                    {
-                        state.cancel_children(None);
-                        // The deadline interrupted the scope's work.
-                        scheduler::deadline_fired(at);
-                        deadline = None;
-                    }
-                    *state.waiter.borrow_mut() = Some(Unparker::current());
-                    let reason = self
-                        .first_running()
-                        .map_or(WaitReason::Event, WaitReason::Join);
-                    // Only a runtime shutdown (which unwinds from here) ends
-                    // this early; a timeout is handled above.
-                    let _ = scheduler::park(reason, deadline);
+        let mut cancelled = false;
+        scheduler::without_deadline(|| {
+            while state.running.get() > 0 {
+                if let Some(at) = deadline
+                    && Instant::now() >= at
+                {
+                    state.cancel_children(None);
+                    // The deadline interrupted the scope's work.
+                    scheduler::deadline_fired(at);
+                    deadline = None;
                 }
-            });
+                *state.waiter.borrow_mut() = Some(Unparker::current());
+                let reason = self
+                    .first_running()
+                    .map_or(WaitReason::Event, WaitReason::Join);
+                let parked = if cancelled {
+                    scheduler::shielded(|| scheduler::park(reason, deadline))
+                } else {
+                    scheduler::park(reason, deadline)
+                };
+                // A timeout is handled above; a runtime shutdown unwinds
+                // from the park.
+                if parked == Err(Interrupt::Cancelled) {
+                    cancelled = true;
+                    state.cancel_children(None);
+                }
+            }
         });
+        cancelled
     }
 
     fn first_running(&self) -> Option<TaskId> {
@@ -507,7 +531,8 @@ impl<'scope, 'env, E> Scope<'scope, 'env, E> {
         for child in &children {
             scheduler::abandon_task(child);
         }
-        debug_assert_eq!(self.state.running.get(), 0);
+        // Every child has ended — or, one that kept catching its unwind,
+        // was given up on and leaked (never to run again), its count with it.
     }
 }
 

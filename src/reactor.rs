@@ -44,6 +44,8 @@ pub(crate) use crate::poller::Events;
 use crate::poller::Poller;
 
 use crate::scheduler::{self, Core, Shared};
+
+mod lazy;
 use crate::task::{Direction, WaitReason};
 
 const READ: u32 = 1;
@@ -382,24 +384,20 @@ impl LazyRegistration {
     /// `scheduler::check_current_runtime`), made now if there is none.
     #[inline]
     fn get_in(&self, fd: BorrowedFd<'_>, runtime: *const Shared) -> io::Result<&Registration> {
-        if let Some(r) = self.0.get() {
-            // Only the runtime that registered the fd polls it: a task of
-            // another runtime would wait for events nobody delivers.
-            return if ptr::eq(Arc::as_ptr(&r.runtime), runtime) {
-                Ok(r)
-            } else {
-                Err(io::Error::other(
-                    "corio: this fd is registered with another runtime (the one where a task \
-                     first waited on it); move sockets between runtimes before they are used, \
-                     or through into_std/from_std",
-                ))
-            };
-        }
-        match Registration::new(fd)? {
-            // If another thread won the race, ours is dropped (deregistered).
-            Some(r) => Ok(self.0.get_or_init(|| r)),
-            None => unreachable!("a task runs inside its runtime"),
-        }
+        let registered = lazy::get_or_make(
+            &self.0,
+            |r| ptr::eq(Arc::as_ptr(&r.runtime), runtime),
+            || Registration::new(fd).map(|r| r.expect("a task runs inside its runtime")),
+        )?;
+        // Only the runtime that registered the fd polls it: a task of
+        // another runtime would wait for events nobody delivers.
+        registered.ok_or_else(|| {
+            io::Error::other(
+                "corio: this fd is registered with another runtime (the one where a task \
+                 first waited on it); move sockets between runtimes before they are used, \
+                 or through into_std/from_std",
+            )
+        })
     }
 
     /// Drops the registration now (before the fd it watches is closed).

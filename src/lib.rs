@@ -151,6 +151,7 @@ pub mod fs;
 mod future;
 pub mod generator;
 pub mod inspect;
+mod loom;
 pub mod net;
 mod overflow;
 mod poller;

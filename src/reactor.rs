@@ -44,6 +44,8 @@ pub(crate) use crate::poller::Events;
 use crate::poller::Poller;
 
 use crate::scheduler::{self, Core, Shared};
+
+mod lazy;
 use crate::task::{Direction, WaitReason};
 
 const READ: u32 = 1;
@@ -390,26 +392,12 @@ impl LazyRegistration {
     /// caller gets [`Error::WrongRuntime`](crate::Error::WrongRuntime).
     #[inline]
     fn get_in(&self, fd: BorrowedFd<'_>, runtime: *const Shared) -> io::Result<&Registration> {
-        let r = match self.0.get() {
-            Some(r) => r,
-            None => self.register(fd)?,
-        };
-        if ptr::eq(Arc::as_ptr(&r.runtime), runtime) {
-            Ok(r)
-        } else {
-            Err(crate::Error::WrongRuntime.into())
-        }
-    }
-
-    /// Registers `fd` with the caller's runtime, unless another thread
-    /// stores a registration first: then ours is dropped (deregistered)
-    /// and theirs returned.
-    #[cold]
-    fn register(&self, fd: BorrowedFd<'_>) -> io::Result<&Registration> {
-        match Registration::new(fd)? {
-            Some(r) => Ok(self.0.get_or_init(|| r)),
-            None => unreachable!("a task runs inside its runtime"),
-        }
+        let registered = lazy::get_or_make(
+            &self.0,
+            |r| ptr::eq(Arc::as_ptr(&r.runtime), runtime),
+            || Registration::new(fd).map(|r| r.expect("a task runs inside its runtime")),
+        )?;
+        registered.ok_or_else(|| crate::Error::WrongRuntime.into())
     }
 
     /// Drops the registration now (before the fd it watches is closed).

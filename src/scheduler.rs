@@ -63,8 +63,8 @@ use std::collections::{BTreeMap, VecDeque};
 use std::io::Write;
 use std::panic::{self, AssertUnwindSafe};
 use std::ptr::{self, NonNull};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::thread::{self, ThreadId};
 use std::time::{Duration, Instant};
 
@@ -75,6 +75,9 @@ use crate::error::{Error, JoinError};
 use crate::overflow;
 use crate::reactor::Reactor;
 use crate::stack::{self, PooledStack};
+
+mod inject;
+use inject::Inject;
 
 use crate::task::{
     Header, JoinHandle, Outcome, Packet, Task, TaskId, TaskRef, TaskState, Transition, WaitReason,
@@ -283,10 +286,9 @@ impl UnparkRef {
 
 /// The part of a runtime that other threads may touch.
 pub(crate) struct Shared {
-    inject: Mutex<Vec<TaskRef>>,
-    has_inject: AtomicBool,
-    /// The runtime thread is (about to be) blocked in `Poller::wait`.
-    sleeping: AtomicBool,
+    /// Wakeups from other threads, and whether the runtime thread is
+    /// (about to be) blocked in `Poller::wait`.
+    inject: Inject<TaskRef>,
     /// Cleared when the runtime is dropped: later wakeups are no-ops.
     alive: AtomicBool,
     owner: ThreadId,
@@ -300,9 +302,7 @@ impl Shared {
     fn new() -> std::io::Result<Shared> {
         Ok(Shared {
             runtime_refs: AtomicUsize::new(0),
-            inject: Mutex::new(Vec::new()),
-            has_inject: AtomicBool::new(false),
-            sleeping: AtomicBool::new(false),
+            inject: Inject::new(),
             alive: AtomicBool::new(true),
             owner: thread::current().id(),
             reactor: Reactor::new()?,
@@ -314,12 +314,7 @@ impl Shared {
         if !self.alive.load(Ordering::Acquire) {
             return;
         }
-        self.inject
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(task);
-        self.has_inject.store(true, Ordering::SeqCst);
-        if self.sleeping.load(Ordering::SeqCst) {
+        if self.inject.push(task) {
             self.reactor.notify();
         }
     }
@@ -934,20 +929,17 @@ impl Scheduler {
             Some(Duration::ZERO)
         };
         if timeout != Some(Duration::ZERO) || self.shared.reactor.has_sources() {
-            if timeout != Some(Duration::ZERO) {
-                self.shared.sleeping.store(true, Ordering::SeqCst);
-            }
             // Rule 2's other half: a wakeup injected after our drain but
             // before `sleeping` was set must not be slept through.
-            let timeout = if self.shared.has_inject.load(Ordering::SeqCst) {
-                Some(Duration::ZERO)
-            } else {
+            let timeout = if timeout == Some(Duration::ZERO) || self.shared.inject.sleep() {
                 timeout
+            } else {
+                Some(Duration::ZERO)
             };
             let mut events = self.events.borrow_mut();
             events.clear();
             self.shared.reactor.wait(&mut events, timeout);
-            self.shared.sleeping.store(false, Ordering::SeqCst);
+            self.shared.inject.awake();
             self.shared.reactor.dispatch(&events, |core| {
                 // SAFETY: a waiter's entry is removed before its task
                 // leaves the wait (reactor rule 3), so the task is alive and
@@ -1007,16 +999,13 @@ impl Scheduler {
     /// Takes whatever is in the inject queue even if the flag says nothing
     /// is (see `IDLE_RECHECK`).
     fn drain_inject_unflagged(&self) {
-        self.shared.has_inject.store(true, Ordering::SeqCst);
-        self.drain_inject();
+        for task in self.shared.inject.take_unflagged() {
+            self.unpark_local(task.core());
+        }
     }
 
     fn drain_inject(&self) -> bool {
-        if !self.shared.has_inject.swap(false, Ordering::SeqCst) {
-            return false;
-        }
-        let woken =
-            std::mem::take(&mut *self.shared.inject.lock().unwrap_or_else(|e| e.into_inner()));
+        let woken = self.shared.inject.take();
         let any = !woken.is_empty();
         for task in woken {
             self.unpark_local(task.core());
@@ -1065,8 +1054,7 @@ impl Scheduler {
         }
         let timers = std::mem::take(&mut *self.timers.borrow_mut());
         drop(timers);
-        let inject =
-            std::mem::take(&mut *self.shared.inject.lock().unwrap_or_else(|e| e.into_inner()));
+        let inject = self.shared.inject.take_unflagged();
         drop(inject);
     }
 

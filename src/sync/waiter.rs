@@ -42,26 +42,22 @@
 
 use std::collections::VecDeque;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use super::spin::{SpinGuard, SpinLock};
 use crate::scheduler::{self, Interrupt, UnparkRef, Unparker};
 use crate::task::WaitReason;
 
-const WAITING: usize = 0;
-const ABORTED: usize = 1;
-const SELECTED: usize = 2;
+mod state;
+use state::WaiterState;
 
 /// A suspended caller, on its own stack (see the module rules).
 ///
 /// `pub` only so that the sealed `select` traits can name it; not reachable
 /// from outside the crate.
 pub struct Waiter {
-    state: AtomicUsize,
+    state: WaiterState,
     unparker: UnparkRef,
-    /// Registered in several queues at once (a `select`).
-    multi: bool,
 }
 
 impl Waiter {
@@ -70,35 +66,33 @@ impl Waiter {
     #[inline]
     pub(crate) fn new() -> Waiter {
         Waiter {
-            state: AtomicUsize::new(WAITING),
+            state: WaiterState::new(false),
             unparker: UnparkRef::current(),
-            multi: false,
         }
     }
 
     /// A waiter that may sit in several queues at once (`select`).
     pub(crate) fn new_multi() -> Waiter {
         Waiter {
-            multi: true,
-            ..Waiter::new()
+            state: WaiterState::new(true),
+            unparker: UnparkRef::current(),
         }
     }
 
     /// Starts a new round. Only when no queue holds an entry of it.
     pub(crate) fn reset(&self) {
-        self.state.store(WAITING, Ordering::Relaxed);
+        self.state.reset();
     }
 
     /// The arm it was selected for, if any.
     #[inline]
     pub(crate) fn selected(&self) -> Option<usize> {
-        let s = self.state.load(Ordering::Acquire);
-        (s >= SELECTED).then(|| s - SELECTED)
+        self.state.selected()
     }
 
     /// Whether it still waits (not yet selected nor aborted).
     pub(crate) fn is_waiting(&self) -> bool {
-        self.state.load(Ordering::Acquire) == WAITING
+        self.state.is_waiting()
     }
 
     /// Gives up waiting. `Err(arm)` if a waker selected it first: that arm's
@@ -106,37 +100,12 @@ impl Waiter {
     /// must hold its queue's lock (rule 1).
     #[inline]
     pub(crate) fn abort(&self) -> Result<(), usize> {
-        let r = if self.multi {
-            self.state
-                .compare_exchange(WAITING, ABORTED, Ordering::AcqRel, Ordering::Acquire)
-        } else {
-            match self.state.load(Ordering::Relaxed) {
-                WAITING => {
-                    self.state.store(ABORTED, Ordering::Relaxed);
-                    Ok(WAITING)
-                }
-                s => Err(s),
-            }
-        };
-        match r {
-            Ok(_) | Err(ABORTED) => Ok(()),
-            Err(s) => Err(s - SELECTED),
-        }
+        self.state.abort()
     }
 
     #[inline]
     fn try_select(&self, arm: usize) -> bool {
-        if self.multi {
-            self.state
-                .compare_exchange(WAITING, SELECTED + arm, Ordering::AcqRel, Ordering::Relaxed)
-                .is_ok()
-        } else if self.state.load(Ordering::Relaxed) == WAITING {
-            // Under the queue's lock (rule 1); Release publishes the hand-over.
-            self.state.store(SELECTED + arm, Ordering::Release);
-            true
-        } else {
-            false
-        }
+        self.state.try_select(arm)
     }
 
     /// An owned unparker for the owner's task or thread (for primitives

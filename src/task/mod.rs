@@ -145,6 +145,7 @@ mod alloc;
 mod builder;
 mod join;
 mod join_set;
+mod join_state;
 pub(crate) mod local;
 pub(crate) mod panic_hook;
 mod scope;
@@ -155,8 +156,8 @@ use std::cell::UnsafeCell;
 use std::fmt;
 use std::num::NonZeroU64;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 pub(crate) use alloc::{TaskRef, Vtable};
 pub use builder::Builder;
@@ -168,6 +169,7 @@ pub use state::{Direction, IllegalTransition, Outcome, TaskState, Transition, Wa
 
 use crate::error::JoinError;
 use crate::scheduler::{Core, RuntimeRef, Unparker};
+use join_state::{Completion, JoinState};
 
 /// A unique identifier of a task, never reused within a process.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
@@ -238,11 +240,6 @@ impl fmt::Debug for Task {
     }
 }
 
-/// Join-state bits.
-const COMPLETE: u8 = 1;
-const DETACHED: u8 = 2;
-const WAITER: u8 = 4;
-
 /// The thread-safe part of a task.
 pub(crate) struct Header {
     pub(crate) id: TaskId,
@@ -262,9 +259,8 @@ pub(crate) struct Header {
     pub(crate) vtable: &'static Vtable,
     /// Set by `JoinHandle::cancel` (and by scopes); sticky.
     pub(crate) cancelled: AtomicBool,
-    /// `COMPLETE | DETACHED | WAITER` bits.
-    join_state: AtomicU8,
-    join_waiter: Mutex<Option<Unparker>>,
+    /// Who owns the result slot, and the joiner to wake.
+    join: JoinState<Unparker>,
 }
 
 impl Header {
@@ -289,8 +285,7 @@ impl Header {
             refs: AtomicUsize::new(2),
             vtable,
             cancelled: AtomicBool::new(false),
-            join_state: AtomicU8::new(0),
-            join_waiter: Mutex::new(None),
+            join: JoinState::new(),
         }
     }
 
@@ -325,14 +320,13 @@ impl Header {
     }
 
     pub(crate) fn is_complete(&self) -> bool {
-        self.join_state.load(Ordering::Acquire) & COMPLETE != 0
+        self.join.is_complete()
     }
 
     /// Registers `waiter` to be unparked when the task completes. Returns
     /// `false` (and registers nothing) if it has already completed.
     pub(crate) fn set_join_waiter(&self, waiter: Unparker) -> bool {
-        *self.join_waiter.lock().unwrap_or_else(|e| e.into_inner()) = Some(waiter);
-        self.join_state.fetch_or(WAITER, Ordering::AcqRel) & COMPLETE == 0
+        self.join.set_waiter(waiter)
     }
 }
 
@@ -454,7 +448,7 @@ impl<T> Packet<T> {
 
     /// Whether the `JoinHandle` is gone (nobody will take the result).
     pub(crate) fn is_detached(&self) -> bool {
-        self.core.header.join_state.load(Ordering::Acquire) & DETACHED != 0
+        self.core.header.join.is_detached()
     }
 
     /// Stores the task's result and wakes its joiner. Runs once, on the
@@ -465,39 +459,26 @@ impl<T> Packet<T> {
         // SAFETY: COMPLETE is not set yet, so nobody else reads the slot
         // (see the `Sync` impl).
         unsafe { *self.result.get() = Some(result) };
-        let prev = self
-            .core
-            .header
-            .join_state
-            .fetch_or(COMPLETE, Ordering::AcqRel);
-        if prev & DETACHED != 0 {
-            // SAFETY: the handle is gone, so we own the slot again.
-            let result = unsafe { (*self.result.get()).take() };
-            crate::scheduler::drop_caught(&self.core.header, result, "its result");
-        } else if prev & WAITER != 0 {
-            let waiter = self
-                .core
-                .header
-                .join_waiter
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .take();
-            match waiter {
-                // A waker is foreign code, which may panic.
-                Some(w @ Unparker::Waker(_)) => {
-                    let woken =
-                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || w.unpark()));
-                    if let Err(p) = woken {
-                        crate::scheduler::report_caught(
-                            &self.core.header,
-                            "while waking the waker that awaits it",
-                            p,
-                        );
-                    }
-                }
-                Some(w) => w.unpark(),
-                None => {}
+        match self.core.header.join.complete() {
+            Completion::Detached => {
+                // SAFETY: the handle is gone, so we own the slot again.
+                let result = unsafe { (*self.result.get()).take() };
+                crate::scheduler::drop_caught(&self.core.header, result, "its result");
             }
+            // A waker is foreign code, which may panic.
+            Completion::Wake(Some(w @ Unparker::Waker(_))) => {
+                let woken =
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || w.unpark()));
+                if let Err(p) = woken {
+                    crate::scheduler::report_caught(
+                        &self.core.header,
+                        "while waking the waker that awaits it",
+                        p,
+                    );
+                }
+            }
+            Completion::Wake(Some(w)) => w.unpark(),
+            Completion::Wake(None) => {}
         }
     }
 
@@ -511,17 +492,7 @@ impl<T> Packet<T> {
 
     /// The handle is dropped: drop the result if it is there.
     fn detach(&self) {
-        if self.core.header.is_complete() {
-            // The task is done with the slot: no need to tell it we left.
-            drop(self.take_result());
-            return;
-        }
-        let prev = self
-            .core
-            .header
-            .join_state
-            .fetch_or(DETACHED, Ordering::AcqRel);
-        if prev & COMPLETE != 0 {
+        if self.core.header.join.detach() {
             drop(self.take_result());
         }
     }

@@ -404,6 +404,58 @@ impl LazyRegistration {
     pub(crate) fn take(&mut self) {
         self.0.take();
     }
+
+    /// Lists the calling task as a waiter for `dir` on `fd` (registered
+    /// with the caller's runtime first if need be), as a wait does before
+    /// it parks, and returns the entry, which the caller must remove with
+    /// [`delist`](Self::delist) before it leaves its wait by any path
+    /// (rule 3). For a `select` readiness arm: the task parks on its own
+    /// waiter, and any event for `dir` wakes it to re-check its arms.
+    /// [`Error::NoRuntime`](crate::Error::NoRuntime) outside a task.
+    pub(crate) fn enlist(&self, fd: BorrowedFd<'_>, dir: Direction) -> io::Result<NonNull<Core>> {
+        let (Some(core), Some(runtime)) = (
+            scheduler::current_core(),
+            scheduler::with_scheduler(|s| Arc::as_ptr(&s.shared)),
+        ) else {
+            return Err(crate::Error::NoRuntime.into());
+        };
+        let reg = self.get_in(fd, runtime)?;
+        // SAFETY: `reg` belongs to the runtime of the calling task (checked
+        // by `get_in`), so this is its runtime thread; released at once.
+        let list = unsafe { reg.source.waiters() }.list(dir);
+        // Two arms of one select may watch the same fd and direction.
+        if !list.contains(&core) {
+            list.push(core);
+        }
+        Ok(core)
+    }
+
+    /// Removes the entry `enlist` made, unless an event's dispatch already
+    /// did.
+    ///
+    /// # Safety
+    ///
+    /// `core` was returned by `enlist` on this registration, for `dir`, on
+    /// the calling thread (a task stays on its runtime's thread).
+    pub(crate) unsafe fn delist(&self, dir: Direction, core: NonNull<Core>) {
+        if let Some(reg) = self.0.get() {
+            // SAFETY: `enlist` succeeded on this thread, so `reg` is the
+            // registration of this thread's runtime (rule 3); released at
+            // once.
+            let list = unsafe { reg.source.waiters() }.list(dir);
+            if let Some(i) = list.iter().position(|&c| c == core) {
+                list.swap_remove(i);
+            }
+        }
+    }
+}
+
+/// Whether `fd` is ready for `dir` right now (or has an error or hang-up
+/// pending), by a zero-timeout `poll(2)`: exact, unlike the readiness bit,
+/// which lags until the loop dispatches the next event and stays set until
+/// an operation meets `WouldBlock`. Works outside a runtime too.
+pub(crate) fn ready_now(fd: BorrowedFd<'_>, dir: Direction) -> io::Result<bool> {
+    poll_once(fd, dir, 0)
 }
 
 /// Runs the non-blocking operation `op` on `fd` until it does not return

@@ -169,6 +169,11 @@ impl Signals {
         )
     }
 
+    /// The self-pipe's read end and its registration, for a `select` arm.
+    pub(crate) fn source(&self) -> (std::os::fd::BorrowedFd<'_>, &LazyRegistration) {
+        (self.read.as_fd(), &self.reg)
+    }
+
     /// Returns a signal that has arrived, without waiting.
     pub fn try_recv(&mut self) -> Option<c_int> {
         if self.queue.is_empty() {

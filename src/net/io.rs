@@ -126,6 +126,11 @@ impl<S: AsFd> Io<S> {
         &self.sock
     }
 
+    /// The fd and its registration, for a `select` readiness arm.
+    pub(crate) fn source(&self) -> (std::os::fd::BorrowedFd<'_>, &LazyRegistration) {
+        (self.sock.as_fd(), &self.reg)
+    }
+
     pub(crate) fn options(&self) -> &Arc<Options> {
         &self.opts
     }

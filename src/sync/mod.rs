@@ -7,7 +7,7 @@
 //! | [`oneshot`] | tokio's `oneshot` | one message, e.g. a result |
 //! | [`broadcast`] | tokio's `broadcast` | every message to every receiver |
 //! | [`watch`] | tokio's `watch` | the latest value, and waiting for it to change |
-//! | [`select!`](crate::select!), [`select`] | Go's `select`, crossbeam's `select!` | the first of several receives, sends, task ends, or a timeout |
+//! | [`select!`](crate::select!), [`select`] | Go's `select`, crossbeam's `select!` | the first of several receives, sends, task ends, timers, socket readiness events or signals, or a timeout |
 //! | [`Mutex`], [`RwLock`] | `std::sync` | locks (no poisoning) |
 //! | [`Condvar`] | `std::sync::Condvar` | waiting for a condition under a [`Mutex`] |
 //! | [`Semaphore`] | tokio's `Semaphore` | limiting concurrency |

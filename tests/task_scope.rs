@@ -332,3 +332,36 @@ fn scoped_handles_report_and_cancel() {
         });
     });
 }
+
+#[test]
+fn scope_builder_names_and_sizes_children() {
+    corio::run(|| {
+        let mut seen = Vec::new();
+        corio::scope(|s| {
+            let h = s
+                .builder()
+                .name("child-a")
+                .stack_size(128 * 1024)
+                .spawn(|| corio::current().name().map(String::from))
+                .unwrap();
+            seen.push(h.join().unwrap());
+            // A stack size out of range spawns nothing and says why.
+            let err = s.builder().stack_size(usize::MAX).spawn(|| ()).unwrap_err();
+            assert!(
+                matches!(err, corio::Error::InvalidStackSize { .. }),
+                "{err}"
+            );
+            // The scope still ends normally after the refused child.
+        });
+        assert_eq!(seen, [Some("child-a".to_string())]);
+
+        let r: Result<(), corio::task::ScopeError<&str>> = corio::try_scope(|s| {
+            s.builder()
+                .name("fails")
+                .spawn_try(|| -> Result<(), &str> { Err("bad input") })
+                .unwrap();
+            Ok(())
+        });
+        assert_eq!(r.unwrap_err().into_first(), "bad input");
+    });
+}

@@ -164,7 +164,7 @@ pub use builder::Builder;
 pub use join::JoinHandle;
 pub use join_set::{CancelHandle, JoinSet};
 pub use local::{AccessError, LocalKey};
-pub use scope::{Scope, ScopeError, ScopedJoinHandle, scope, try_scope};
+pub use scope::{Scope, ScopeError, ScopedBuilder, ScopedJoinHandle, scope, try_scope};
 pub use state::{Direction, IllegalTransition, Outcome, TaskState, Transition, WaitReason};
 
 use crate::error::JoinError;

@@ -10,12 +10,14 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::panic::{self, AssertUnwindSafe};
 use std::rc::Rc;
+use std::sync::Arc;
 use std::thread;
 use std::time::Instant;
 
 use super::{JoinHandle, TaskId, TaskRef, WaitReason};
-use crate::error::JoinError;
+use crate::error::{Error, JoinError};
 use crate::scheduler::{self, CancelUnwind, Interrupt, Unparker};
+use crate::stack;
 
 /// A child's join handle, shared by the scope and the child's
 /// `ScopedJoinHandle`; `None` once joined.
@@ -317,7 +319,8 @@ impl<'scope, 'env, E> Scope<'scope, 'env, E> {
         F: FnOnce() -> T + 'scope,
         T: 'scope,
     {
-        self.spawn_inner(f, |_: &T| false, |v: T| Ok(v))
+        self.spawn_inner(f, |_: &T| false, |v: T| Ok(v), Options::default())
+            .unwrap_or_else(|e| panic!("corio::Scope::spawn: {e}"))
     }
 
     /// Spawns a fallible child: returning `Err` counts as a failure, which
@@ -333,22 +336,62 @@ impl<'scope, 'env, E> Scope<'scope, 'env, E> {
         T: 'scope,
         E: 'scope,
     {
+        self.spawn_try_with(f, Options::default())
+            .unwrap_or_else(|e| panic!("corio::Scope::spawn_try: {e}"))
+    }
+
+    /// A [`ScopedBuilder`] for a child with a name or a stack size, like
+    /// std's `thread::Builder::spawn_scoped`.
+    ///
+    /// ```
+    /// corio::run(|| {
+    ///     let mut total = 0;
+    ///     corio::scope(|s| {
+    ///         s.builder()
+    ///             .name("adder")
+    ///             .stack_size(64 * 1024)
+    ///             .spawn(|| {
+    ///                 assert_eq!(corio::current().name(), Some("adder"));
+    ///                 total += 1; // borrows the parent's local
+    ///             })
+    ///             .unwrap();
+    ///     });
+    ///     assert_eq!(total, 1);
+    /// });
+    /// ```
+    pub fn builder(&'scope self) -> ScopedBuilder<'scope, 'env, E> {
+        ScopedBuilder {
+            scope: self,
+            options: Options::default(),
+        }
+    }
+
+    fn spawn_try_with<F, T>(
+        &'scope self,
+        f: F,
+        options: Options,
+    ) -> Result<ScopedJoinHandle<'scope, Result<T, E>>, Error>
+    where
+        F: FnOnce() -> Result<T, E> + 'scope,
+        T: 'scope,
+        E: 'scope,
+    {
         let index = self.state.children.borrow().len();
         let state = Rc::clone(&self.state);
         let ScopedJoinHandle {
             handle,
             id,
             take: mut take_ok,
-        } = self.spawn_inner(f, Result::is_err, |r: Result<T, E>| r);
+        } = self.spawn_inner(f, Result::is_err, |r: Result<T, E>| r, options)?;
         // The error, if any, went to the scope's list: take it from there.
-        ScopedJoinHandle {
+        Ok(ScopedJoinHandle {
             handle,
             id,
             take: Box::new(move || match state.errors.borrow_mut()[index].take() {
                 Some(e) => Some(Err(e)),
                 None => take_ok().map(Ok),
             }),
-        }
+        })
     }
 
     /// Whether a child has failed (and its siblings were cancelled).
@@ -361,12 +404,15 @@ impl<'scope, 'env, E> Scope<'scope, 'env, E> {
         f: F,
         is_failure: fn(&R) -> bool,
         split: fn(R) -> Result<T, E>,
-    ) -> ScopedJoinHandle<'scope, T>
+        options: Options,
+    ) -> Result<ScopedJoinHandle<'scope, T>, Error>
     where
         F: FnOnce() -> R + 'scope,
         R: 'scope,
         T: 'scope,
     {
+        // Checked before anything is counted: a bad size spawns nothing.
+        let stack_size = options.stack_size.map(stack::checked_size).transpose()?;
         let state = &self.state;
         let index = state.children.borrow().len();
         state.errors.borrow_mut().push(None);
@@ -401,29 +447,29 @@ impl<'scope, 'env, E> Scope<'scope, 'env, E> {
                 }
             }
         };
+        let name = options.name.map(Arc::<str>::from);
         let spawned = scheduler::with_scheduler(|s| {
-            let size = s.default_stack_size();
+            let size = stack_size.unwrap_or_else(|| s.default_stack_size());
             // SAFETY: `body` borrows data that outlives 'scope. The scope
             // function does not return or resume an unwind before every
             // child finished (`finish`, rules 1, 2 and 4) — it waits, or
             // unwinds each child in place — and the scope cannot be leaked,
             // so the task is gone before that data is.
-            unsafe { s.spawn_unchecked(body, None, size) }
+            unsafe { s.spawn_unchecked(body, name, size) }
         })
         .expect("a scope lives in a task of a running runtime");
-        let handle = match spawned {
-            Ok(h) => h,
-            Err(e) => panic!("corio::Scope::spawn: {e}"),
-        };
+        // A failed spawn dropped `body`, whose `Running` guard counted the
+        // child finished again.
+        let handle = spawned?;
         let id = handle.id();
         state.children.borrow_mut().push(handle.task_ref());
         let shared = Rc::new(RefCell::new(Some(handle)));
         state.handles.borrow_mut().push(Rc::clone(&shared));
-        ScopedJoinHandle {
+        Ok(ScopedJoinHandle {
             handle: shared,
             id,
             take: Box::new(move || slot.borrow_mut().take()),
-        }
+        })
     }
 
     /// Waits for every child (rules 2 and 4), then resumes the body's unwind
@@ -533,6 +579,77 @@ impl<'scope, 'env, E> Scope<'scope, 'env, E> {
         }
         // Every child has ended — or, one that kept catching its unwind,
         // was given up on and leaked (never to run again), its count with it.
+    }
+}
+
+/// The name and stack size of a child, before [`Scope::builder`] spawns it.
+#[derive(Default)]
+struct Options {
+    name: Option<String>,
+    stack_size: Option<usize>,
+}
+
+/// Configures a child of a [`Scope`] before spawning it, like
+/// [`corio::Builder`](crate::Builder) for free tasks; made by
+/// [`Scope::builder`].
+#[must_use = "a ScopedBuilder does nothing until spawn is called"]
+pub struct ScopedBuilder<'scope, 'env, E> {
+    scope: &'scope Scope<'scope, 'env, E>,
+    options: Options,
+}
+
+impl<'scope, E> ScopedBuilder<'scope, '_, E> {
+    /// Names the child; the name shows in [`tasks`](crate::tasks), in
+    /// `JoinError` messages, panic reports and stack-overflow reports.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.options.name = Some(name.into());
+        self
+    }
+
+    /// Sets the child's stack size in bytes (rounded up to whole pages).
+    pub fn stack_size(mut self, bytes: usize) -> Self {
+        self.options.stack_size = Some(bytes);
+        self
+    }
+
+    /// Spawns the child, as [`Scope::spawn`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidStackSize`](crate::Error::InvalidStackSize);
+    /// [`Error::MapLimit`](crate::Error::MapLimit) or
+    /// [`Error::OutOfMemory`](crate::Error::OutOfMemory) when no stack can
+    /// be mapped. Nothing is spawned then.
+    pub fn spawn<F, T>(self, f: F) -> Result<ScopedJoinHandle<'scope, T>, Error>
+    where
+        F: FnOnce() -> T + 'scope,
+        T: 'scope,
+    {
+        self.scope
+            .spawn_inner(f, |_: &T| false, |v: T| Ok(v), self.options)
+    }
+
+    /// Spawns a fallible child, as [`Scope::spawn_try`].
+    ///
+    /// # Errors
+    ///
+    /// As [`spawn`](Self::spawn).
+    pub fn spawn_try<F, T>(self, f: F) -> Result<ScopedJoinHandle<'scope, Result<T, E>>, Error>
+    where
+        F: FnOnce() -> Result<T, E> + 'scope,
+        T: 'scope,
+        E: 'scope,
+    {
+        self.scope.spawn_try_with(f, self.options)
+    }
+}
+
+impl<E> fmt::Debug for ScopedBuilder<'_, '_, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ScopedBuilder")
+            .field("name", &self.options.name)
+            .field("stack_size", &self.options.stack_size)
+            .finish_non_exhaustive()
     }
 }
 

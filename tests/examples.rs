@@ -115,8 +115,9 @@ impl Running {
     fn exit(mut self) -> (ExitStatus, String, String) {
         let mut rest = String::new();
         self.stdout.read_to_string(&mut rest).unwrap();
-        let mut errors = String::new();
-        self.stderr.read_to_string(&mut errors).unwrap();
+        let mut errors = Vec::new();
+        self.stderr.read_to_end(&mut errors).unwrap();
+        let errors = String::from_utf8(without_asan_notes(&errors)).unwrap();
         (self.child.wait().unwrap(), rest, errors)
     }
 }
@@ -128,8 +129,26 @@ impl Drop for Running {
     }
 }
 
+/// Drops the notes AddressSanitizer prints when a program switches stacks
+/// and then calls a `noreturn` function (the examples run under ASan in
+/// CI): they are the sanitizer's, not the example's output.
+fn without_asan_notes(stderr: &[u8]) -> Vec<u8> {
+    let text = String::from_utf8_lossy(stderr);
+    let mut kept = String::new();
+    for line in text.split_inclusive('\n') {
+        let note = (line.starts_with("==") && line.contains("WARNING: ASan"))
+            || line.starts_with("False positive error reports may follow")
+            || line.starts_with("For details see https://github.com/google/sanitizers/");
+        if !note {
+            kept.push_str(line);
+        }
+    }
+    kept.into_bytes()
+}
+
 fn run(name: &str, args: &[&str]) -> Output {
-    let out = Command::new(example(name)).args(args).output().unwrap();
+    let mut out = Command::new(example(name)).args(args).output().unwrap();
+    out.stderr = without_asan_notes(&out.stderr);
     assert!(
         out.status.success(),
         "{name} {args:?} failed: {}\n{}",
@@ -164,7 +183,9 @@ fn have(name: &str) -> bool {
 
 /// Runs an example, whatever its exit status.
 fn output(name: &str, args: &[&str]) -> Output {
-    Command::new(example(name)).args(args).output().unwrap()
+    let mut out = Command::new(example(name)).args(args).output().unwrap();
+    out.stderr = without_asan_notes(&out.stderr);
+    out
 }
 
 /// A server thread for one connection: it reads the request head, writes

@@ -615,30 +615,12 @@ impl Reservation {
         let size = self.size;
         std::mem::forget(self);
         let slot = POOL.with(|pool| pool.borrow_mut().take_reserved(size));
-        #[cfg(corio_asan)]
-        asan_forget(slot.bottom + page_size(), size);
         PooledStack {
             top: slot.bottom + page_size() + size,
             slot: Some(slot),
             size,
         }
     }
-}
-
-/// Under AddressSanitizer: forgets the poisoned red zones that frames of
-/// the stack's previous coroutine left in the sanitizer's shadow memory. A
-/// coroutine that ended by unwinding, or was dropped while suspended, never
-/// returned through those frames, and ASan cannot unpoison them itself
-/// (it does not know the coroutine's stack bounds); the next coroutine on
-/// the same stack would then be reported for writing its own frames.
-#[cfg(corio_asan)]
-fn asan_forget(bottom: usize, size: usize) {
-    unsafe extern "C" {
-        fn __asan_unpoison_memory_region(addr: *const libc::c_void, size: usize);
-    }
-    // SAFETY: the range is this slot's usable stack, mapped and not in use
-    // by any coroutine; unpoisoning only clears ASan's shadow bytes for it.
-    unsafe { __asan_unpoison_memory_region(bottom as *const libc::c_void, size) };
 }
 
 impl Drop for Reservation {

@@ -21,6 +21,18 @@ struct Inner {
 }
 
 impl Node {
+    /// Runs `add` under the lock unless the node is cancelled already
+    /// (`false`): checked under the same lock `cancel` takes, so whatever
+    /// `add` registers is seen by the cancellation, or was too late for it.
+    fn enlist(&self, add: impl FnOnce(&mut Inner)) -> bool {
+        let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        if self.cancelled.load(Ordering::Acquire) {
+            return false;
+        }
+        add(&mut inner);
+        true
+    }
+
     fn cancel(&self) {
         let taken = {
             let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
@@ -39,6 +51,16 @@ impl Node {
             }
         }
     }
+}
+
+/// Pushes `item`, first dropping the entries `live` says are gone whenever
+/// the list reaches a power of two (from 16), so that it stays about as long
+/// as what it holds.
+fn prune_and_push<T>(list: &mut Vec<T>, item: T, live: impl Fn(&T) -> bool) {
+    if list.len() >= 16 && list.len().is_power_of_two() {
+        list.retain(live);
+    }
+    list.push(item);
 }
 
 /// A token that cancels a group of tasks at once, and that tasks can watch —
@@ -104,22 +126,15 @@ impl CancellationToken {
     /// can also be cancelled on its own without affecting this one.
     pub fn child_token(&self) -> CancellationToken {
         let child = CancellationToken::new();
-        let mut inner = self
-            .node
-            .inner
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if self.node.cancelled.load(Ordering::Acquire) {
-            drop(inner);
-            child.cancel();
-            return child;
-        }
+        let weak = Arc::downgrade(&child.node);
         // Forget children that are gone, so a long-lived parent of many
         // short-lived children stays small.
-        if inner.children.len() >= 16 && inner.children.len().is_power_of_two() {
-            inner.children.retain(|c| c.strong_count() > 0);
+        if !self
+            .node
+            .enlist(|inner| prune_and_push(&mut inner.children, weak, |c| c.strong_count() > 0))
+        {
+            child.cancel();
         }
-        inner.children.push(Arc::downgrade(&child.node));
         child
     }
 
@@ -155,20 +170,13 @@ impl CancellationToken {
 
     /// Like [`attach`](Self::attach), with a [`CancelHandle`].
     pub fn attach_handle(&self, task: CancelHandle) {
-        let mut inner = self
+        let for_later = task.clone();
+        if !self
             .node
-            .inner
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if self.node.cancelled.load(Ordering::Acquire) {
-            drop(inner);
+            .enlist(|inner| prune_and_push(&mut inner.tasks, for_later, |t| !t.is_finished()))
+        {
             task.cancel();
-            return;
         }
-        if inner.tasks.len() >= 16 && inner.tasks.len().is_power_of_two() {
-            inner.tasks.retain(|t| !t.is_finished());
-        }
-        inner.tasks.push(task);
     }
 
     /// A guard that cancels the token when dropped (on every path out of a

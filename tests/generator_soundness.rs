@@ -7,12 +7,11 @@
 //! status and output.
 
 use std::cell::{Cell, RefCell};
-use std::io::Read;
 use std::os::unix::process::ExitStatusExt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
 use corio::generator::{Generator, GeneratorState, Status, YieldErrorKind, Yielder};
 
 struct ChildOutput {
@@ -22,48 +21,16 @@ struct ChildOutput {
 }
 
 /// Runs the ignored test `name` of this binary in a child process, killing
-/// it after 60 s.
+/// it after 60 s (a hang fails the test).
 fn child(name: &str) -> ChildOutput {
-    let mut c = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--ignored",
-            "--exact",
-            name,
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = c.stdout.take().unwrap();
-    let mut err = c.stderr.take().unwrap();
-    let out = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out.read_to_string(&mut s);
-        s
-    });
-    let err = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err.read_to_string(&mut s);
-        s
-    });
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        if let Some(status) = c.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = c.kill();
-            let _ = c.wait();
-            panic!("{name}: child hung\n{}", err.join().unwrap());
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
+    let run = common::run_ignored_test(name, Duration::from_secs(60), &[]);
+    let status = run
+        .status
+        .unwrap_or_else(|| panic!("{name}: child hung\n{}", run.stderr));
     ChildOutput {
         status,
-        stdout: out.join().unwrap(),
-        stderr: err.join().unwrap(),
+        stdout: run.stdout,
+        stderr: run.stderr,
     }
 }
 

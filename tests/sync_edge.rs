@@ -7,16 +7,16 @@
 //! binary as a child process (`--ignored --exact NAME`), killed after a
 //! time limit; the parent judges its exit status and output.
 
-use std::io::Read;
 use std::panic::{self, AssertUnwindSafe};
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::ExitStatus;
 
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+mod common;
 use corio::sync::{Semaphore, mpmc, mpsc, oneshot};
 
 /// What a child process did: its exit status (`None`: killed at the time
@@ -45,45 +45,11 @@ impl Child {
 /// Runs the ignored test `name` of this binary in a child process, killed
 /// after `limit`.
 fn child(name: &str, limit: Duration, envs: &[(&str, &str)]) -> Child {
-    let mut cmd = Command::new(std::env::current_exe().unwrap());
-    cmd.args([
-        "--ignored",
-        "--exact",
-        name,
-        "--nocapture",
-        "--test-threads=1",
-    ])
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped());
-    for (k, v) in envs {
-        cmd.env(k, v);
-    }
-    let mut proc = cmd.spawn().unwrap();
-    let drain = |mut r: Box<dyn Read + Send>| {
-        thread::spawn(move || {
-            let mut s = String::new();
-            let _ = r.read_to_string(&mut s);
-            s
-        })
-    };
-    let out = drain(Box::new(proc.stdout.take().unwrap()));
-    let err = drain(Box::new(proc.stderr.take().unwrap()));
-    let start = Instant::now();
-    let status = loop {
-        if let Some(s) = proc.try_wait().unwrap() {
-            break Some(s);
-        }
-        if start.elapsed() > limit {
-            proc.kill().unwrap();
-            proc.wait().unwrap();
-            break None;
-        }
-        thread::sleep(Duration::from_millis(10));
-    };
+    let run = common::run_ignored_test(name, limit, envs);
     Child {
-        status,
-        stdout: out.join().unwrap(),
-        stderr: err.join().unwrap(),
+        status: run.status,
+        stdout: run.stdout,
+        stderr: run.stderr,
     }
 }
 

@@ -7,13 +7,12 @@
 //! with `--ignored --exact NAME`) with a time limit: what it guards against
 //! is an abort or a hang, which the parent judges by exit status and stderr.
 
-use std::io::Read;
 use std::panic::{self, AssertUnwindSafe};
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+mod common;
 use corio::sync::{Event, Mutex, mpsc};
 
 const HOUR: Duration = Duration::from_secs(3600);
@@ -43,46 +42,11 @@ impl Child {
 /// Runs the ignored test `name` of this binary in a child process, killing
 /// it after `limit`.
 fn child(name: &str, limit: Duration) -> Child {
-    let mut proc = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--ignored",
-            "--exact",
-            name,
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = proc.stdout.take().unwrap();
-    let mut err = proc.stderr.take().unwrap();
-    let out = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out.read_to_string(&mut s);
-        s
-    });
-    let err = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err.read_to_string(&mut s);
-        s
-    });
-    let start = Instant::now();
-    let success = loop {
-        if let Some(status) = proc.try_wait().unwrap() {
-            break Some(status.success());
-        }
-        if start.elapsed() > limit {
-            let _ = proc.kill();
-            let _ = proc.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let run = common::run_ignored_test(name, limit, &[]);
     Child {
-        success,
-        stdout: out.join().unwrap(),
-        stderr: err.join().unwrap(),
+        success: run.status.map(|s| s.success()),
+        stdout: run.stdout,
+        stderr: run.stderr,
     }
 }
 

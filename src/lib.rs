@@ -144,6 +144,15 @@
 #![warn(clippy::undocumented_unsafe_blocks, clippy::missing_safety_doc)]
 #![doc(test(attr(deny(warnings))))]
 
+// corio is built on Unix primitives (fds, `poll(2)`, `mmap`, signals): say
+// so up front rather than with a screen of unresolved `std::os::fd` imports.
+#[cfg(not(unix))]
+compile_error!(
+    "corio supports Unix targets only: Linux (x86-64, aarch64; tested) and other Unix \
+     systems such as macOS and the BSDs (untested). Windows and other non-Unix targets \
+     are not supported."
+);
+
 #[cfg(any(feature = "ureq", feature = "redis"))]
 pub mod compat;
 mod error;

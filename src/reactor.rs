@@ -5,9 +5,13 @@
 //! # Rules
 //!
 //! 1. A file descriptor is registered once (edge-triggered, both
-//!    directions) the first time a task has to wait on it, and deleted from
-//!    the poller before it is closed (the IO types drop their
-//!    [`Registration`] before their fd).
+//!    directions) by the first blocking operation a task runs on it —
+//!    `io_op*`, `wait_ready` or a `select` readiness arm, before it tries
+//!    the syscall, not only once it meets `WouldBlock` — with both
+//!    readiness bits set, so that first try still goes straight to the
+//!    syscall. A non-blocking `try_op` and any call outside a runtime never
+//!    register. It is deleted from the poller before it is closed (the IO
+//!    types drop their [`Registration`] before their fd).
 //! 2. Each source keeps a readiness word: a "readable" and a "writable" bit
 //!    and a tick counted up by every event. IO is tried while the bit is set;
 //!    a `WouldBlock` clears it — but only if no event arrived since the try

@@ -31,15 +31,22 @@ use crate::task::TaskId;
 ///    on it, and [`TaskState::try_next`] reports it.
 ///
 /// ```text
-///        spawn                       yield_now
-///          │                    ┌──────────────────┐
-///          ▼      resume        │                  │
-///        Ready ─────────────▶ Running ─────────▶ Finished(Returned|Panicked|Cancelled)
-///          ▲  ◀─────────────────┘ │
-///          │                     │ would block
-///          │      wake           ▼
-///          └─────────────── Waiting(reason)
+///          spawn
+///            │
+///            ▼      Resume                   Finish
+///   ┌───── Ready ─────────────▶ Running ─────────────────▶ Finished(Returned|Panicked|Cancelled)
+///   │       ▲ ▲                 │     │                         ▲       ▲
+///   │       │ └───── Yield ─────┘     │ Block (would block)     │       │
+///   │       │                         ▼                         │       │
+///   │       └────── Wake ────── Waiting(reason) ─── Abandon ────┘       │
+///   │                                                                   │
+///   └──────────────────────────── Abandon ──────────────────────────────┘
 /// ```
+///
+/// Every arrow is one [`Transition`]: `Resume` (rule 2), `Yield` (3),
+/// `Block` (4), `Wake` (5), `Finish` (6) and `Abandon` (7), which takes a
+/// Ready or a Waiting task straight to `Finished(Cancelled)` when its
+/// runtime shuts down.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TaskState {
     /// Created or woken, and queued to run.

@@ -49,24 +49,45 @@ pub fn sleep_until(deadline: Instant) {
 }
 
 fn sleep_until_or_forever(deadline: Option<Instant>) {
+    match pause_until(deadline, WaitReason::Timer) {
+        Ok(()) => {}
+        // Cannot suspend while unwinding: return early.
+        Err(Interrupt::Unwinding) => {}
+        Err(i) => scheduler::unwind_for(i),
+    }
+}
+
+/// The one timed wait every sleep-like call runs (`sleep`, and the pauses
+/// of the IO layer, which show `wait` in the task table): suspends the task
+/// (or thread) until `at` — for ever with `None` — and returns `Ok` once it
+/// has passed. Returns early only with an interrupt: a cancellation, the
+/// thread unwinding, or an enclosing `timeout` that expires first
+/// (`TimedOut`, recorded as that scope's by the caller's
+/// [`unwind_for`](scheduler::unwind_for) or
+/// [`timed_out_at`](scheduler::timed_out_at)).
+pub(crate) fn pause_until(at: Option<Instant>, wait: WaitReason) -> Result<(), Interrupt> {
     loop {
-        if deadline.is_some_and(|at| Instant::now() >= at) {
-            return;
+        if at.is_some_and(|at| Instant::now() >= at) {
+            return Ok(());
         }
-        match scheduler::park(WaitReason::Timer, deadline) {
+        match scheduler::park(wait, at) {
             Ok(()) => {}
-            // Our own deadline: the sleep is over.
+            // Our own deadline: the pause is over.
             Err(Interrupt::TimedOut)
-                if deadline.is_some_and(|at| Instant::now() >= at)
+                if at.is_some_and(|at| Instant::now() >= at)
                     && scheduler::current_deadline().is_none_or(|d| Instant::now() < d) =>
             {
-                return;
+                return Ok(());
             }
-            // Cannot suspend while unwinding: return early.
-            Err(Interrupt::Unwinding) => return,
-            Err(i) => scheduler::unwind_for(i),
+            Err(i) => return Err(i),
         }
     }
+}
+
+/// The deadline `timeout` from now; `None` (never) if it overflows: how
+/// every `*_timeout` call turns its duration into a deadline.
+pub(crate) fn deadline_after(timeout: Duration) -> Option<Instant> {
+    Instant::now().checked_add(timeout)
 }
 
 /// The error of a [`timeout`] whose deadline passed.

@@ -3,10 +3,10 @@
 use std::fmt;
 use std::time::Duration;
 
-use super::chan::deadline_after;
 use super::spin::SpinLock;
 use super::waiter::{self, WaitQueue, Wakes};
 use crate::task::WaitReason;
+use crate::time::deadline_after;
 
 struct State {
     n: usize,

@@ -279,11 +279,6 @@ fn drop_messages<T>(buf: VecDeque<T>) {
     }
 }
 
-/// The deadline `timeout` from now; `None` (never) if it overflows.
-pub(crate) fn deadline_after(timeout: std::time::Duration) -> Option<Instant> {
-    Instant::now().checked_add(timeout)
-}
-
 /// Which queue a registration is in.
 #[derive(Clone, Copy)]
 enum Side {

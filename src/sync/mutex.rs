@@ -9,10 +9,10 @@ use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
-use super::chan::deadline_after;
 use super::spin::SpinLock;
 use super::waiter::{self, WaitQueue, Wake, Wakes};
 use crate::task::WaitReason;
+use crate::time::deadline_after;
 
 const LOCKED: u8 = 1;
 /// The wait queue may hold waiters: unlock must look at it.

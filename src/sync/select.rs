@@ -60,7 +60,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::chan::{Chan, Slot, deadline_after};
+use super::chan::{Chan, Slot};
 use super::error::{RecvError, SendError};
 use super::waiter::{self, Waiter, Wake};
 use super::{mpmc, mpsc, oneshot};
@@ -68,6 +68,7 @@ use crate::JoinHandle;
 use crate::reactor::{self, LazyRegistration};
 use crate::scheduler::{self, Core, Interrupt};
 use crate::task::{Direction, WaitReason};
+use crate::time::deadline_after;
 
 mod sealed {
     use crate::sync::waiter::{Waiter, Wake};

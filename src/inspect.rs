@@ -3,7 +3,6 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::scheduler;
 use crate::task::{Task, TaskId, TaskState};
 
 /// One task as [`tasks`] saw it.
@@ -75,7 +74,7 @@ impl fmt::Display for TaskInfo {
 /// });
 /// ```
 pub fn tasks() -> Vec<TaskInfo> {
-    scheduler::with_scheduler(|s| s.snapshot()).unwrap_or_default()
+    crate::task::context::with_scheduler(|s| s.snapshot()).unwrap_or_default()
 }
 
 /// The task table as text: one line per task, with a header. Handy for

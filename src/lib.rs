@@ -242,7 +242,7 @@ where
 /// the thread). The task stays `Ready` while it waits its turn.
 #[inline]
 pub fn yield_now() {
-    scheduler::yield_now()
+    crate::task::park::yield_now()
 }
 
 /// The task that calls it.
@@ -256,7 +256,7 @@ pub fn current() -> Task {
 
 /// The task that calls it, or `None` outside a task.
 pub fn try_current() -> Option<Task> {
-    scheduler::current_task()
+    crate::task::context::current_task()
 }
 
 /// Runs `f` shielded from cancellation: blocking calls inside it do not fail
@@ -264,7 +264,7 @@ pub fn try_current() -> Option<Task> {
 /// cancellation that arrives meanwhile stays pending and is reported by the
 /// first blocking call after `f`.
 pub fn shield<R>(f: impl FnOnce() -> R) -> R {
-    scheduler::shielded(f)
+    crate::task::park::shielded(f)
 }
 
 /// The README's examples, compiled and run as doctests.

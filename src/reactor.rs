@@ -47,7 +47,8 @@ use slab::Slab;
 pub(crate) use crate::poller::Events;
 use crate::poller::Poller;
 
-use crate::scheduler::{self, Core, Shared};
+use crate::task::context::Shared;
+use crate::task::core::Core;
 
 mod lazy;
 use crate::task::{Direction, WaitReason};
@@ -287,7 +288,7 @@ impl Registration {
     /// Registers `fd` with the current runtime's reactor; `Ok(None)` outside
     /// a runtime.
     pub(crate) fn new(fd: BorrowedFd<'_>) -> io::Result<Option<Registration>> {
-        let runtime = scheduler::with_scheduler(|s| Arc::clone(&s.shared));
+        let runtime = crate::task::context::with_scheduler(|s| Arc::clone(&s.shared));
         let Some(runtime) = runtime else {
             return Ok(None);
         };
@@ -342,7 +343,7 @@ impl Registration {
         deadline: Option<Instant>,
         reason: Option<WaitReason>,
     ) -> io::Result<()> {
-        let core = scheduler::current_core().expect("reactor waits happen in tasks");
+        let core = crate::task::park::current_core().expect("reactor waits happen in tasks");
         {
             // SAFETY: the caller is a task of the source's runtime (its
             // registration came from `LazyRegistration::get_in`), so this is
@@ -364,7 +365,7 @@ impl Registration {
             fd: self.source.fd,
             direction: dir,
         });
-        scheduler::park(reason, deadline).map_err(io::Error::from)
+        crate::task::park::park(reason, deadline).map_err(io::Error::from)
     }
 }
 
@@ -385,7 +386,7 @@ impl LazyRegistration {
     }
 
     /// The registration with `runtime` (the caller's, as returned by
-    /// `scheduler::check_current_runtime`), made now if there is none.
+    /// `crate::task::park::check_current_runtime`), made now if there is none.
     ///
     /// Only the runtime that registered the fd polls it: a task of another
     /// runtime would wait for events nobody delivers to it, and its entry
@@ -418,8 +419,8 @@ impl LazyRegistration {
     /// [`Error::NoRuntime`](crate::Error::NoRuntime) outside a task.
     pub(crate) fn enlist(&self, fd: BorrowedFd<'_>, dir: Direction) -> io::Result<NonNull<Core>> {
         let (Some(core), Some(runtime)) = (
-            scheduler::current_core(),
-            scheduler::with_scheduler(|s| Arc::as_ptr(&s.shared)),
+            crate::task::park::current_core(),
+            crate::task::context::with_scheduler(|s| Arc::as_ptr(&s.shared)),
         ) else {
             return Err(crate::Error::NoRuntime.into());
         };
@@ -521,7 +522,7 @@ fn io_op_inner<R>(
     mut op: impl FnMut() -> io::Result<R>,
     drained: impl Fn(&R) -> bool,
 ) -> io::Result<R> {
-    let registration = match scheduler::check_current_runtime(deadline)? {
+    let registration = match crate::task::park::check_current_runtime(deadline)? {
         Some(runtime) => Some(reg.get_in(fd, runtime)?),
         None => None,
     };
@@ -588,7 +589,7 @@ pub(crate) fn wait_ready(
     dir: Direction,
     deadline: Option<Instant>,
 ) -> io::Result<()> {
-    let registration = match scheduler::check_current_runtime(deadline)? {
+    let registration = match crate::task::park::check_current_runtime(deadline)? {
         Some(runtime) => Some(reg.get_in(fd, runtime)?),
         None => None,
     };
@@ -610,7 +611,7 @@ pub(crate) fn wait_ready(
 
 /// Blocks the thread until `fd` is ready in `dir` or the deadline passes.
 fn poll_fd(fd: BorrowedFd<'_>, dir: Direction, deadline: Option<Instant>) -> io::Result<()> {
-    let deadline = match (deadline, scheduler::current_deadline()) {
+    let deadline = match (deadline, crate::task::park::current_deadline()) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
     };
@@ -621,7 +622,7 @@ fn poll_fd(fd: BorrowedFd<'_>, dir: Direction, deadline: Option<Instant>) -> io:
                 let now = Instant::now();
                 let left = at.saturating_duration_since(now);
                 if left.is_zero() {
-                    return Err(io::Error::from(scheduler::timed_out_at(now)));
+                    return Err(io::Error::from(crate::task::park::timed_out_at(now)));
                 }
                 left.as_millis().clamp(1, i32::MAX as u128) as i32
             }

@@ -4,8 +4,8 @@
 use std::panic;
 
 use crate::error::Error;
-use crate::scheduler::{Config, Scheduler};
 use crate::stack;
+use crate::task::context::{Config, Scheduler};
 
 /// A corio runtime: one scheduler and one reactor, running tasks on the
 /// thread that calls [`block_on`](Runtime::block_on).
@@ -159,7 +159,7 @@ where
     F: FnOnce() -> T,
     T: 'static,
 {
-    if crate::scheduler::in_runtime() {
+    if crate::task::context::in_runtime() {
         panic!("corio::run: {}", Error::NestedRuntime);
     }
     let rt = Runtime::new().unwrap_or_else(|e| panic!("corio::run: cannot start a runtime: {e}"));

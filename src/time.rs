@@ -19,8 +19,8 @@ pub use std::time::{Duration, Instant};
 mod interval;
 pub use interval::{Interval, MissedTickBehavior, interval, interval_at};
 
-use crate::scheduler::{self, Interrupt, TimeoutUnwind};
 use crate::task::WaitReason;
+use crate::task::park::{Interrupt, TimeoutUnwind};
 
 /// Suspends the current task for at least `dur` (outside a task, sleeps the
 /// thread).
@@ -53,7 +53,7 @@ fn sleep_until_or_forever(deadline: Option<Instant>) {
         Ok(()) => {}
         // Cannot suspend while unwinding: return early.
         Err(Interrupt::Unwinding) => {}
-        Err(i) => scheduler::unwind_for(i),
+        Err(i) => crate::task::park::unwind_for(i),
     }
 }
 
@@ -63,19 +63,19 @@ fn sleep_until_or_forever(deadline: Option<Instant>) {
 /// has passed. Returns early only with an interrupt: a cancellation, the
 /// thread unwinding, or an enclosing `timeout` that expires first
 /// (`TimedOut`, recorded as that scope's by the caller's
-/// [`unwind_for`](scheduler::unwind_for) or
-/// [`timed_out_at`](scheduler::timed_out_at)).
+/// [`unwind_for`](crate::task::park::unwind_for) or
+/// [`timed_out_at`](crate::task::park::timed_out_at)).
 pub(crate) fn pause_until(at: Option<Instant>, wait: WaitReason) -> Result<(), Interrupt> {
     loop {
         if at.is_some_and(|at| Instant::now() >= at) {
             return Ok(());
         }
-        match scheduler::park(wait, at) {
+        match crate::task::park::park(wait, at) {
             Ok(()) => {}
             // Our own deadline: the pause is over.
             Err(Interrupt::TimedOut)
                 if at.is_some_and(|at| Instant::now() >= at)
-                    && scheduler::current_deadline().is_none_or(|d| Instant::now() < d) =>
+                    && crate::task::park::current_deadline().is_none_or(|d| Instant::now() < d) =>
             {
                 return Ok(());
             }
@@ -159,7 +159,7 @@ pub fn timeout<T>(dur: Duration, f: impl FnOnce() -> T) -> Result<T, Elapsed> {
 /// under the same rule: only if the deadline interrupted `f`.
 pub fn timeout_at<T>(deadline: Instant, f: impl FnOnce() -> T) -> Result<T, Elapsed> {
     let (result, interrupted) =
-        scheduler::with_deadline(deadline, || panic::catch_unwind(AssertUnwindSafe(f)));
+        crate::task::park::with_deadline(deadline, || panic::catch_unwind(AssertUnwindSafe(f)));
     match result {
         Ok(v) if !interrupted => Ok(v),
         Ok(_) => Err(Elapsed(())),

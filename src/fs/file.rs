@@ -12,7 +12,6 @@ use std::sync::Arc;
 use super::{Metadata, Permissions, owned};
 use crate::future;
 use crate::pool::{in_task, unblock_io};
-use crate::scheduler;
 use crate::task::WaitReason;
 
 /// The most bytes one `read` or `write` moves to or from the pool: a bigger
@@ -190,7 +189,9 @@ impl File {
                 return dup;
             }
             // No descriptor to spare (`EMFILE`): the original it is.
-            let _ = scheduler::shielded(|| scheduler::without_deadline(|| self.settle()));
+            let _ = crate::task::park::shielded(|| {
+                crate::task::park::without_deadline(|| self.settle())
+            });
         }
         let mut std = Arc::clone(&self.std);
         drop(self);
@@ -234,7 +235,7 @@ impl File {
             self.settle()?;
             return f(&self.std);
         }
-        scheduler::check_current(None)?;
+        crate::task::park::check_current(None)?;
         self.settle()?;
         let file = Arc::clone(&self.std);
         let mut job: Job = ::blocking::unblock(move || {

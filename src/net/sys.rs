@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use socket2::{Domain, SockRef, Socket, Type};
 
 use crate::error::io_with_limit;
-use crate::scheduler::{self, Interrupt};
+use crate::task::park::Interrupt;
 use crate::task::{Direction, WaitReason};
 
 /// A new close-on-exec, non-blocking socket.
@@ -91,7 +91,7 @@ pub(crate) fn pause_until(at: Instant, wait: WaitReason) -> io::Result<()> {
         Ok(()) => Ok(()),
         // The scope's, by the real clock, though maybe not yet by the
         // loop's that `park` compared: record it as the scope's.
-        Err(Interrupt::TimedOut) => Err(scheduler::timed_out_at(Instant::now()).into()),
+        Err(Interrupt::TimedOut) => Err(crate::task::park::timed_out_at(Instant::now()).into()),
         Err(i) => Err(i.into()),
     }
 }

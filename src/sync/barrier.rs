@@ -93,7 +93,7 @@ impl Barrier {
     fn arrive(
         &self,
         deadline: Option<std::time::Instant>,
-    ) -> Result<BarrierWaitResult, crate::scheduler::Interrupt> {
+    ) -> Result<BarrierWaitResult, crate::task::park::Interrupt> {
         waiter::enter()?;
         let mut st = self.state.lock();
         st.arrived += 1;

@@ -38,8 +38,8 @@ use super::error::{
 };
 use super::spin::{SpinGuard, SpinLock};
 use super::waiter::{self, WaitQueue, Waiter, Wake, Wakes};
-use crate::scheduler::{self, Interrupt};
 use crate::task::WaitReason;
+use crate::task::park::Interrupt;
 
 /// Where a message travels between a waiting caller and the channel. Lives
 /// on the caller's stack (or in its `select` operation).
@@ -204,7 +204,7 @@ pub(crate) enum RecvFail {
 pub(crate) fn unwind_unless_unwinding(i: Interrupt) {
     match i {
         Interrupt::Unwinding => {}
-        i => scheduler::unwind_for(i),
+        i => crate::task::park::unwind_for(i),
     }
 }
 
@@ -227,7 +227,7 @@ impl<T> SendFail<T> {
             SendFail::Disconnected(v) => SendTimeoutError::Disconnected(v),
             SendFail::Interrupted(Interrupt::Cancelled, v) => {
                 drop(v);
-                scheduler::unwind_for(Interrupt::Cancelled)
+                crate::task::park::unwind_for(Interrupt::Cancelled)
             }
             SendFail::Interrupted(_, v) => SendTimeoutError::Timeout(v),
         }
@@ -248,7 +248,7 @@ impl RecvFail {
         match self {
             RecvFail::Disconnected => RecvTimeoutError::Disconnected,
             RecvFail::Interrupted(Interrupt::Cancelled) => {
-                scheduler::unwind_for(Interrupt::Cancelled)
+                crate::task::park::unwind_for(Interrupt::Cancelled)
             }
             RecvFail::Interrupted(_) => RecvTimeoutError::Timeout,
         }
@@ -524,7 +524,7 @@ impl<T> Chan<T> {
     ///
     /// Inlined into the caller down to the stack switch — a switch made
     /// inside a called function costs return mispredictions on every
-    /// resume (see `scheduler::yield_now`); this halved a ping-pong round
+    /// resume (see `crate::task::park::yield_now`); this halved a ping-pong round
     /// trip. Only the registration and the wait are inline: a send that
     /// need not wait, and the rare paths after a wakeup, are calls that
     /// return before any switch.

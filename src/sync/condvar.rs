@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 use super::mutex::{Mutex, MutexGuard};
 use super::spin::SpinLock;
 use super::waiter::{self, WaitQueue, Wake, Wakes};
-use crate::scheduler::Interrupt;
 use crate::task::WaitReason;
+use crate::task::park::Interrupt;
 use crate::time::deadline_after;
 
 /// A condition variable for corio's [`Mutex`], like

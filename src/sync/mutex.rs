@@ -172,7 +172,7 @@ impl<T: ?Sized> Mutex<T> {
             .is_ok()
     }
 
-    fn lock_slow(&self, deadline: Option<Instant>) -> Result<(), crate::scheduler::Interrupt> {
+    fn lock_slow(&self, deadline: Option<Instant>) -> Result<(), crate::task::park::Interrupt> {
         let q = self.waiters.lock();
         // Under the queue lock: take the lock if it is free, or mark that a
         // waiter is coming, so that the holder's unlock looks at the queue.

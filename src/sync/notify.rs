@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::spin::SpinLock;
 use super::waiter::{self, WaitQueue, Wake, Wakes};
-use crate::scheduler::Interrupt;
+use crate::task::park::Interrupt;
 use crate::time::deadline_after;
 
 struct NotifyState {

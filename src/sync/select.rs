@@ -66,7 +66,8 @@ use super::waiter::{self, Waiter, Wake};
 use super::{mpmc, mpsc, oneshot};
 use crate::JoinHandle;
 use crate::reactor::{self, LazyRegistration};
-use crate::scheduler::{self, Core, Interrupt};
+use crate::task::core::Core;
+use crate::task::park::Interrupt;
 use crate::task::{Direction, WaitReason};
 use crate::time::deadline_after;
 
@@ -950,7 +951,7 @@ pub fn select(ops: &mut [&mut dyn Operation]) -> usize {
         Err(Interrupt::Unwinding) => {
             panic!("corio::sync::select cannot wait while the task is unwinding")
         }
-        Err(i) => scheduler::unwind_for(i),
+        Err(i) => crate::task::park::unwind_for(i),
     }
 }
 
@@ -978,7 +979,7 @@ pub fn select_timeout(ops: &mut [&mut dyn Operation], timeout: Duration) -> Opti
 pub fn select_deadline(ops: &mut [&mut dyn Operation], deadline: Instant) -> Option<usize> {
     match run(ops, Mode::Wait(Some(deadline))) {
         Ok(i) => Some(i),
-        Err(Interrupt::Cancelled) => scheduler::unwind_for(Interrupt::Cancelled),
+        Err(Interrupt::Cancelled) => crate::task::park::unwind_for(Interrupt::Cancelled),
         Err(_) => None,
     }
 }
@@ -1116,7 +1117,7 @@ fn run(ops: &mut [&mut dyn Operation], mode: Mode) -> Result<usize, Interrupt> {
                 // unless the select's own deadline (or an enclosing
                 // `timeout`'s) has passed too, or it was cancelled.
                 Err(Interrupt::TimedOut) if timer.is_some() => {
-                    scheduler::check_current(deadline).map(|()| None)
+                    crate::task::park::check_current(deadline).map(|()| None)
                 }
                 w => w,
             }

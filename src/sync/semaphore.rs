@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use super::spin::SpinLock;
 use super::waiter::{self, WaitQueue, Wakes};
-use crate::scheduler::Interrupt;
 use crate::task::WaitReason;
+use crate::task::park::Interrupt;
 use crate::time::deadline_after;
 
 struct State {

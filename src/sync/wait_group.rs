@@ -97,7 +97,7 @@ impl WaitGroup {
     fn wait_zero(
         inner: &SpinLock<State>,
         deadline: Option<std::time::Instant>,
-    ) -> Result<(), crate::scheduler::Interrupt> {
+    ) -> Result<(), crate::task::park::Interrupt> {
         waiter::wait_event(inner, |st| &mut st.queue, |st| st.count == 0, deadline)
     }
 }

@@ -118,6 +118,8 @@ impl Runtime {
         F: FnOnce() -> T,
         T: 'static,
     {
+        // The stack-overflow report, for the tasks' guard pages.
+        crate::overflow::install();
         let _enter = self.scheduler.enter();
         let handle = self.scheduler.block_on(f);
         match handle.join() {

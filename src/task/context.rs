@@ -44,7 +44,6 @@ use slab::Slab;
 use super::core::{Core, LocalState, report_caught};
 use super::inject::Inject;
 use crate::error::Error;
-use crate::overflow;
 use crate::reactor::Reactor;
 use crate::stack;
 use crate::task::{Header, JoinHandle, Outcome, Packet, Task, TaskRef, TaskState, Transition};
@@ -377,7 +376,6 @@ impl Scheduler {
             CONTEXT.with(|c| c.set(prev));
             panic!("{}", Error::NestedRuntime);
         }
-        overflow::install();
         EnterGuard {
             prev,
             generator: crate::generator::enter_runtime(),
@@ -668,28 +666,20 @@ impl Scheduler {
         }
     }
 
-    /// A snapshot of every live task.
-    pub(crate) fn snapshot(&self) -> Vec<crate::inspect::TaskInfo> {
-        let now = Instant::now();
-        self.tasks
-            .borrow()
-            .iter()
-            .map(|(_, t)| {
-                let core = t.core();
-                // SAFETY: on the runtime thread (the caller is one of its
-                // tasks); read and released at once.
-                let (state, since) = unsafe {
-                    let l = core.local();
-                    (l.state, l.since)
-                };
-                crate::inspect::TaskInfo {
-                    task: core.header.task(),
-                    state,
-                    in_state: now.saturating_duration_since(since),
-                    stack_size: core.header.stack_size,
-                }
-            })
-            .collect()
+    /// Calls `f` with every live task's header, state, and when it
+    /// entered that state (for `corio::inspect`). `f` must not reach the
+    /// registry or a task's thread-owned state.
+    pub(crate) fn for_each_task(&self, mut f: impl FnMut(&Header, TaskState, Instant)) {
+        for (_, t) in self.tasks.borrow().iter() {
+            let core = t.core();
+            // SAFETY: on the runtime thread (the caller is one of its
+            // tasks); read and released at once.
+            let (state, since) = unsafe {
+                let l = core.local();
+                (l.state, l.since)
+            };
+            f(&core.header, state, since);
+        }
     }
 }
 

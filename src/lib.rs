@@ -160,6 +160,7 @@ pub mod fs;
 mod future;
 pub mod generator;
 pub mod inspect;
+mod io_op;
 mod loom;
 pub mod net;
 mod overflow;

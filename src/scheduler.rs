@@ -148,11 +148,13 @@ impl Scheduler {
             events.clear();
             self.shared.reactor.wait(&mut events, timeout);
             self.shared.inject.awake();
-            self.shared.reactor.dispatch(&events, |core| {
-                // SAFETY: a waiter's entry is removed before its task
-                // leaves the wait (reactor rule 3), so the task is alive and
-                // still in that wait; we are on its runtime thread.
-                let core = unsafe { core.as_ref() };
+            self.shared.reactor.dispatch(&events, |token| {
+                // SAFETY: every waiter token is a task's `Core` (`io_op`
+                // lists nothing else), and a waiter's entry is removed
+                // before its task leaves the wait (reactor rule 3), so the
+                // task is alive and still in that wait; we are on its
+                // runtime thread.
+                let core = unsafe { token.cast::<Core>().as_ref() };
                 // SAFETY: as above; read and released at once.
                 let finished = unsafe { core.local().state.is_finished() };
                 debug_assert!(!finished, "a reactor waiter entry outlived its task");

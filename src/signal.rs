@@ -49,7 +49,7 @@ use std::sync::Arc;
 use signal_hook::iterator::backend::SignalDelivery;
 use signal_hook::iterator::exfiltrator::SignalOnly;
 
-use crate::reactor::{LazyRegistration, io_op_as};
+use crate::io_op::{LazyRegistration, io_op_as};
 use crate::task::{Direction, WaitReason};
 
 pub use signal_hook::consts::signal::{

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::reactor::{self, LazyRegistration};
+use crate::io_op::{self, LazyRegistration};
+use crate::reactor;
 use crate::task::Direction;
 
 /// Options that std keeps in the socket (`SO_RCVTIMEO`, `SO_SNDTIMEO`,
@@ -176,7 +177,7 @@ impl<S: AsFd> Io<S> {
     }
 
     /// [`op`](Self::op) for a stream read or write of `len` bytes: a short
-    /// transfer clears readiness (see `reactor::io_op_drain`). A read into
+    /// transfer clears readiness (see `io_op::io_op_drain`). A read into
     /// no room is `Ok(0)` at once (see [`empty_read`]).
     pub(crate) fn stream_op(
         &self,
@@ -198,10 +199,10 @@ impl<S: AsFd> Io<S> {
     ) -> io::Result<R> {
         let fd = self.sock.as_fd();
         if self.opts.is_nonblocking() {
-            return reactor::try_op(fd, &self.reg, dir, || op(&self.sock), drained);
+            return io_op::try_op(fd, &self.reg, dir, || op(&self.sock), drained);
         }
         let deadline = self.opts.deadline(dir);
-        reactor::io_op_drain(fd, &self.reg, dir, deadline, || op(&self.sock), drained)
+        io_op::io_op_drain(fd, &self.reg, dir, deadline, || op(&self.sock), drained)
     }
 
     /// Runs `op` once without waiting; `WouldBlock` clears readiness so that
@@ -211,7 +212,7 @@ impl<S: AsFd> Io<S> {
         dir: Direction,
         mut op: impl FnMut(&S) -> io::Result<R>,
     ) -> io::Result<R> {
-        reactor::try_op(
+        io_op::try_op(
             self.sock.as_fd(),
             &self.reg,
             dir,
@@ -231,7 +232,7 @@ impl<S: AsFd> Io<S> {
         if empty_read(dir, len) {
             return Ok(0);
         }
-        reactor::try_op(
+        io_op::try_op(
             self.sock.as_fd(),
             &self.reg,
             dir,
@@ -243,7 +244,7 @@ impl<S: AsFd> Io<S> {
     /// Waits until the socket may be ready for `dir` (`readable()` /
     /// `writable()`); enclosing `timeout` scopes and cancellation apply.
     pub(crate) fn ready(&self, dir: Direction) -> io::Result<()> {
-        reactor::wait_ready(self.sock.as_fd(), &self.reg, dir, None)
+        io_op::wait_ready(self.sock.as_fd(), &self.reg, dir, None)
     }
 
     /// Waits for `dir` readiness until `deadline`: used by connect.
@@ -253,7 +254,7 @@ impl<S: AsFd> Io<S> {
         deadline: Option<Instant>,
         mut op: impl FnMut(&S) -> io::Result<R>,
     ) -> io::Result<R> {
-        reactor::io_op(self.sock.as_fd(), &self.reg, dir, deadline, || {
+        io_op::io_op(self.sock.as_fd(), &self.reg, dir, deadline, || {
             op(&self.sock)
         })
     }

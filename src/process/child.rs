@@ -10,8 +10,8 @@ use std::process::{ExitStatus, Output};
 use super::pipe::{ChildStderr, ChildStdin, ChildStdout};
 use super::sys;
 use crate::future;
+use crate::io_op::{LazyRegistration, io_op_as};
 use crate::pool::{in_task, unblock_io_as};
-use crate::reactor::{LazyRegistration, io_op_as};
 use crate::task::{Builder, Direction, WaitReason};
 
 /// How `wait` learns that the child exited.

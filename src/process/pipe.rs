@@ -8,7 +8,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::process::Stdio;
 
 use super::sys;
-use crate::reactor::{LazyRegistration, io_op};
+use crate::io_op::{LazyRegistration, io_op};
 use crate::task::Direction;
 
 /// One end of a pipe, non-blocking, registered with the reactor on first

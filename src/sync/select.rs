@@ -65,7 +65,8 @@ use super::error::{RecvError, SendError};
 use super::waiter::{self, Waiter, Wake};
 use super::{mpmc, mpsc, oneshot};
 use crate::JoinHandle;
-use crate::reactor::{self, LazyRegistration};
+use crate::io_op::LazyRegistration;
+use crate::reactor;
 use crate::task::core::Core;
 use crate::task::park::Interrupt;
 use crate::task::{Direction, WaitReason};
@@ -146,7 +147,7 @@ mod sealed {
     /// A socket's fd and its registration with the reactor.
     pub struct SourceRef<'a>(
         pub(crate) std::os::fd::BorrowedFd<'a>,
-        pub(crate) &'a crate::reactor::LazyRegistration,
+        pub(crate) &'a crate::io_op::LazyRegistration,
     );
 }
 

@@ -4,6 +4,7 @@
 use std::fmt;
 use std::os::fd::RawFd;
 
+pub use crate::reactor::Direction;
 use crate::task::TaskId;
 
 /// Where a task is in its lifecycle.
@@ -68,15 +69,6 @@ pub enum Outcome {
     Panicked,
     /// The task was cancelled (or unwound when its runtime ended).
     Cancelled,
-}
-
-/// The direction of an IO wait.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Direction {
-    /// Waiting for the fd to become readable.
-    Read,
-    /// Waiting for the fd to become writable.
-    Write,
 }
 
 /// What a waiting task waits for.

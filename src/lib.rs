@@ -30,24 +30,29 @@
 //!
 //! ## Layers
 //!
-//! Each layer is one module and uses only the ones above it:
+//! Each layer uses only the ones above it, except where noted below
+//! (docs/architecture.md has the details):
 //!
 //! | module | job |
 //! | --- | --- |
 //! | [`stack`] | pooled, guard-protected stack memory |
+//! | `poller`, `reactor` | the OS poller (epoll, or `polling`); registered fds, readiness, waiters as opaque tokens — a leaf |
 //! | [`generator`] | bare coroutines: `resume`/`yield_` (values out and in) with an explicit state |
-//! | [`task`] | scheduled coroutines: id, name, lifecycle state machine, `JoinHandle` |
-//! | `scheduler` | the per-thread run queue and loop, park/unpark |
-//! | `reactor` | the poller (epoll, or `polling`), registered fds, readiness |
+//! | [`task`] | scheduled coroutines: id, name, lifecycle state machine, `JoinHandle`; the task block (`task::core`), the per-thread context (`task::context`), park/unpark, deadlines and cancellation (`task::park`) |
+//! | `scheduler` | the per-thread loop: run ready tasks, poll the reactor, fire timers |
+//! | `io_op` | the blocking-IO loop: register, try the syscall, wait for readiness, retry |
 //! | [`time`] | `sleep`, `timeout` |
+//! | [`block_on`], [`unblock`], [`fs`] | the future bridge; blocking work and file IO on a thread pool while the task waits |
 //! | [`net`] | TCP, UDP and Unix sockets that suspend the task, not the thread |
-//! | [`sync`] | channels, `select!`, locks, semaphores, barriers, events |
-//! | [`unblock`], [`fs`] | blocking work and file IO on a thread pool while the task waits |
 //! | [`process`] | child processes: `wait` and piped stdio suspend the task |
 //! | [`signal`] | Unix signals as something a task waits for |
-//! | [`block_on`] | the future bridge: any `Future` inside a task; `JoinHandle: Future` |
-//! | [`runtime`] | `Runtime`, `run` |
+//! | [`sync`] | channels, `select!`, locks, semaphores, barriers, events |
 //! | [`inspect`] | a snapshot of every task and what it waits on |
+//! | [`runtime`] | `Runtime`, `run` |
+//!
+//! Not yet one-way: [`generator`] and [`task`] use each other (the running
+//! task's "current generator" slot), as do `generator` and the
+//! stack-overflow handler; [`task::JoinSet`] is built on [`sync::Notify`].
 //!
 //! ## The task lifecycle
 //!

@@ -63,7 +63,7 @@ impl Registration {
         let Some(runtime) = runtime else {
             return Ok(None);
         };
-        let source = runtime.reactor.register(fd)?;
+        let source = runtime.driver.register(fd)?;
         Ok(Some(Registration { source, runtime }))
     }
 
@@ -124,7 +124,7 @@ impl Registration {
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        self.runtime.reactor.deregister(&self.source);
+        self.runtime.driver.deregister(&self.source);
     }
 }
 

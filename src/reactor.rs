@@ -44,7 +44,7 @@ use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use slab::Slab;
 
@@ -143,7 +143,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Reactor {
-    pub(crate) fn new() -> io::Result<Reactor> {
+    fn new() -> io::Result<Reactor> {
         Ok(Reactor {
             poller: Poller::new()?,
             sources: Mutex::new(Slab::new()),
@@ -153,17 +153,17 @@ impl Reactor {
     }
 
     /// Wakes the runtime thread out of `wait` (from any thread).
-    pub(crate) fn notify(&self) {
+    fn notify(&self) {
         let _ = self.poller.notify();
     }
 
     /// Whether any fd is registered (if not, a zero-timeout poll is skipped).
-    pub(crate) fn has_sources(&self) -> bool {
+    fn has_sources(&self) -> bool {
         self.count.load(Ordering::Relaxed) > 0
     }
 
     /// Waits for events; only the runtime thread calls this (rule 5).
-    pub(crate) fn wait(&self, events: &mut Events, timeout: Option<Duration>) {
+    fn wait(&self, events: &mut Events, timeout: Option<Duration>) {
         if let Err(e) = self.poller.wait(events, timeout) {
             // EINTR returns no events; anything else means the epoll fd is
             // broken, which we cannot recover from silently.
@@ -173,7 +173,7 @@ impl Reactor {
 
     /// Marks sources ready and wakes their waiters with `wake`. Only the
     /// runtime thread calls this (rule 5).
-    pub(crate) fn dispatch(&self, events: &Events, mut wake: impl FnMut(NonNull<()>)) {
+    fn dispatch(&self, events: &Events, mut wake: impl FnMut(NonNull<()>)) {
         if events.is_empty() {
             return;
         }
@@ -240,6 +240,78 @@ impl Reactor {
             sources.remove(index);
             self.count.fetch_sub(1, Ordering::Relaxed);
         }
+    }
+}
+
+/// The seam between the scheduler's loop and what it waits on: poll with a
+/// timeout, wake a poll from another thread, wake the waiters of what
+/// became ready, and tell the time. The loop and the runtime's shared
+/// state reach their driver only through this trait; [`Reactor`] (epoll, or
+/// the `polling` crate) is the first implementation, chosen once as
+/// [`DefaultDriver`]. Registering fds is not part of the seam: it is the
+/// reactor's own service to the blocking-IO layer.
+pub(crate) trait Driver: Send + Sync + Sized {
+    /// Where one poll collects its events.
+    type Events;
+
+    /// A driver for a new runtime.
+    fn new() -> io::Result<Self>;
+
+    /// An empty event buffer for [`poll`](Self::poll).
+    fn events() -> Self::Events;
+
+    /// Replaces `events` with what arrives within `timeout` (`None`: no
+    /// limit). Only the runtime thread polls (rule 5).
+    fn poll(&self, events: &mut Self::Events, timeout: Option<Duration>);
+
+    /// Wakes a [`poll`](Self::poll) in progress, from any thread.
+    fn notify(&self);
+
+    /// Whether a zero-timeout poll can find anything (if not, the loop
+    /// skips it).
+    fn has_sources(&self) -> bool;
+
+    /// Records what `events` made ready and wakes its waiters with `wake`
+    /// (opaque tokens, as the layer above listed them). Only the runtime
+    /// thread calls it.
+    fn dispatch(&self, events: &Self::Events, wake: impl FnMut(NonNull<()>));
+
+    /// The time, for the loop's clock and timers.
+    #[inline]
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
+}
+
+/// The driver every runtime uses.
+pub(crate) type DefaultDriver = Reactor;
+
+impl Driver for Reactor {
+    type Events = Events;
+
+    fn new() -> io::Result<Reactor> {
+        Reactor::new()
+    }
+
+    fn events() -> Events {
+        Events::new()
+    }
+
+    fn poll(&self, events: &mut Events, timeout: Option<Duration>) {
+        events.clear();
+        self.wait(events, timeout);
+    }
+
+    fn notify(&self) {
+        Reactor::notify(self)
+    }
+
+    fn has_sources(&self) -> bool {
+        Reactor::has_sources(self)
+    }
+
+    fn dispatch(&self, events: &Events, wake: impl FnMut(NonNull<()>)) {
+        Reactor::dispatch(self, events, wake)
     }
 }
 

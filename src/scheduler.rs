@@ -7,10 +7,11 @@
 #![allow(unsafe_code)]
 
 use std::ptr::{self, NonNull};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use corosensei::CoroutineResult;
 
+use crate::reactor::Driver;
 use crate::task::context::Scheduler;
 use crate::task::core::Core;
 use crate::task::park::Unparker;
@@ -131,12 +132,12 @@ impl Scheduler {
                 .timers
                 .borrow()
                 .first_key_value()
-                .map(|((at, _), _)| at.saturating_duration_since(Instant::now()));
+                .map(|((at, _), _)| at.saturating_duration_since(self.shared.driver.now()));
             Some(next_timer.map_or(IDLE_RECHECK, |t| t.min(IDLE_RECHECK)))
         } else {
             Some(Duration::ZERO)
         };
-        if timeout != Some(Duration::ZERO) || self.shared.reactor.has_sources() {
+        if timeout != Some(Duration::ZERO) || self.shared.driver.has_sources() {
             // Rule 2's other half: a wakeup injected after our drain but
             // before `sleeping` was set must not be slept through.
             let timeout = if timeout == Some(Duration::ZERO) || self.shared.inject.sleep() {
@@ -145,10 +146,9 @@ impl Scheduler {
                 Some(Duration::ZERO)
             };
             let mut events = self.events.borrow_mut();
-            events.clear();
-            self.shared.reactor.wait(&mut events, timeout);
+            self.shared.driver.poll(&mut events, timeout);
             self.shared.inject.awake();
-            self.shared.reactor.dispatch(&events, |token| {
+            self.shared.driver.dispatch(&events, |token| {
                 // SAFETY: every waiter token is a task's `Core` (`io_op`
                 // lists nothing else), and a waiter's entry is removed
                 // before its task leaves the wait (reactor rule 3), so the

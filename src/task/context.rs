@@ -44,7 +44,7 @@ use slab::Slab;
 use super::core::{Core, LocalState, report_caught};
 use super::inject::Inject;
 use crate::error::Error;
-use crate::reactor::Reactor;
+use crate::reactor::{DefaultDriver, Driver};
 use crate::stack;
 use crate::task::{Header, JoinHandle, Outcome, Packet, Task, TaskRef, TaskState, Transition};
 
@@ -76,7 +76,9 @@ pub(crate) struct Shared {
     /// Cleared when the runtime is dropped: later wakeups are no-ops.
     pub(crate) alive: AtomicBool,
     pub(crate) owner: ThreadId,
-    pub(crate) reactor: Reactor,
+    /// The runtime's driver (the reactor): polled by the loop, notified
+    /// by `inject`.
+    pub(crate) driver: DefaultDriver,
     /// The [`RuntimeRef`]s in existence plus the scheduler's reserve of
     /// them; while non-zero, they hold one strong count of this `Arc`.
     pub(crate) runtime_refs: AtomicUsize,
@@ -89,7 +91,7 @@ impl Shared {
             inject: Inject::new(),
             alive: AtomicBool::new(true),
             owner: thread::current().id(),
-            reactor: Reactor::new()?,
+            driver: DefaultDriver::new()?,
         })
     }
 
@@ -99,7 +101,7 @@ impl Shared {
             return;
         }
         if self.inject.push(task) {
-            self.reactor.notify();
+            self.driver.notify();
         }
     }
 
@@ -249,7 +251,7 @@ pub(crate) struct Scheduler {
     pub(crate) clock_checks: Cell<u32>,
     /// Runtime references taken and not yet handed out (see `RuntimeRef`).
     pub(crate) runtime_reserve: Cell<usize>,
-    pub(crate) events: RefCell<crate::reactor::Events>,
+    pub(crate) events: RefCell<<DefaultDriver as Driver>::Events>,
 }
 
 thread_local! {
@@ -361,7 +363,7 @@ impl Scheduler {
             tick: Cell::new(Instant::now()),
             clock_checks: Cell::new(0),
             runtime_reserve: Cell::new(0),
-            events: RefCell::new(crate::reactor::Events::new()),
+            events: RefCell::new(DefaultDriver::events()),
         })
     }
 
@@ -561,7 +563,7 @@ impl Scheduler {
     /// call per poll does not care.
     #[cold]
     pub(crate) fn refresh_clock(&self) -> Instant {
-        let now = Instant::now();
+        let now = self.shared.driver.now();
         self.tick.set(now);
         self.clock_checks.set(0);
         now

@@ -6,13 +6,13 @@
 //! runtime's context) and the [`reactor`](crate::reactor), which knows
 //! only fds, readiness and opaque waiter tokens.
 //!
-//! The owner of "fd + registration" is [`LazyRegistration`] (with the fd it
-//! watches): an IO type drops it — deleting the fd from the poller — before
-//! its fd closes (reactor rule 1).
+//! The one owner of "fd + registration" is [`Registered`]: its `Drop`
+//! deletes the fd from the poller before it closes the fd (reactor rule 1).
 #![allow(unsafe_code)]
 
 use std::io;
-use std::os::fd::BorrowedFd;
+use std::mem::ManuallyDrop;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::ptr::{self, NonNull};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
@@ -125,6 +125,66 @@ impl Registration {
 impl Drop for Registration {
     fn drop(&mut self) {
         self.runtime.driver.deregister(&self.source);
+    }
+}
+
+/// An fd and its registration, owned together: the one owner of "fd +
+/// registration" that sockets, process pipes, the pidfd and the signal
+/// pipe use. Its `Drop` deletes the fd from the poller before it drops
+/// (closes) the fd, and [`into_inner`](Self::into_inner) does the same
+/// before handing the fd back (reactor rule 1), whatever the field order
+/// of the type that holds it.
+pub(crate) struct Registered<F: AsFd> {
+    reg: LazyRegistration,
+    fd: ManuallyDrop<F>,
+}
+
+impl<F: AsFd> Registered<F> {
+    /// `fd` (already `O_NONBLOCK`), registered at its first blocking call
+    /// in a task.
+    pub(crate) fn new(fd: F) -> Registered<F> {
+        Registered {
+            reg: LazyRegistration::new(),
+            fd: ManuallyDrop::new(fd),
+        }
+    }
+
+    /// The fd's owner.
+    #[inline]
+    pub(crate) fn get(&self) -> &F {
+        &self.fd
+    }
+
+    /// Its registration, for the blocking-IO loop.
+    #[inline]
+    pub(crate) fn reg(&self) -> &LazyRegistration {
+        &self.reg
+    }
+
+    /// The fd and its registration, for a `select` readiness arm.
+    pub(crate) fn source(&self) -> (BorrowedFd<'_>, &LazyRegistration) {
+        (self.fd.as_fd(), &self.reg)
+    }
+
+    /// The fd, deregistered from the reactor first.
+    pub(crate) fn into_inner(self) -> F {
+        let mut this = ManuallyDrop::new(self);
+        this.reg.take();
+        // SAFETY: `this` is never dropped, so each field is moved out once:
+        // the (now empty) registration is dropped, the fd returned.
+        unsafe {
+            drop(ptr::read(&this.reg));
+            ManuallyDrop::take(&mut this.fd)
+        }
+    }
+}
+
+impl<F: AsFd> Drop for Registered<F> {
+    fn drop(&mut self) {
+        // Deregister first (reactor rule 1), then close.
+        self.reg.take();
+        // SAFETY: dropped once, here; `fd` is not used after.
+        unsafe { ManuallyDrop::drop(&mut self.fd) }
     }
 }
 

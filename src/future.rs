@@ -21,8 +21,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread;
 
-use crate::scheduler::{self, Interrupt, Unparker};
 use crate::task::WaitReason;
+use crate::task::park::{Interrupt, Unparker};
 
 /// The waker of a `block_on`: unparks the task or thread that polls, and
 /// notes that it was woken.
@@ -77,10 +77,10 @@ pub(crate) fn drive<F: Future + ?Sized>(
             // Woken during its own poll: the future yields (an async
             // `yield_now`, a budget). Parking would return at once and starve
             // the other tasks; let them run first, as the future asked.
-            scheduler::check_current(None)?;
-            scheduler::yield_now();
+            crate::task::park::check_current(None)?;
+            crate::task::park::yield_now();
         } else {
-            scheduler::park(reason, None)?;
+            crate::task::park::park(reason, None)?;
         }
     }
 }
@@ -152,6 +152,6 @@ pub fn block_on<F: Future>(fut: F) -> F::Output {
     let fut = pin!(fut);
     match drive(fut, WaitReason::Future) {
         Ok(v) => v,
-        Err(i) => scheduler::unwind_for(i),
+        Err(i) => crate::task::park::unwind_for(i),
     }
 }

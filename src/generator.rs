@@ -99,7 +99,6 @@ use corosensei::{Coroutine, CoroutineResult};
 
 use crate::error::Error;
 use crate::overflow;
-use crate::scheduler;
 use crate::stack::{self, PooledStack};
 
 /// What [`Generator::resume`] returns.
@@ -205,7 +204,7 @@ thread_local! {
 /// task's, or the thread's. Valid while that task (or thread) lives.
 #[inline(always)]
 fn context_slot() -> *mut *const Info {
-    match scheduler::current_generator_slot() {
+    match crate::task::park::current_generator_slot() {
         Some(slot) => slot,
         None => THREAD_RUNNING.with(Cell::as_ptr),
     }

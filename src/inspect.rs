@@ -3,7 +3,6 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::scheduler;
 use crate::task::{Task, TaskId, TaskState};
 
 /// One task as [`tasks`] saw it.
@@ -75,7 +74,19 @@ impl fmt::Display for TaskInfo {
 /// });
 /// ```
 pub fn tasks() -> Vec<TaskInfo> {
-    scheduler::with_scheduler(|s| s.snapshot()).unwrap_or_default()
+    let now = std::time::Instant::now();
+    let mut out = Vec::new();
+    crate::task::context::with_scheduler(|s| {
+        s.for_each_task(|header, state, since| {
+            out.push(TaskInfo {
+                task: header.task(),
+                state,
+                in_state: now.saturating_duration_since(since),
+                stack_size: header.stack_size,
+            })
+        })
+    });
+    out
 }
 
 /// The task table as text: one line per task, with a header. Handy for

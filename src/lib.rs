@@ -30,24 +30,29 @@
 //!
 //! ## Layers
 //!
-//! Each layer is one module and uses only the ones above it:
+//! Each layer uses only the ones above it, except where noted below
+//! (docs/architecture.md has the details):
 //!
 //! | module | job |
 //! | --- | --- |
 //! | [`stack`] | pooled, guard-protected stack memory |
+//! | `poller`, `reactor` | the OS poller (epoll, or `polling`); registered fds, readiness, waiters as opaque tokens — a leaf |
 //! | [`generator`] | bare coroutines: `resume`/`yield_` (values out and in) with an explicit state |
-//! | [`task`] | scheduled coroutines: id, name, lifecycle state machine, `JoinHandle` |
-//! | `scheduler` | the per-thread run queue and loop, park/unpark |
-//! | `reactor` | the poller (epoll, or `polling`), registered fds, readiness |
+//! | [`task`] | scheduled coroutines: id, name, lifecycle state machine, `JoinHandle`; the task block (`task::core`), the per-thread context (`task::context`), park/unpark, deadlines and cancellation (`task::park`) |
+//! | `scheduler` | the per-thread loop: run ready tasks, poll the reactor, fire timers |
+//! | `io_op` | the blocking-IO loop: register, try the syscall, wait for readiness, retry |
 //! | [`time`] | `sleep`, `timeout` |
+//! | [`block_on`], [`unblock`], [`fs`] | the future bridge; blocking work and file IO on a thread pool while the task waits |
 //! | [`net`] | TCP, UDP and Unix sockets that suspend the task, not the thread |
-//! | [`sync`] | channels, `select!`, locks, semaphores, barriers, events |
-//! | [`unblock`], [`fs`] | blocking work and file IO on a thread pool while the task waits |
 //! | [`process`] | child processes: `wait` and piped stdio suspend the task |
 //! | [`signal`] | Unix signals as something a task waits for |
-//! | [`block_on`] | the future bridge: any `Future` inside a task; `JoinHandle: Future` |
-//! | [`runtime`] | `Runtime`, `run` |
+//! | [`sync`] | channels, `select!`, locks, semaphores, barriers, events |
 //! | [`inspect`] | a snapshot of every task and what it waits on |
+//! | [`runtime`] | `Runtime`, `run` |
+//!
+//! Not yet one-way: [`generator`] and [`task`] use each other (the running
+//! task's "current generator" slot), as do `generator` and the
+//! stack-overflow handler; [`task::JoinSet`] is built on [`sync::Notify`].
 //!
 //! ## The task lifecycle
 //!
@@ -144,6 +149,15 @@
 #![warn(clippy::undocumented_unsafe_blocks, clippy::missing_safety_doc)]
 #![doc(test(attr(deny(warnings))))]
 
+// corio is built on Unix primitives (fds, `poll(2)`, `mmap`, signals): say
+// so up front rather than with a screen of unresolved `std::os::fd` imports.
+#[cfg(not(unix))]
+compile_error!(
+    "corio supports Unix targets only: Linux (x86-64, aarch64; tested) and other Unix \
+     systems such as macOS and the BSDs (untested). Windows and other non-Unix targets \
+     are not supported."
+);
+
 #[cfg(any(feature = "ureq", feature = "redis"))]
 pub mod compat;
 mod error;
@@ -151,6 +165,7 @@ pub mod fs;
 mod future;
 pub mod generator;
 pub mod inspect;
+mod io_op;
 mod loom;
 pub mod net;
 mod overflow;
@@ -233,7 +248,7 @@ where
 /// the thread). The task stays `Ready` while it waits its turn.
 #[inline]
 pub fn yield_now() {
-    scheduler::yield_now()
+    crate::task::park::yield_now()
 }
 
 /// The task that calls it.
@@ -247,7 +262,7 @@ pub fn current() -> Task {
 
 /// The task that calls it, or `None` outside a task.
 pub fn try_current() -> Option<Task> {
-    scheduler::current_task()
+    crate::task::context::current_task()
 }
 
 /// Runs `f` shielded from cancellation: blocking calls inside it do not fail
@@ -255,7 +270,7 @@ pub fn try_current() -> Option<Task> {
 /// cancellation that arrives meanwhile stays pending and is reported by the
 /// first blocking call after `f`.
 pub fn shield<R>(f: impl FnOnce() -> R) -> R {
-    scheduler::shielded(f)
+    crate::task::park::shielded(f)
 }
 
 /// The README's examples, compiled and run as doctests.

@@ -139,7 +139,7 @@ extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut li
         // SAFETY: abort is async-signal-safe.
         unsafe { libc::abort() };
     }
-    let task = crate::scheduler::running_task_header();
+    let task = crate::task::context::running_task_header();
     // SAFETY: the header of the task running on this thread, alive while it
     // runs (the scheduler holds a reference); only immutable fields are read.
     if let Some(h) = unsafe { task.as_ref() }.filter(|h| hit(h.stack_guard())) {

@@ -13,8 +13,8 @@ use std::pin::Pin;
 use std::thread;
 
 use crate::future;
-use crate::scheduler::{self, Interrupt};
 use crate::task::WaitReason;
+use crate::task::park::Interrupt;
 
 /// Runs the blocking closure `f` on a thread pool and returns its result,
 /// suspending the calling task (not the thread) until it is done — corio's
@@ -76,13 +76,13 @@ where
     if !in_task() {
         return f();
     }
-    if let Err(i) = scheduler::check_current(None) {
-        scheduler::unwind_for(i);
+    if let Err(i) = crate::task::park::check_current(None) {
+        crate::task::park::unwind_for(i);
     }
     match on_pool(f, WaitReason::Blocking) {
         Ok(Ok(v)) => v,
         Ok(Err(payload)) => panic::resume_unwind(payload),
-        Err(i) => scheduler::unwind_for(i),
+        Err(i) => crate::task::park::unwind_for(i),
     }
 }
 
@@ -105,7 +105,7 @@ pub fn set_max_blocking_threads(threads: NonZeroUsize) {
 /// Whether the caller is a task that may suspend (not a plain thread, not a
 /// task that is unwinding).
 pub(crate) fn in_task() -> bool {
-    scheduler::current_id().is_some() && !thread::panicking()
+    crate::task::park::current_id().is_some() && !thread::panicking()
 }
 
 /// Runs `f` on the pool and waits for it, parking with `reason`. The inner
@@ -141,7 +141,7 @@ where
     if !in_task() {
         return f();
     }
-    scheduler::check_current(None)?;
+    crate::task::park::check_current(None)?;
     match on_pool(f, reason) {
         Ok(Ok(r)) => r,
         Ok(Err(payload)) => panic::resume_unwind(payload),

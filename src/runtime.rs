@@ -4,8 +4,8 @@
 use std::panic;
 
 use crate::error::Error;
-use crate::scheduler::{Config, Scheduler};
 use crate::stack;
+use crate::task::context::{Config, Scheduler};
 
 /// A corio runtime: one scheduler and one reactor, running tasks on the
 /// thread that calls [`block_on`](Runtime::block_on).
@@ -118,6 +118,8 @@ impl Runtime {
         F: FnOnce() -> T,
         T: 'static,
     {
+        // The stack-overflow report, for the tasks' guard pages.
+        crate::overflow::install();
         let _enter = self.scheduler.enter();
         let handle = self.scheduler.block_on(f);
         match handle.join() {
@@ -159,7 +161,7 @@ where
     F: FnOnce() -> T,
     T: 'static,
 {
-    if crate::scheduler::in_runtime() {
+    if crate::task::context::in_runtime() {
         panic!("corio::run: {}", Error::NestedRuntime);
     }
     let rt = Runtime::new().unwrap_or_else(|e| panic!("corio::run: cannot start a runtime: {e}"));

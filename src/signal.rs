@@ -49,7 +49,7 @@ use std::sync::Arc;
 use signal_hook::iterator::backend::SignalDelivery;
 use signal_hook::iterator::exfiltrator::SignalOnly;
 
-use crate::reactor::{LazyRegistration, io_op_as};
+use crate::io_op::{LazyRegistration, Registered, io_op_as};
 use crate::task::{Direction, WaitReason};
 
 pub use signal_hook::consts::signal::{
@@ -75,10 +75,10 @@ pub use signal_hook::consts::signal::{
 /// });
 /// ```
 pub struct Signals {
-    // Before `delivery` and `read`, which own the fd it watches.
-    reg: LazyRegistration,
+    /// The self-pipe's read end, registered (deleted from the poller
+    /// before the last owner of the fd, here or in `delivery`, closes it).
+    read: Registered<Arc<UnixStream>>,
     delivery: SignalDelivery<Arc<UnixStream>, SignalOnly>,
-    read: Arc<UnixStream>,
     /// Signals taken from `delivery` but not yet returned.
     queue: VecDeque<c_int>,
 }
@@ -115,9 +115,8 @@ impl Signals {
         let read = Arc::new(read);
         let delivery = SignalDelivery::with_pipe(Arc::clone(&read), write, SignalOnly, signals)?;
         Ok(Signals {
-            reg: LazyRegistration::new(),
+            read: Registered::new(read),
             delivery,
-            read,
             queue: VecDeque::new(),
         })
     }
@@ -147,14 +146,13 @@ impl Signals {
             return Ok(s);
         }
         let Signals {
-            reg,
-            delivery,
             read,
+            delivery,
             queue,
         } = self;
         io_op_as(
-            read.as_fd(),
-            reg,
+            read.get().as_fd(),
+            read.reg(),
             Direction::Read,
             None,
             WaitReason::Signal,
@@ -171,7 +169,7 @@ impl Signals {
 
     /// The self-pipe's read end and its registration, for a `select` arm.
     pub(crate) fn source(&self) -> (std::os::fd::BorrowedFd<'_>, &LazyRegistration) {
-        (self.read.as_fd(), &self.reg)
+        self.read.source()
     }
 
     /// Returns a signal that has arrived, without waiting.

@@ -19,8 +19,8 @@ pub use std::time::{Duration, Instant};
 mod interval;
 pub use interval::{Interval, MissedTickBehavior, interval, interval_at};
 
-use crate::scheduler::{self, Interrupt, TimeoutUnwind};
 use crate::task::WaitReason;
+use crate::task::park::{Interrupt, TimeoutUnwind};
 
 /// Suspends the current task for at least `dur` (outside a task, sleeps the
 /// thread).
@@ -49,24 +49,45 @@ pub fn sleep_until(deadline: Instant) {
 }
 
 fn sleep_until_or_forever(deadline: Option<Instant>) {
+    match pause_until(deadline, WaitReason::Timer) {
+        Ok(()) => {}
+        // Cannot suspend while unwinding: return early.
+        Err(Interrupt::Unwinding) => {}
+        Err(i) => crate::task::park::unwind_for(i),
+    }
+}
+
+/// The one timed wait every sleep-like call runs (`sleep`, and the pauses
+/// of the IO layer, which show `wait` in the task table): suspends the task
+/// (or thread) until `at` — for ever with `None` — and returns `Ok` once it
+/// has passed. Returns early only with an interrupt: a cancellation, the
+/// thread unwinding, or an enclosing `timeout` that expires first
+/// (`TimedOut`, recorded as that scope's by the caller's
+/// [`unwind_for`](crate::task::park::unwind_for) or
+/// [`timed_out_at`](crate::task::park::timed_out_at)).
+pub(crate) fn pause_until(at: Option<Instant>, wait: WaitReason) -> Result<(), Interrupt> {
     loop {
-        if deadline.is_some_and(|at| Instant::now() >= at) {
-            return;
+        if at.is_some_and(|at| Instant::now() >= at) {
+            return Ok(());
         }
-        match scheduler::park(WaitReason::Timer, deadline) {
+        match crate::task::park::park(wait, at) {
             Ok(()) => {}
-            // Our own deadline: the sleep is over.
+            // Our own deadline: the pause is over.
             Err(Interrupt::TimedOut)
-                if deadline.is_some_and(|at| Instant::now() >= at)
-                    && scheduler::current_deadline().is_none_or(|d| Instant::now() < d) =>
+                if at.is_some_and(|at| Instant::now() >= at)
+                    && crate::task::park::current_deadline().is_none_or(|d| Instant::now() < d) =>
             {
-                return;
+                return Ok(());
             }
-            // Cannot suspend while unwinding: return early.
-            Err(Interrupt::Unwinding) => return,
-            Err(i) => scheduler::unwind_for(i),
+            Err(i) => return Err(i),
         }
     }
+}
+
+/// The deadline `timeout` from now; `None` (never) if it overflows: how
+/// every `*_timeout` call turns its duration into a deadline.
+pub(crate) fn deadline_after(timeout: Duration) -> Option<Instant> {
+    Instant::now().checked_add(timeout)
 }
 
 /// The error of a [`timeout`] whose deadline passed.
@@ -138,7 +159,7 @@ pub fn timeout<T>(dur: Duration, f: impl FnOnce() -> T) -> Result<T, Elapsed> {
 /// under the same rule: only if the deadline interrupted `f`.
 pub fn timeout_at<T>(deadline: Instant, f: impl FnOnce() -> T) -> Result<T, Elapsed> {
     let (result, interrupted) =
-        scheduler::with_deadline(deadline, || panic::catch_unwind(AssertUnwindSafe(f)));
+        crate::task::park::with_deadline(deadline, || panic::catch_unwind(AssertUnwindSafe(f)));
     match result {
         Ok(v) if !interrupted => Ok(v),
         Ok(_) => Err(Elapsed(())),

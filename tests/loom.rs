@@ -88,7 +88,7 @@ mod once {
 }
 
 #[allow(dead_code)]
-#[path = "../src/scheduler/inject.rs"]
+#[path = "../src/task/inject.rs"]
 mod inject;
 #[allow(dead_code)]
 #[path = "../src/task/join_state.rs"]

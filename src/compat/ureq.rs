@@ -115,7 +115,7 @@ fn within<T>(timeout: NextTimeout, f: impl FnOnce() -> io::Result<T>) -> Result<
 /// The runtime the caller runs in (its address, as an identity), `None`
 /// outside a runtime; `Err` if the caller is cancelled or past a deadline.
 fn current_runtime() -> Result<Option<usize>, ()> {
-    crate::scheduler::check_current_runtime(None)
+    crate::task::park::check_current_runtime(None)
         .map(|rt| rt.map(|p| p as usize))
         .map_err(drop)
 }

@@ -12,7 +12,6 @@ use std::sync::Arc;
 use super::{Metadata, Permissions, owned};
 use crate::future;
 use crate::pool::{in_task, unblock_io};
-use crate::scheduler;
 use crate::task::WaitReason;
 
 /// The most bytes one `read` or `write` moves to or from the pool: a bigger
@@ -177,18 +176,41 @@ impl File {
     }
 
     /// Waits for an abandoned operation, then returns the `std` file.
+    ///
+    /// If that wait is interrupted (the task is cancelled, or a `timeout`
+    /// around it expires), the operation may still hold the file on the
+    /// pool: the descriptor is duplicated instead. At the open-files limit,
+    /// where it cannot be, the call waits for the operation after all,
+    /// shielded from the interruption, rather than fail.
     pub fn into_std(mut self) -> std::fs::File {
         // Errors here are the abandoned operation's; its caller was told.
-        let _ = self.settle();
-        let std = Arc::clone(&self.std);
+        if self.settle().is_err() {
+            if let Ok(dup) = self.std.try_clone() {
+                return dup;
+            }
+            // No descriptor to spare (`EMFILE`): the original it is.
+            let _ = crate::task::park::shielded(|| {
+                crate::task::park::without_deadline(|| self.settle())
+            });
+        }
+        let mut std = Arc::clone(&self.std);
         drop(self);
-        // After `settle` no pool closure holds the file; if one still does
-        // (settle was interrupted), duplicate the descriptor instead.
-        Arc::try_unwrap(std).unwrap_or_else(|shared| {
-            shared
-                .try_clone()
-                .expect("corio::fs::File::into_std: cannot duplicate the descriptor")
-        })
+        // After `settle` no pool closure holds the file. A settle that
+        // still failed (the thread is unwinding, or the runtime is shutting
+        // down) leaves the operation running: take a duplicate if one can
+        // be had, else wait (blocking the thread) until the pool lets go.
+        loop {
+            match Arc::try_unwrap(std) {
+                Ok(file) => return file,
+                Err(shared) => match shared.try_clone() {
+                    Ok(dup) => return dup,
+                    Err(_) => {
+                        std = shared;
+                        std::thread::sleep(std::time::Duration::from_millis(1));
+                    }
+                },
+            }
+        }
     }
 
     /// Waits for the operation an interrupted caller abandoned, if any.
@@ -213,7 +235,7 @@ impl File {
             self.settle()?;
             return f(&self.std);
         }
-        scheduler::check_current(None)?;
+        crate::task::park::check_current(None)?;
         self.settle()?;
         let file = Arc::clone(&self.std);
         let mut job: Job = ::blocking::unblock(move || {

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::reactor::{self, LazyRegistration};
+use crate::io_op::{self, LazyRegistration, Registered};
+use crate::reactor;
 use crate::task::Direction;
 
 /// Options that std keeps in the socket (`SO_RCVTIMEO`, `SO_SNDTIMEO`,
@@ -73,16 +74,11 @@ impl Options {
     }
 }
 
-/// A non-blocking socket `S` and its reactor registration.
-///
-/// # Invariant
-///
-/// `reg` is declared before `sock`, so it is dropped (and the fd deleted
-/// from the poller) before the fd closes (reactor rule 1); `into_inner` drops
-/// it first too.
+/// A non-blocking socket `S` and its reactor registration (owned together
+/// by [`Registered`], which deletes the fd from the poller before it closes
+/// it), with its options.
 pub(crate) struct Io<S: AsFd> {
-    reg: LazyRegistration,
-    sock: S,
+    io: Registered<S>,
     opts: Arc<Options>,
 }
 
@@ -116,19 +112,18 @@ impl<S: AsFd> Io<S> {
 
     pub(crate) fn with_options(sock: S, opts: Arc<Options>) -> Io<S> {
         Io {
-            reg: LazyRegistration::new(),
-            sock,
+            io: Registered::new(sock),
             opts,
         }
     }
 
     pub(crate) fn get(&self) -> &S {
-        &self.sock
+        self.io.get()
     }
 
     /// The fd and its registration, for a `select` readiness arm.
     pub(crate) fn source(&self) -> (std::os::fd::BorrowedFd<'_>, &LazyRegistration) {
-        (self.sock.as_fd(), &self.reg)
+        self.io.source()
     }
 
     pub(crate) fn options(&self) -> &Arc<Options> {
@@ -139,7 +134,7 @@ impl<S: AsFd> Io<S> {
     /// `try_clone`), sharing this one's options; at the open-files limit
     /// the error names it.
     pub(crate) fn try_clone(&self, dup: impl FnOnce(&S) -> io::Result<S>) -> io::Result<Io<S>> {
-        let sock = dup(&self.sock).map_err(crate::error::io_with_limit)?;
+        let sock = dup(self.io.get()).map_err(crate::error::io_with_limit)?;
         Ok(Io::with_options(sock, Arc::clone(&self.opts)))
     }
 
@@ -152,16 +147,14 @@ impl<S: AsFd> Io<S> {
         dur: Option<Duration>,
         apply: impl FnOnce(&S, Option<Duration>) -> io::Result<()>,
     ) -> io::Result<()> {
-        apply(&self.sock, dur)?;
+        apply(self.io.get(), dur)?;
         self.opts.set_timeout(dir, dur);
         Ok(())
     }
 
     /// The socket, deregistered from the reactor (still `O_NONBLOCK`).
     pub(crate) fn into_inner(self) -> S {
-        let Io { reg, sock, .. } = self;
-        drop(reg);
-        sock
+        self.io.into_inner()
     }
 
     /// Runs `op` until it does not return `WouldBlock`, waiting for `dir`
@@ -176,7 +169,7 @@ impl<S: AsFd> Io<S> {
     }
 
     /// [`op`](Self::op) for a stream read or write of `len` bytes: a short
-    /// transfer clears readiness (see `reactor::io_op_drain`). A read into
+    /// transfer clears readiness (see `io_op::io_op_drain`). A read into
     /// no room is `Ok(0)` at once (see [`empty_read`]).
     pub(crate) fn stream_op(
         &self,
@@ -196,12 +189,19 @@ impl<S: AsFd> Io<S> {
         mut op: impl FnMut(&S) -> io::Result<R>,
         drained: impl Fn(&R) -> bool,
     ) -> io::Result<R> {
-        let fd = self.sock.as_fd();
+        let fd = self.io.get().as_fd();
         if self.opts.is_nonblocking() {
-            return reactor::try_op(fd, &self.reg, dir, || op(&self.sock), drained);
+            return io_op::try_op(fd, self.io.reg(), dir, || op(self.io.get()), drained);
         }
         let deadline = self.opts.deadline(dir);
-        reactor::io_op_drain(fd, &self.reg, dir, deadline, || op(&self.sock), drained)
+        io_op::io_op_drain(
+            fd,
+            self.io.reg(),
+            dir,
+            deadline,
+            || op(self.io.get()),
+            drained,
+        )
     }
 
     /// Runs `op` once without waiting; `WouldBlock` clears readiness so that
@@ -211,11 +211,11 @@ impl<S: AsFd> Io<S> {
         dir: Direction,
         mut op: impl FnMut(&S) -> io::Result<R>,
     ) -> io::Result<R> {
-        reactor::try_op(
-            self.sock.as_fd(),
-            &self.reg,
+        io_op::try_op(
+            self.io.get().as_fd(),
+            self.io.reg(),
             dir,
-            || op(&self.sock),
+            || op(self.io.get()),
             |_| false,
         )
     }
@@ -231,11 +231,11 @@ impl<S: AsFd> Io<S> {
         if empty_read(dir, len) {
             return Ok(0);
         }
-        reactor::try_op(
-            self.sock.as_fd(),
-            &self.reg,
+        io_op::try_op(
+            self.io.get().as_fd(),
+            self.io.reg(),
             dir,
-            || op(&self.sock),
+            || op(self.io.get()),
             drained(dir, len),
         )
     }
@@ -243,7 +243,7 @@ impl<S: AsFd> Io<S> {
     /// Waits until the socket may be ready for `dir` (`readable()` /
     /// `writable()`); enclosing `timeout` scopes and cancellation apply.
     pub(crate) fn ready(&self, dir: Direction) -> io::Result<()> {
-        reactor::wait_ready(self.sock.as_fd(), &self.reg, dir, None)
+        io_op::wait_ready(self.io.get().as_fd(), self.io.reg(), dir, None)
     }
 
     /// Waits for `dir` readiness until `deadline`: used by connect.
@@ -253,8 +253,8 @@ impl<S: AsFd> Io<S> {
         deadline: Option<Instant>,
         mut op: impl FnMut(&S) -> io::Result<R>,
     ) -> io::Result<R> {
-        reactor::io_op(self.sock.as_fd(), &self.reg, dir, deadline, || {
-            op(&self.sock)
+        io_op::io_op(self.io.get().as_fd(), self.io.reg(), dir, deadline, || {
+            op(self.io.get())
         })
     }
 }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use socket2::{Domain, SockRef, Socket, Type};
 
 use crate::error::io_with_limit;
-use crate::scheduler::{self, Interrupt};
+use crate::task::park::Interrupt;
 use crate::task::{Direction, WaitReason};
 
 /// A new close-on-exec, non-blocking socket.
@@ -84,28 +84,15 @@ pub(crate) fn is_resource_limit(e: &io::Error) -> bool {
 }
 
 /// Suspends the task (or thread) until `at`, shown in the task table as a
-/// wait on `fd` in `dir`. Returns early only with an error: cancellation,
-/// or an enclosing `timeout` that expires first.
+/// wait on `fd` in `dir`: [`time::pause_until`](crate::time::pause_until)
+/// with its interrupts as IO errors.
 pub(crate) fn pause_until(at: Instant, wait: WaitReason) -> io::Result<()> {
-    loop {
-        if Instant::now() >= at {
-            return Ok(());
-        }
-        match scheduler::park(wait, Some(at)) {
-            Ok(()) => {}
-            Err(Interrupt::TimedOut)
-                if Instant::now() >= at
-                    && scheduler::current_deadline().is_none_or(|d| Instant::now() < d) =>
-            {
-                return Ok(());
-            }
-            // The scope's, by the real clock, though maybe not yet by the
-            // loop's that `park` compared: record it as the scope's.
-            Err(Interrupt::TimedOut) => {
-                return Err(scheduler::timed_out_at(Instant::now()).into());
-            }
-            Err(i) => return Err(i.into()),
-        }
+    match crate::time::pause_until(Some(at), wait) {
+        Ok(()) => Ok(()),
+        // The scope's, by the real clock, though maybe not yet by the
+        // loop's that `park` compared: record it as the scope's.
+        Err(Interrupt::TimedOut) => Err(crate::task::park::timed_out_at(Instant::now()).into()),
+        Err(i) => Err(i.into()),
     }
 }
 

@@ -10,18 +10,14 @@ use std::process::{ExitStatus, Output};
 use super::pipe::{ChildStderr, ChildStdin, ChildStdout};
 use super::sys;
 use crate::future;
+use crate::io_op::{Registered, io_op_as};
 use crate::pool::{in_task, unblock_io_as};
-use crate::reactor::{LazyRegistration, io_op_as};
 use crate::task::{Builder, Direction, WaitReason};
 
 /// How `wait` learns that the child exited.
 enum Exit {
     /// A pidfd, readable once the child has exited, in the reactor.
-    Pidfd {
-        // Before `fd`: deleted from the poller before the fd is closed.
-        reg: LazyRegistration,
-        fd: OwnedFd,
-    },
+    Pidfd(Registered<OwnedFd>),
     /// No pidfds (old kernel, seccomp, not Linux): a pool thread waits.
     Pool,
 }
@@ -64,10 +60,7 @@ impl Child {
         child.stdout = stdout.map(ChildStdout::from_std).transpose()?;
         child.stderr = stderr.map(ChildStderr::from_std).transpose()?;
         if let Some(fd) = sys::pidfd_open(child.id())? {
-            child.exit = Exit::Pidfd {
-                reg: LazyRegistration::new(),
-                fd,
-            };
+            child.exit = Exit::Pidfd(Registered::new(fd));
         }
         Ok(child)
     }
@@ -108,11 +101,11 @@ impl Child {
             return Ok(status);
         }
         match &self.exit {
-            Exit::Pidfd { reg, fd } => {
+            Exit::Pidfd(pidfd) => {
                 let std = &mut self.std;
                 io_op_as(
-                    fd.as_fd(),
-                    reg,
+                    pidfd.get().as_fd(),
+                    pidfd.reg(),
                     Direction::Read,
                     None,
                     WaitReason::Process,

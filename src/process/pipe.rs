@@ -8,44 +8,38 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::process::Stdio;
 
 use super::sys;
-use crate::reactor::{LazyRegistration, io_op};
+use crate::io_op::{Registered, io_op};
 use crate::task::Direction;
 
 /// One end of a pipe, non-blocking, registered with the reactor on first
 /// wait.
-struct Pipe {
-    // Declared before `file`: the registration must be dropped (the fd
-    // deleted from the poller) before the fd is closed.
-    reg: LazyRegistration,
-    file: File,
-}
+struct Pipe(Registered<File>);
 
 impl Pipe {
     fn new(fd: OwnedFd) -> io::Result<Pipe> {
         sys::set_nonblocking(fd.as_fd(), true)?;
-        Ok(Pipe {
-            reg: LazyRegistration::new(),
-            file: File::from(fd),
-        })
+        Ok(Pipe(Registered::new(File::from(fd))))
     }
 
     fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        io_op(self.file.as_fd(), &self.reg, Direction::Read, None, || {
-            (&self.file).read(buf)
+        let file = self.0.get();
+        io_op(file.as_fd(), self.0.reg(), Direction::Read, None, || {
+            (&*file).read(buf)
         })
     }
 
     fn write(&self, buf: &[u8]) -> io::Result<usize> {
-        io_op(self.file.as_fd(), &self.reg, Direction::Write, None, || {
-            (&self.file).write(buf)
+        let file = self.0.get();
+        io_op(file.as_fd(), self.0.reg(), Direction::Write, None, || {
+            (&*file).write(buf)
         })
     }
 
     /// Back to a blocking descriptor, for handing it to another process.
-    fn into_blocking_fd(mut self) -> io::Result<OwnedFd> {
-        self.reg.take();
-        sys::set_nonblocking(self.file.as_fd(), false)?;
-        Ok(OwnedFd::from(self.file))
+    fn into_blocking_fd(self) -> io::Result<OwnedFd> {
+        let file = self.0.into_inner();
+        sys::set_nonblocking(file.as_fd(), false)?;
+        Ok(OwnedFd::from(file))
     }
 }
 
@@ -62,13 +56,13 @@ macro_rules! pipe_type {
 
         impl AsFd for $name {
             fn as_fd(&self) -> BorrowedFd<'_> {
-                self.0.file.as_fd()
+                self.0.0.get().as_fd()
             }
         }
 
         impl AsRawFd for $name {
             fn as_raw_fd(&self) -> RawFd {
-                self.0.file.as_raw_fd()
+                self.0.0.get().as_raw_fd()
             }
         }
 

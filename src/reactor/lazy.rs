@@ -1,5 +1,5 @@
 //! Lazy registration: an fd is registered with the poller of the runtime
-//! whose task first waits on it (reactor rule 3), and only that runtime's
+//! whose task first runs a blocking operation on it (reactor rules 1 and 3), and only that runtime's
 //! tasks may wait on it afterwards. Tasks of two runtimes may race to be
 //! first: one registration wins, the other is dropped, and the loser must
 //! see that the winner is not its own.

@@ -3,10 +3,10 @@
 use std::fmt;
 use std::time::Duration;
 
-use super::chan::deadline_after;
 use super::spin::SpinLock;
 use super::waiter::{self, WaitQueue, Wakes};
 use crate::task::WaitReason;
+use crate::time::deadline_after;
 
 struct State {
     n: usize,
@@ -93,7 +93,7 @@ impl Barrier {
     fn arrive(
         &self,
         deadline: Option<std::time::Instant>,
-    ) -> Result<BarrierWaitResult, crate::scheduler::Interrupt> {
+    ) -> Result<BarrierWaitResult, crate::task::park::Interrupt> {
         waiter::enter()?;
         let mut st = self.state.lock();
         st.arrived += 1;

@@ -38,98 +38,15 @@ use super::error::{
 };
 use super::spin::{SpinGuard, SpinLock};
 use super::waiter::{self, WaitQueue, Waiter, Wake, Wakes};
-use crate::scheduler::{self, Interrupt};
 use crate::task::WaitReason;
+use crate::task::park::Interrupt;
 
-/// Where a message travels between a waiting caller and the channel. Lives
-/// on the caller's stack (or in its `select` operation).
-pub struct Slot<T>(UnsafeCell<Option<T>>);
-
-impl<T> Slot<T> {
-    pub(crate) fn new(v: Option<T>) -> Slot<T> {
-        Slot(UnsafeCell::new(v))
-    }
-
-    /// Takes the content.
-    ///
-    /// # Safety
-    ///
-    /// The caller has exclusive access under the waiter rules: it is the
-    /// owner and either is not registered, observed its selection, or holds
-    /// the channel lock after aborting; or it is a waker holding the lock
-    /// while the entry is queued.
-    unsafe fn take(&self) -> Option<T> {
-        // SAFETY: exclusive access, per this function's contract.
-        unsafe { (*self.0.get()).take() }
-    }
-
-    /// Whether it is empty. Same contract as [`take`](Self::take).
-    unsafe fn is_empty(&self) -> bool {
-        // SAFETY: exclusive access, per this function's contract.
-        unsafe { (*self.0.get()).is_none() }
-    }
-
-    /// Stores `v`. Same contract as [`take`](Self::take).
-    unsafe fn put(&self, v: T) {
-        // SAFETY: exclusive access, per this function's contract.
-        unsafe { *self.0.get() = Some(v) };
-    }
-
-    /// Moves the message into `dst`, which is empty: one copy, straight
-    /// from slot to slot (no temporary on the stack). Same contract as
-    /// [`take`](Self::take), for both slots.
-    unsafe fn move_to(&self, dst: &Slot<T>) {
-        // SAFETY: exclusive access to both, per this function's contract;
-        // `dst` holds `None`, so overwriting it drops nothing, and `self`
-        // is left `None`, so the message is not duplicated.
-        unsafe {
-            debug_assert!((*dst.0.get()).is_none() && (*self.0.get()).is_some());
-            ptr::copy_nonoverlapping(self.0.get(), dst.0.get(), 1);
-            ptr::write(self.0.get(), None);
-        }
-    }
-
-    /// The content, for an owner that is not registered anywhere.
-    pub(crate) fn get_mut(&mut self) -> &mut Option<T> {
-        self.0.get_mut()
-    }
-
-    /// The message in a slot of its owner, registered nowhere: what a failed
-    /// send left there, or what a receive brought.
-    fn take_message(&self) -> T {
-        // SAFETY: the sender's own slot, not registered: exclusive access.
-        unsafe { self.take() }.expect("a message that was not sent stays in its slot")
-    }
-}
-
-/// A queued slot pointer.
-struct SlotPtr<T>(NonNull<Slot<T>>);
-
-impl<T> Clone for SlotPtr<T> {
-    fn clone(&self) -> Self {
-        *self
-    }
-}
-impl<T> Copy for SlotPtr<T> {}
-
-// SAFETY: a slot pointer is dereferenced only under the channel lock by the
-// rules of `waiter`; the message moving through it is a `T: Send`.
-unsafe impl<T: Send> Send for SlotPtr<T> {}
-
-impl<T> SlotPtr<T> {
-    fn new(slot: &Slot<T>) -> SlotPtr<T> {
-        SlotPtr(NonNull::from(slot))
-    }
-
-    /// # Safety
-    ///
-    /// The entry holding this pointer is (or was until just now) queued and
-    /// the channel lock is held (waiter rule 4).
-    unsafe fn get<'a>(self) -> &'a Slot<T> {
-        // SAFETY: per this function's contract the slot is alive.
-        unsafe { self.0.as_ref() }
-    }
-}
+mod fail;
+mod slot;
+use fail::Refused;
+pub(crate) use fail::{RecvFail, SendFail};
+pub use slot::Slot;
+use slot::SlotPtr;
 
 struct State<T> {
     buf: VecDeque<T>,
@@ -148,111 +65,6 @@ pub struct Chan<T> {
     receivers: AtomicUsize,
     /// Sends never wait, so they are not cancellation points.
     unbounded: bool,
-}
-
-/// Why a blocking send did not complete.
-pub(crate) enum SendFail<T> {
-    Disconnected(T),
-    Interrupted(Interrupt, T),
-}
-
-/// Why a send did not complete, its message still in the sender's slot
-/// (the send paths carry the message by reference, not in their results).
-#[derive(Clone, Copy)]
-enum Refused {
-    Full,
-    Disconnected,
-    Interrupted(Interrupt),
-}
-
-impl Refused {
-    /// The error of a `try_send` whose message was refused. Out of line,
-    /// like [`send_fail`](Self::send_fail).
-    #[cold]
-    #[inline(never)]
-    fn try_send_error<T>(self, slot: &Slot<T>) -> TrySendError<T> {
-        match self {
-            Refused::Full => TrySendError::Full(slot.take_message()),
-            _ => TrySendError::Disconnected(slot.take_message()),
-        }
-    }
-
-    /// The error of a blocking send (never `Full`: it waits instead), as
-    /// the caller's error type. Out of line, so that the copies of the
-    /// message it makes are not in the frame of every send, a frame that
-    /// stays on the stack while the sender waits.
-    #[cold]
-    #[inline(never)]
-    fn send_fail<T, E>(self, slot: &Slot<T>, into: fn(SendFail<T>) -> E) -> E {
-        into(match self {
-            Refused::Interrupted(i) => SendFail::Interrupted(i, slot.take_message()),
-            _ => SendFail::Disconnected(slot.take_message()),
-        })
-    }
-}
-
-/// Why a blocking receive did not complete.
-pub(crate) enum RecvFail {
-    Disconnected,
-    Interrupted(Interrupt),
-}
-
-/// For calls whose error type cannot say "cancelled" or "the enclosing
-/// `timeout` expired": unwinds for those (the task then finishes cancelled,
-/// or `timeout` returns `Elapsed`). Returns for `Unwinding`: a call made
-/// while unwinding fails at once with its own error.
-pub(crate) fn unwind_unless_unwinding(i: Interrupt) {
-    match i {
-        Interrupt::Unwinding => {}
-        i => scheduler::unwind_for(i),
-    }
-}
-
-impl<T> SendFail<T> {
-    /// For `send`: no timeout of its own.
-    pub(crate) fn into_send_error(self) -> SendError<T> {
-        match self {
-            SendFail::Disconnected(v) => SendError(v),
-            SendFail::Interrupted(i, v) => {
-                unwind_unless_unwinding(i);
-                SendError(v)
-            }
-        }
-    }
-
-    /// For `send_timeout`: a deadline, its own or an enclosing `timeout`'s,
-    /// is a `Timeout`.
-    pub(crate) fn into_send_timeout_error(self) -> SendTimeoutError<T> {
-        match self {
-            SendFail::Disconnected(v) => SendTimeoutError::Disconnected(v),
-            SendFail::Interrupted(Interrupt::Cancelled, v) => {
-                drop(v);
-                scheduler::unwind_for(Interrupt::Cancelled)
-            }
-            SendFail::Interrupted(_, v) => SendTimeoutError::Timeout(v),
-        }
-    }
-}
-
-impl RecvFail {
-    /// For `recv`: no timeout of its own.
-    pub(crate) fn into_recv_error(self) -> RecvError {
-        if let RecvFail::Interrupted(i) = self {
-            unwind_unless_unwinding(i);
-        }
-        RecvError
-    }
-
-    /// For `recv_timeout`.
-    pub(crate) fn into_recv_timeout_error(self) -> RecvTimeoutError {
-        match self {
-            RecvFail::Disconnected => RecvTimeoutError::Disconnected,
-            RecvFail::Interrupted(Interrupt::Cancelled) => {
-                scheduler::unwind_for(Interrupt::Cancelled)
-            }
-            RecvFail::Interrupted(_) => RecvTimeoutError::Timeout,
-        }
-    }
 }
 
 /// Drops the messages left in a channel whose last receiver is gone.
@@ -277,11 +89,6 @@ fn drop_messages<T>(buf: VecDeque<T>) {
     {
         panic::resume_unwind(p);
     }
-}
-
-/// The deadline `timeout` from now; `None` (never) if it overflows.
-pub(crate) fn deadline_after(timeout: std::time::Duration) -> Option<Instant> {
-    Instant::now().checked_add(timeout)
 }
 
 /// Which queue a registration is in.
@@ -529,7 +336,7 @@ impl<T> Chan<T> {
     ///
     /// Inlined into the caller down to the stack switch — a switch made
     /// inside a called function costs return mispredictions on every
-    /// resume (see `scheduler::yield_now`); this halved a ping-pong round
+    /// resume (see `crate::task::park::yield_now`); this halved a ping-pong round
     /// trip. Only the registration and the wait are inline: a send that
     /// need not wait, and the rare paths after a wakeup, are calls that
     /// return before any switch.

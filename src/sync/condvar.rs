@@ -3,12 +3,12 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use super::chan::deadline_after;
 use super::mutex::{Mutex, MutexGuard};
 use super::spin::SpinLock;
 use super::waiter::{self, WaitQueue, Wake, Wakes};
-use crate::scheduler::Interrupt;
 use crate::task::WaitReason;
+use crate::task::park::Interrupt;
+use crate::time::deadline_after;
 
 /// A condition variable for corio's [`Mutex`], like
 /// [`std::sync::Condvar`]: [`wait`](Self::wait) unlocks the mutex, suspends

@@ -31,10 +31,11 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::chan::{Chan, RecvFail, SendFail, deadline_after};
+use super::chan::{Chan, RecvFail, SendFail};
 pub use super::error::{
     RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
 };
+use crate::time::deadline_after;
 
 /// Creates an unbounded channel.
 pub fn channel<T>() -> (Sender<T>, Receiver<T>) {

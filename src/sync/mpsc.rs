@@ -54,10 +54,11 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::chan::{Chan, deadline_after};
+use super::chan::Chan;
 pub use super::error::{
     RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
 };
+use crate::time::deadline_after;
 
 /// Creates an unbounded channel: [`Sender::send`] never waits.
 ///

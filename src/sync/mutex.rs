@@ -9,10 +9,10 @@ use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
-use super::chan::deadline_after;
 use super::spin::SpinLock;
 use super::waiter::{self, WaitQueue, Wake, Wakes};
 use crate::task::WaitReason;
+use crate::time::deadline_after;
 
 const LOCKED: u8 = 1;
 /// The wait queue may hold waiters: unlock must look at it.
@@ -172,7 +172,7 @@ impl<T: ?Sized> Mutex<T> {
             .is_ok()
     }
 
-    fn lock_slow(&self, deadline: Option<Instant>) -> Result<(), crate::scheduler::Interrupt> {
+    fn lock_slow(&self, deadline: Option<Instant>) -> Result<(), crate::task::park::Interrupt> {
         let q = self.waiters.lock();
         // Under the queue lock: take the lock if it is free, or mark that a
         // waiter is coming, so that the holder's unlock looks at the queue.

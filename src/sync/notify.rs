@@ -4,10 +4,10 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use super::chan::deadline_after;
 use super::spin::SpinLock;
 use super::waiter::{self, WaitQueue, Wake, Wakes};
-use crate::scheduler::Interrupt;
+use crate::task::park::Interrupt;
+use crate::time::deadline_after;
 
 struct NotifyState {
     permit: bool,

@@ -22,8 +22,9 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::chan::{Chan, RecvFail, deadline_after};
+use super::chan::{Chan, RecvFail};
 pub use super::error::{RecvError, RecvTimeoutError, SendError, TryRecvError};
+use crate::time::deadline_after;
 
 /// Creates a one-message channel.
 pub fn channel<T>() -> (Sender<T>, Receiver<T>) {

@@ -8,11 +8,11 @@ use std::ops::{Deref, DerefMut};
 use std::ptr::NonNull;
 use std::time::{Duration, Instant};
 
-use super::chan::deadline_after;
 use super::spin::SpinLock;
 use super::waiter::{self, WaitQueue, Wakes};
-use crate::scheduler::Interrupt;
 use crate::task::WaitReason;
+use crate::task::park::Interrupt;
+use crate::time::deadline_after;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Want {

@@ -4,11 +4,11 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::chan::deadline_after;
 use super::spin::SpinLock;
 use super::waiter::{self, WaitQueue, Wakes};
-use crate::scheduler::Interrupt;
 use crate::task::WaitReason;
+use crate::task::park::Interrupt;
+use crate::time::deadline_after;
 
 struct State {
     permits: usize,

@@ -4,9 +4,9 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::chan::deadline_after;
 use super::spin::SpinLock;
 use super::waiter::{self, WaitQueue, Wakes};
+use crate::time::deadline_after;
 
 struct State {
     count: usize,
@@ -97,7 +97,7 @@ impl WaitGroup {
     fn wait_zero(
         inner: &SpinLock<State>,
         deadline: Option<std::time::Instant>,
-    ) -> Result<(), crate::scheduler::Interrupt> {
+    ) -> Result<(), crate::task::park::Interrupt> {
         waiter::wait_event(inner, |st| &mut st.queue, |st| st.count == 0, deadline)
     }
 }

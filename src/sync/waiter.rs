@@ -45,8 +45,8 @@ use std::ptr::NonNull;
 use std::time::Instant;
 
 use super::spin::{SpinGuard, SpinLock};
-use crate::scheduler::{self, Interrupt, UnparkRef, Unparker};
 use crate::task::WaitReason;
+use crate::task::park::{Interrupt, UnparkRef, Unparker};
 
 mod state;
 use state::WaiterState;
@@ -118,7 +118,7 @@ impl Waiter {
     /// Parks until selected (`Ok(arm)`; its entry is gone) or interrupted
     /// (`Err`; not aborted: its entries may still be queued). Spurious
     /// wakeups are absorbed. Inlined down to the stack switch (see
-    /// `scheduler::yield_now` for why).
+    /// `crate::task::park::yield_now` for why).
     #[inline(always)]
     pub(crate) fn wait(
         &self,
@@ -129,7 +129,7 @@ impl Waiter {
             if let Some(arm) = self.selected() {
                 return Ok(arm);
             }
-            scheduler::park(reason, deadline)?;
+            crate::task::park::park(reason, deadline)?;
         }
     }
 
@@ -143,7 +143,7 @@ impl Waiter {
         if let Some(arm) = self.selected() {
             return Ok(Some(arm));
         }
-        scheduler::park(reason, deadline)?;
+        crate::task::park::park(reason, deadline)?;
         Ok(self.selected())
     }
 }
@@ -422,8 +422,8 @@ pub(crate) fn wait_in<S, P: Copy>(
 /// and an expired `timeout` scope does not count it as interrupted.
 pub(crate) fn completed_anyway(i: Interrupt) {
     match i {
-        Interrupt::Cancelled => scheduler::unobserve_cancel(),
-        Interrupt::TimedOut => scheduler::unobserve_timeout(),
+        Interrupt::Cancelled => crate::task::park::unobserve_cancel(),
+        Interrupt::TimedOut => crate::task::park::unobserve_timeout(),
         Interrupt::Unwinding => {}
     }
 }
@@ -475,7 +475,7 @@ pub(crate) fn woken_in_time(waited: Result<(), Interrupt>) -> bool {
 /// lock is never contended, still notices it was cancelled.
 #[inline]
 pub(crate) fn enter() -> Result<(), Interrupt> {
-    scheduler::check_current(None)
+    crate::task::park::check_current(None)
 }
 
 /// For blocking calls with no error to report an interruption through
@@ -489,7 +489,7 @@ pub(crate) fn unwind_for(i: Interrupt, what: &str) -> ! {
              panic, cancellation or timeout); use the try_ form there, or catch this panic \
              in the destructor (uncaught, it aborts the process)"
         ),
-        i => scheduler::unwind_for(i),
+        i => crate::task::park::unwind_for(i),
     }
 }
 
@@ -497,6 +497,6 @@ pub(crate) fn unwind_for(i: Interrupt, what: &str) -> ! {
 /// unwinds.
 pub(crate) fn timed_out(i: Interrupt) {
     if i == Interrupt::Cancelled {
-        scheduler::unwind_for(i)
+        crate::task::park::unwind_for(i)
     }
 }

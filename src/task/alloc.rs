@@ -17,7 +17,7 @@ use std::cell::RefCell;
 use std::ptr::NonNull;
 use std::sync::atomic::{Ordering, fence};
 
-use crate::scheduler::Core;
+use super::core::Core;
 use crate::task::Header;
 
 /// Blocks kept per layout and thread; more are returned to the allocator.
@@ -103,7 +103,7 @@ pub(crate) struct Vtable {
     /// Drops the block's contents and releases it (last reference gone).
     pub(crate) destroy: unsafe fn(NonNull<Core>),
     /// Makes the task's coroutine on `stack` from its closure (first run).
-    pub(crate) start: unsafe fn(NonNull<Core>, crate::stack::PooledStack) -> crate::scheduler::Coro,
+    pub(crate) start: unsafe fn(NonNull<Core>, crate::stack::PooledStack) -> super::core::Coro,
     /// Drops the closure of a task that never ran.
     pub(crate) drop_body: unsafe fn(NonNull<Core>),
 }

@@ -4,7 +4,6 @@ use std::sync::Arc;
 
 use super::JoinHandle;
 use crate::error::Error;
-use crate::scheduler;
 use crate::stack;
 
 /// Configures a task before spawning it, like [`std::thread::Builder`].
@@ -76,7 +75,7 @@ impl Builder {
         T: 'static,
     {
         let name = self.name.map(Arc::<str>::from);
-        scheduler::with_scheduler(|s| {
+        super::context::with_scheduler(|s| {
             // The runtime's default was checked when the runtime was built.
             let size = match self.stack_size {
                 Some(bytes) => stack::checked_size(bytes)?,

@@ -6,9 +6,9 @@ use std::marker::PhantomData;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use super::park::{Interrupt, Unparker};
 use super::{Packet, TaskId, TaskRef};
 use crate::error::JoinError;
-use crate::scheduler::{self, Interrupt, Unparker};
 use crate::task::WaitReason;
 
 /// An owned permission to join a task (wait for its result), like
@@ -91,7 +91,7 @@ impl<T> JoinHandle<T> {
             }
             if header.set_join_waiter(waiter) {
                 while !header.is_complete() {
-                    match scheduler::park(WaitReason::Join(header.id), None) {
+                    match super::park::park(WaitReason::Join(header.id), None) {
                         Ok(()) => {}
                         Err(Interrupt::Unwinding) => {
                             if header.runtime.is_owned_by_current_thread() {
@@ -111,7 +111,7 @@ impl<T> JoinHandle<T> {
                         }
                         // join has no error of its own to return: a cancelled
                         // joiner unwinds, and an expired `timeout` unwinds to it.
-                        Err(i) => scheduler::unwind_for(i),
+                        Err(i) => super::park::unwind_for(i),
                     }
                 }
             }
@@ -160,7 +160,7 @@ impl<T> JoinHandle<T> {
     }
 
     /// The task's scheduler core, for identity comparisons.
-    pub(crate) fn core_ptr(&self) -> *const crate::scheduler::Core {
+    pub(crate) fn core_ptr(&self) -> *const super::core::Core {
         self.task.core()
     }
 
@@ -204,7 +204,8 @@ impl<T> Future for JoinHandle<T> {
         // Register first, then learn whether it already completed (the
         // registration reports that atomically), so no wakeup is lost.
         if !this.is_finished() {
-            if scheduler::current_core().is_some_and(|c| std::ptr::eq(c.as_ptr(), this.core_ptr()))
+            if super::park::current_core()
+                .is_some_and(|c| std::ptr::eq(c.as_ptr(), this.core_ptr()))
             {
                 self_join(&this.packet().core.header);
             }

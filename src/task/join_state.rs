@@ -1,13 +1,44 @@
 //! The join state of a task: who owns its result slot, and who wakes whom.
 //!
 //! Three bits: `COMPLETE` (the task stored its result), `DETACHED` (its
-//! `JoinHandle` is gone), `WAITER` (a joiner registered an unparker). The
-//! task sets `COMPLETE` once, after writing the slot; the handle sets
-//! `DETACHED` once, when dropped. Whichever of the two comes second owns
-//! the slot and drops the result if nobody will take it. A joiner stores
-//! its unparker under the mutex *before* raising `WAITER`, and the task
-//! takes it under the mutex *after* raising `COMPLETE`, so a joiner that saw
-//! no `COMPLETE` is always woken.
+//! `JoinHandle` is gone), `WAITER` (a joiner registered an unparker).
+//!
+//! # Rules
+//!
+//! 1. Each bit is only ever raised (`fetch_or`), never cleared: the word
+//!    only moves forward, so a reader that saw a bit may rely on it for
+//!    good.
+//! 2. The task raises `COMPLETE` once, on its own thread, after writing
+//!    the result slot (`AcqRel`: whoever sees `COMPLETE` may read the
+//!    slot).
+//! 3. The handle raises `DETACHED` once, when it is dropped — and not at
+//!    all if it already saw `COMPLETE` (it owns the slot then).
+//! 4. Whichever of `COMPLETE` and `DETACHED` comes second owns the slot and
+//!    drops the result: the task if the handle was gone (`Detached`), the
+//!    handle if the task had finished (`detach` returns `true`).
+//! 5. A joiner stores its unparker under the mutex *before* raising
+//!    `WAITER`; the task takes it under the mutex *after* raising
+//!    `COMPLETE`. So a joiner that raised `WAITER` before `COMPLETE` is
+//!    always woken, and one that raised it after sees `COMPLETE` in the
+//!    value `fetch_or` returns and does not wait. A joiner may register
+//!    again (a spurious wakeup); the newest unparker wins.
+//!
+//! ```text
+//!              set_waiter                   (again: the newest one wins)
+//!   {} ─────────────────────▶ {W} ◀──┐
+//!   │ │                        │ │ ──┘
+//!   │ │ complete               │ │ complete: take the unparker, wake it
+//!   │ ▼                        │ ▼
+//!   │ {C} ─── set_waiter ──────┼─▶ {C,W}   (set_waiter returns false: no wait)
+//!   │  └──────────┬────────────┼────┘
+//!   │             │ detach     │           (no bit raised: the handle owns
+//!   │             ▼            │            the slot and drops the result)
+//!   │ detach                   │ detach
+//!   ▼                          ▼
+//!  {D}                       {D,W}
+//!   └──────── complete ────────┴──▶ {C,D} / {C,D,W}
+//!              (Completion::Detached: the task drops the result)
+//! ```
 //!
 //! Model checked by `tests/loom.rs` (it includes this file): it uses
 //! nothing of the crate but `crate::loom`.

@@ -16,8 +16,6 @@ use std::any::Any;
 use std::cell::{Cell, RefCell};
 use std::fmt;
 
-use crate::scheduler;
-
 /// The values of one task (or of one plain thread).
 #[derive(Default)]
 pub(crate) struct Locals {
@@ -91,7 +89,7 @@ pub(crate) struct DestroyOnExit;
 
 impl Drop for DestroyOnExit {
     fn drop(&mut self) {
-        while let Some(Some(v)) = scheduler::with_task_locals(Locals::pop_for_destroy) {
+        while let Some(Some(v)) = super::park::with_task_locals(Locals::pop_for_destroy) {
             drop(v);
         }
     }
@@ -100,7 +98,7 @@ impl Drop for DestroyOnExit {
 /// Runs `f` on the storage of the caller: its task's, or its thread's.
 fn with_storage<R>(f: impl FnOnce(&mut Locals) -> R) -> Result<R, AccessError> {
     let mut f = Some(f);
-    if let Some(r) = scheduler::with_task_locals(|l| (f.take().expect("called once"))(l)) {
+    if let Some(r) = super::park::with_task_locals(|l| (f.take().expect("called once"))(l)) {
         return Ok(r);
     }
     let f = f.expect("not called in a task");

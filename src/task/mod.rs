@@ -143,11 +143,15 @@
 
 mod alloc;
 mod builder;
+pub(crate) mod context;
+pub(crate) mod core;
+mod inject;
 mod join;
 mod join_set;
 mod join_state;
 pub(crate) mod local;
 pub(crate) mod panic_hook;
+pub(crate) mod park;
 mod scope;
 mod state;
 
@@ -167,8 +171,10 @@ pub use local::{AccessError, LocalKey};
 pub use scope::{Scope, ScopeError, ScopedBuilder, ScopedJoinHandle, scope, try_scope};
 pub use state::{Direction, IllegalTransition, Outcome, TaskState, Transition, WaitReason};
 
+use self::context::RuntimeRef;
+use self::core::Core;
+use self::park::Unparker;
 use crate::error::JoinError;
-use crate::scheduler::{Core, RuntimeRef, Unparker};
 use join_state::{Completion, JoinState};
 
 /// A unique identifier of a task, never reused within a process.
@@ -345,7 +351,7 @@ pub(crate) struct Packet<T> {
 // task itself when DETACHED was already set). A `T` is only ever dropped or
 // handed out on the thread that holds the JoinHandle or on the task's own
 // thread; for `T: !Send` the JoinHandle is `!Send`, so both are the task's
-// thread. `Core` upholds its own thread rules (see `scheduler::Core`).
+// thread. `Core` upholds its own thread rules (see `self::core::Core`).
 unsafe impl<T> Sync for Packet<T> {}
 // SAFETY: as above.
 unsafe impl<T> Send for Packet<T> {}
@@ -363,7 +369,7 @@ impl<T, F: FnOnce() -> T> Launch<T, F> {
     const VTABLE: Vtable = Vtable {
         complete_cancelled: Packet::<T>::vt_complete_cancelled,
         destroy: Self::vt_destroy,
-        start: crate::scheduler::start_task::<T, F>,
+        start: self::core::start_task::<T, F>,
         drop_body: Self::vt_drop_body,
     };
 
@@ -463,14 +469,14 @@ impl<T> Packet<T> {
             Completion::Detached => {
                 // SAFETY: the handle is gone, so we own the slot again.
                 let result = unsafe { (*self.result.get()).take() };
-                crate::scheduler::drop_caught(&self.core.header, result, "its result");
+                self::core::drop_caught(&self.core.header, result, "its result");
             }
             // A waker is foreign code, which may panic.
             Completion::Wake(Some(w @ Unparker::Waker(_))) => {
                 let woken =
                     std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || w.unpark()));
                 if let Err(p) = woken {
-                    crate::scheduler::report_caught(
+                    self::core::report_caught(
                         &self.core.header,
                         "while waking the waker that awaits it",
                         p,

@@ -14,9 +14,9 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Instant;
 
+use super::park::{CancelUnwind, Interrupt, Unparker};
 use super::{JoinHandle, TaskId, TaskRef, WaitReason};
 use crate::error::{Error, JoinError};
-use crate::scheduler::{self, CancelUnwind, Interrupt, Unparker};
 use crate::stack;
 
 /// A child's join handle, shared by the scope and the child's
@@ -290,7 +290,7 @@ where
 impl<'scope, 'env, E> Scope<'scope, 'env, E> {
     fn new() -> Self {
         assert!(
-            scheduler::current_id().is_some(),
+            super::park::current_id().is_some(),
             "corio::scope must be called from a corio task (inside corio::run)"
         );
         Scope {
@@ -427,7 +427,7 @@ impl<'scope, 'env, E> Scope<'scope, 'env, E> {
             let _running = running;
             match panic::catch_unwind(AssertUnwindSafe(f)) {
                 Ok(r) => {
-                    let cancelled = scheduler::current_cancel_observed();
+                    let cancelled = super::park::current_cancel_observed();
                     if is_failure(&r) && !cancelled {
                         child_state.fail(index);
                     }
@@ -438,8 +438,8 @@ impl<'scope, 'env, E> Scope<'scope, 'env, E> {
                 }
                 Err(payload) => {
                     let cancelled = payload.is::<CancelUnwind>()
-                        || scheduler::is_forcing_current()
-                        || scheduler::current_cancel_observed();
+                        || super::park::is_forcing_current()
+                        || super::park::current_cancel_observed();
                     if !cancelled {
                         child_state.fail(index);
                     }
@@ -448,7 +448,7 @@ impl<'scope, 'env, E> Scope<'scope, 'env, E> {
             }
         };
         let name = options.name.map(Arc::<str>::from);
-        let spawned = scheduler::with_scheduler(|s| {
+        let spawned = super::context::with_scheduler(|s| {
             let size = stack_size.unwrap_or_else(|| s.default_stack_size());
             // SAFETY: `body` borrows data that outlives 'scope. The scope
             // function does not return or resume an unwind before every
@@ -477,7 +477,7 @@ impl<'scope, 'env, E> Scope<'scope, 'env, E> {
     /// the unjoined children's errors.
     fn finish<R>(&self, body: thread::Result<R>, body_failed: bool) -> (R, Vec<E>) {
         let state = &self.state;
-        if body.is_err() || body_failed || scheduler::current_cancelled() {
+        if body.is_err() || body_failed || super::park::current_cancelled() {
             state.cancel_children(None);
         }
         let cancelled = match panic::catch_unwind(AssertUnwindSafe(|| self.wait_children())) {
@@ -495,7 +495,7 @@ impl<'scope, 'env, E> Scope<'scope, 'env, E> {
         };
         if cancelled {
             drop(value);
-            scheduler::unwind_for(Interrupt::Cancelled);
+            super::park::unwind_for(Interrupt::Cancelled);
         }
         let failures = state.failures.borrow().clone();
         for &i in &failures {
@@ -521,7 +521,7 @@ impl<'scope, 'env, E> Scope<'scope, 'env, E> {
         if state.running.get() == 0 {
             return false;
         }
-        if thread::panicking() || scheduler::is_forcing_current() {
+        if thread::panicking() || super::park::is_forcing_current() {
             self.abandon_children();
             return false;
         }
@@ -530,16 +530,16 @@ impl<'scope, 'env, E> Scope<'scope, 'env, E> {
         // when it expires; so does the parent's cancellation, after which
         // the wait is shielded from it (it is sticky: every later park would
         // report it again).
-        let mut deadline = scheduler::current_deadline();
+        let mut deadline = super::park::current_deadline();
         let mut cancelled = false;
-        scheduler::without_deadline(|| {
+        super::park::without_deadline(|| {
             while state.running.get() > 0 {
                 if let Some(at) = deadline
                     && Instant::now() >= at
                 {
                     state.cancel_children(None);
                     // The deadline interrupted the scope's work.
-                    scheduler::deadline_fired(at);
+                    super::park::deadline_fired(at);
                     deadline = None;
                 }
                 *state.waiter.borrow_mut() = Some(Unparker::current());
@@ -547,9 +547,9 @@ impl<'scope, 'env, E> Scope<'scope, 'env, E> {
                     .first_running()
                     .map_or(WaitReason::Event, WaitReason::Join);
                 let parked = if cancelled {
-                    scheduler::shielded(|| scheduler::park(reason, deadline))
+                    super::park::shielded(|| super::park::park(reason, deadline))
                 } else {
-                    scheduler::park(reason, deadline)
+                    super::park::park(reason, deadline)
                 };
                 // A timeout is handled above; a runtime shutdown unwinds
                 // from the park.
@@ -575,7 +575,7 @@ impl<'scope, 'env, E> Scope<'scope, 'env, E> {
     fn abandon_children(&self) {
         let children = self.state.children.borrow().clone();
         for child in &children {
-            scheduler::abandon_task(child);
+            super::context::abandon_task(child);
         }
         // Every child has ended — or, one that kept catching its unwind,
         // was given up on and leaked (never to run again), its count with it.

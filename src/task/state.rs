@@ -4,6 +4,7 @@
 use std::fmt;
 use std::os::fd::RawFd;
 
+pub use crate::reactor::Direction;
 use crate::task::TaskId;
 
 /// Where a task is in its lifecycle.
@@ -31,15 +32,22 @@ use crate::task::TaskId;
 ///    on it, and [`TaskState::try_next`] reports it.
 ///
 /// ```text
-///        spawn                       yield_now
-///          │                    ┌──────────────────┐
-///          ▼      resume        │                  │
-///        Ready ─────────────▶ Running ─────────▶ Finished(Returned|Panicked|Cancelled)
-///          ▲  ◀─────────────────┘ │
-///          │                     │ would block
-///          │      wake           ▼
-///          └─────────────── Waiting(reason)
+///          spawn
+///            │
+///            ▼      Resume                   Finish
+///   ┌───── Ready ─────────────▶ Running ─────────────────▶ Finished(Returned|Panicked|Cancelled)
+///   │       ▲ ▲                 │     │                         ▲       ▲
+///   │       │ └───── Yield ─────┘     │ Block (would block)     │       │
+///   │       │                         ▼                         │       │
+///   │       └────── Wake ────── Waiting(reason) ─── Abandon ────┘       │
+///   │                                                                   │
+///   └──────────────────────────── Abandon ──────────────────────────────┘
 /// ```
+///
+/// Every arrow is one [`Transition`]: `Resume` (rule 2), `Yield` (3),
+/// `Block` (4), `Wake` (5), `Finish` (6) and `Abandon` (7), which takes a
+/// Ready or a Waiting task straight to `Finished(Cancelled)` when its
+/// runtime shuts down.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TaskState {
     /// Created or woken, and queued to run.
@@ -61,15 +69,6 @@ pub enum Outcome {
     Panicked,
     /// The task was cancelled (or unwound when its runtime ended).
     Cancelled,
-}
-
-/// The direction of an IO wait.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Direction {
-    /// Waiting for the fd to become readable.
-    Read,
-    /// Waiting for the fd to become writable.
-    Write,
 }
 
 /// What a waiting task waits for.

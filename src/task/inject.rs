@@ -1,6 +1,6 @@
 //! The inject queue: how a thread hands a woken task to a runtime thread
 //! that may be about to sleep in its poller (rule 2 of the park/unpark
-//! protocol, in `scheduler`).
+//! protocol, in `task::park`).
 //!
 //! Both flags live in one atomic word, changed only by read-modify-writes,
 //! which are totally ordered: the producer raises `PENDING` and learns

@@ -1,0 +1,756 @@
+//! The per-thread context of a runtime: the state the task layer runs on
+//! (the task registry, run queue, timers, the running task, the loop's
+//! clock) and the thread-local that finds it; spawning, waking on the
+//! owning thread, and unwinding tasks at shutdown. The loop that drives it
+//! is `crate::scheduler`.
+//!
+//! State is split by who touches it (as in tokio's current-thread runtime):
+//!
+//! * [`Scheduler`]: owned by the runtime thread — the task slab with every
+//!   coroutine, the run queue, the timers. Never touched from another thread.
+//! * [`Shared`]: behind an `Arc`, touched by any thread — the inject queue for
+//!   wakeups from other threads, the "sleeping in `wait`" flag, the poller and
+//!   its registered sources.
+//!
+//! # Shutdown
+//!
+//! When `block_on`'s main task returns, every other task is unwound on its
+//! own stack (`abandon`): it is marked cancelled, its `yielder` is tagged,
+//! and it is resumed once with the scheduler's `forcing` pointing at it.
+//! Suspended in a park, it unwinds from there (the check a park makes when
+//! resumed sees the cancellation); suspended in `yield_now`, it unwinds
+//! from its next park or yield. From then on it never suspends: every park,
+//! yield or cancellation check unwinds it again (`CancelUnwind`, shielded
+//! or not), so a task that catches the unwind cannot loop. After
+//! `FORCE_ATTEMPTS` such unwinds it suspends for good instead, and is given
+//! up on: reported on stderr and leaked — its stack and everything on it
+//! stay allocated and are never dropped — so that no pointer into it can
+//! dangle.
+#![allow(unsafe_code)]
+
+use std::cell::{Cell, RefCell, UnsafeCell};
+use std::collections::{BTreeMap, VecDeque};
+use std::io::Write;
+use std::panic::{self, AssertUnwindSafe};
+use std::ptr::{self, NonNull};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::thread::{self, ThreadId};
+use std::time::Instant;
+
+use corosensei::CoroutineResult;
+use slab::Slab;
+
+use super::core::{Core, LocalState, report_caught};
+use super::inject::Inject;
+use crate::error::Error;
+use crate::reactor::{DefaultDriver, Driver};
+use crate::stack;
+use crate::task::{Header, JoinHandle, Outcome, Packet, Task, TaskRef, TaskState, Transition};
+
+/// A runtime that held this many tasks at once trims the C heap when it is
+/// dropped (see `Drop for Scheduler`).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+const TRIM_AFTER_TASKS: usize = 4096;
+
+/// Deadline checks between two reads of the real clock while the loop does
+/// not poll (see `Scheduler::deadline_clock`).
+const CLOCK_CHECKS: u32 = 64;
+
+/// How many times a task that shutdown unwinds may catch that unwind and
+/// try to suspend or wait again before the runtime gives up on it (see the
+/// module docs, "Shutdown"). Cleanup that catches the unwind and waits once
+/// or twice needs a few.
+pub(crate) const FORCE_ATTEMPTS: u32 = 100;
+
+/// The low bit of a task's `yielder` pointer while shutdown unwinds it: a
+/// yield looks at the pointer anyway, so it notices for the cost of a test
+/// (see `suspend`). A `Yielder` is word-aligned, so the bit is free.
+pub(crate) const FORCED_TAG: usize = 1;
+
+/// The part of a runtime that other threads may touch.
+pub(crate) struct Shared {
+    /// Wakeups from other threads, and whether the runtime thread is
+    /// (about to be) blocked in `Poller::wait`.
+    pub(crate) inject: Inject<TaskRef>,
+    /// Cleared when the runtime is dropped: later wakeups are no-ops.
+    pub(crate) alive: AtomicBool,
+    pub(crate) owner: ThreadId,
+    /// The runtime's driver (the reactor): polled by the loop, notified
+    /// by `inject`.
+    pub(crate) driver: DefaultDriver,
+    /// The [`RuntimeRef`]s in existence plus the scheduler's reserve of
+    /// them; while non-zero, they hold one strong count of this `Arc`.
+    pub(crate) runtime_refs: AtomicUsize,
+}
+
+impl Shared {
+    pub(crate) fn new() -> std::io::Result<Shared> {
+        Ok(Shared {
+            runtime_refs: AtomicUsize::new(0),
+            inject: Inject::new(),
+            alive: AtomicBool::new(true),
+            owner: thread::current().id(),
+            driver: DefaultDriver::new()?,
+        })
+    }
+
+    /// Queues a task woken from another thread and wakes the loop if it sleeps.
+    pub(crate) fn inject(&self, task: TaskRef) {
+        if !self.alive.load(Ordering::Acquire) {
+            return;
+        }
+        if self.inject.push(task) {
+            self.driver.notify();
+        }
+    }
+
+    pub(crate) fn is_owned_by_current_thread(&self) -> bool {
+        self.owner == thread::current().id()
+    }
+}
+
+/// A task's counted reference to its runtime's [`Shared`] (for wakeups from
+/// other threads, which may come after the runtime is gone).
+///
+/// Counting it with an `Arc` clone cost an atomic increment per spawn and
+/// a decrement per task end — a tenth of a spawn + join. Instead the
+/// scheduler takes references from `Shared::runtime_refs` in blocks (one
+/// atomic add per `RUNTIME_REF_BLOCK` spawns) and hands them out from its
+/// reserve; a reference dropped on the runtime's own thread while the
+/// scheduler runs goes back to the reserve, any other is given back with an
+/// atomic decrement. The references together hold one strong count of the
+/// `Arc`, taken when their count leaves zero and released when it returns
+/// to zero, so `Shared` lives as long as the last of them.
+pub(crate) struct RuntimeRef(NonNull<Shared>);
+
+/// How many runtime references the scheduler takes at a time.
+const RUNTIME_REF_BLOCK: usize = 1024;
+
+// SAFETY: it only gives shared access to `Shared`, which is `Sync`, and its
+// count is atomic (or, for the reserve, touched only by the owning thread).
+unsafe impl Send for RuntimeRef {}
+// SAFETY: as above.
+unsafe impl Sync for RuntimeRef {}
+
+impl std::ops::Deref for RuntimeRef {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        // SAFETY: the references hold a strong count of the `Arc` (see the
+        // type's docs).
+        unsafe { self.0.as_ref() }
+    }
+}
+
+impl RuntimeRef {
+    pub(crate) fn as_ptr(&self) -> *const Shared {
+        self.0.as_ptr()
+    }
+}
+
+impl Drop for RuntimeRef {
+    fn drop(&mut self) {
+        let returned = with_scheduler(|s| {
+            let mine = ptr::eq(Arc::as_ptr(&s.shared), self.as_ptr());
+            if mine {
+                s.runtime_reserve.set(s.runtime_reserve.get() + 1);
+            }
+            mine
+        });
+        if returned != Some(true) {
+            // SAFETY: `self` holds one of the counted references.
+            unsafe { release_runtime_refs(self.0, 1) };
+        }
+    }
+}
+
+/// Gives back `n` runtime references; the last one releases the strong
+/// count they held.
+///
+/// # Safety
+///
+/// The caller owns `n` counted references to `shared`.
+unsafe fn release_runtime_refs(shared: NonNull<Shared>, n: usize) {
+    // SAFETY: the references keep `Shared` alive until this returns.
+    let refs = unsafe { &shared.as_ref().runtime_refs };
+    if refs.fetch_sub(n, Ordering::Release) == n {
+        std::sync::atomic::fence(Ordering::Acquire);
+        // SAFETY: the references held this strong count (type docs).
+        unsafe { Arc::decrement_strong_count(shared.as_ptr()) };
+    }
+}
+
+/// The run queue: tasks that are `Ready`, in FIFO order.
+///
+/// Not a `RefCell`: it is the hottest structure of the scheduler (a push and
+/// a pop per yield), it is only touched by the scheduler's own thread, and
+/// its methods never call out while borrowing, so borrows never overlap.
+#[derive(Default)]
+pub(crate) struct RunQueue(UnsafeCell<VecDeque<NonNull<Core>>>);
+
+impl RunQueue {
+    #[inline]
+    pub(crate) fn with<R>(&self, f: impl FnOnce(&mut VecDeque<NonNull<Core>>) -> R) -> R {
+        // SAFETY: see the type's docs: one thread, and the closures passed
+        // below only call `VecDeque` methods.
+        f(unsafe { &mut *self.0.get() })
+    }
+
+    #[inline]
+    pub(crate) fn push(&self, core: NonNull<Core>) {
+        self.with(|q| q.push_back(core))
+    }
+
+    #[inline]
+    pub(crate) fn pop(&self) -> Option<NonNull<Core>> {
+        self.with(|q| q.pop_front())
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.with(|q| q.is_empty())
+    }
+
+    pub(crate) fn clear(&self) {
+        self.with(|q| q.clear())
+    }
+}
+
+/// Tunables of a scheduler, set by `runtime::Builder`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Config {
+    pub(crate) stack_size: usize,
+    /// Tasks run between two zero-timeout polls when the queue stays busy.
+    pub(crate) event_interval: u32,
+}
+
+/// The thread-owned part of a runtime.
+pub(crate) struct Scheduler {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) config: Config,
+    /// Every live task; holding a reference here keeps the pointers in
+    /// `run_queue` and `current` valid.
+    pub(crate) tasks: RefCell<Slab<TaskRef>>,
+    pub(crate) run_queue: RunQueue,
+    pub(crate) timers: RefCell<BTreeMap<(Instant, u64), TaskRef>>,
+    pub(crate) timer_seq: Cell<u64>,
+    /// The running task (null between tasks).
+    pub(crate) current: Cell<*const Core>,
+    /// The task being force-unwound at shutdown.
+    pub(crate) forcing: Cell<*const Core>,
+    /// How many times it caught that unwind (see `forced_unwind`).
+    pub(crate) forced_unwinds: Cell<u32>,
+    /// The main task of `block_on`, and whether it has finished.
+    pub(crate) main: Cell<*const Core>,
+    pub(crate) main_done: Cell<bool>,
+    /// The loop's clock: the time of the last poll (or of the last
+    /// re-read by [`deadline_clock`](Self::deadline_clock)), used for
+    /// `since` stamps and deadline checks in tasks — cheaper than reading
+    /// the clock at every transition and every operation.
+    pub(crate) tick: Cell<Instant>,
+    /// Deadline checks made against `tick` since it was last read.
+    pub(crate) clock_checks: Cell<u32>,
+    /// Runtime references taken and not yet handed out (see `RuntimeRef`).
+    pub(crate) runtime_reserve: Cell<usize>,
+    pub(crate) events: RefCell<<DefaultDriver as Driver>::Events>,
+}
+
+thread_local! {
+    /// The scheduler running on this thread, while `block_on` runs.
+    pub(crate) static CONTEXT: Cell<*const Scheduler> = const { Cell::new(ptr::null()) };
+    /// The `timeout` deadline of code running outside any task.
+    pub(crate) static THREAD_DEADLINE: Cell<Option<Instant>> = const { Cell::new(None) };
+    /// What `LocalState::fired` is to a task, for code outside any task.
+    pub(crate) static THREAD_FIRED: Cell<Option<Instant>> = const { Cell::new(None) };
+}
+
+/// Runs `f` with this thread's scheduler, if a runtime is running here.
+#[inline(always)]
+pub(crate) fn with_scheduler<R>(f: impl FnOnce(&Scheduler) -> R) -> Option<R> {
+    let p = CONTEXT.with(Cell::get);
+    if p.is_null() {
+        None
+    } else {
+        // SAFETY: CONTEXT is non-null only while an `EnterGuard` is alive,
+        // and the scheduler outlives its guard (the guard borrows it).
+        Some(f(unsafe { &*p }))
+    }
+}
+
+/// The scheduler and the running task, if the caller is a task: as
+/// pointers, valid while the task runs (`current` points to a task in the
+/// scheduler's registry, and the scheduler outlives its `CONTEXT` entry).
+///
+/// No closure: `park` and `yield_now` switch stacks right after this, and
+/// the switch must end up inlined in their caller (see `yield_now`); a
+/// closure passed through here was measured not to be (a channel round trip
+/// went from 57 to 109 ns).
+#[inline(always)]
+pub(crate) fn current_task_ptrs() -> Option<(NonNull<Scheduler>, NonNull<Core>)> {
+    let s = NonNull::new(CONTEXT.with(Cell::get).cast_mut())?;
+    // SAFETY: CONTEXT is non-null only while the scheduler is alive (see
+    // `with_scheduler`).
+    let core = NonNull::new(unsafe { s.as_ref() }.current.get().cast_mut())?;
+    Some((s, core))
+}
+
+/// Runs `f` with the scheduler and the running task, if the caller is a task.
+#[inline(always)]
+pub(crate) fn with_current<R>(f: impl FnOnce(&Scheduler, &Core) -> R) -> Option<R> {
+    let (s, core) = current_task_ptrs()?;
+    // SAFETY: valid while the task runs, which it does until `f` returns.
+    Some(f(unsafe { s.as_ref() }, unsafe { core.as_ref() }))
+}
+
+/// The guard page and stack size of the task running on this thread, read
+/// by the stack-overflow handler (async-signal-safe: plain loads).
+pub(crate) fn running_task_header() -> *const Header {
+    let p = CONTEXT.with(Cell::get);
+    if p.is_null() {
+        return ptr::null();
+    }
+    // SAFETY: as in `with_scheduler`.
+    let core = unsafe { (*p).current.get() };
+    if core.is_null() {
+        ptr::null()
+    } else {
+        // SAFETY: `current` points to a live task while it runs.
+        unsafe { &(*core).header }
+    }
+}
+
+/// Resets CONTEXT when `block_on` ends, however it ends.
+pub(crate) struct EnterGuard {
+    prev: *const Scheduler,
+    /// The thread's running generator when the runtime started.
+    generator: *const crate::generator::Info,
+}
+
+impl Drop for EnterGuard {
+    fn drop(&mut self) {
+        CONTEXT.with(|c| c.set(self.prev));
+        crate::generator::leave_runtime(self.generator);
+    }
+}
+
+/// Whether a runtime is running on this thread.
+pub(crate) fn in_runtime() -> bool {
+    !CONTEXT.with(Cell::get).is_null()
+}
+
+pub(crate) fn current_task_ref() -> Option<TaskRef> {
+    with_current(|s, core| s.tasks.borrow()[core.header.key as usize].clone())
+}
+
+/// The running task's identity, if the caller is a task.
+pub(crate) fn current_task() -> Option<Task> {
+    with_current(|_, core| core.header.task())
+}
+
+impl Scheduler {
+    pub(crate) fn new(config: Config) -> std::io::Result<Scheduler> {
+        Ok(Scheduler {
+            shared: Arc::new(Shared::new()?),
+            config,
+            tasks: RefCell::new(Slab::new()),
+            run_queue: RunQueue::default(),
+            timers: RefCell::new(BTreeMap::new()),
+            timer_seq: Cell::new(0),
+            current: Cell::new(ptr::null()),
+            forcing: Cell::new(ptr::null()),
+            forced_unwinds: Cell::new(0),
+            main: Cell::new(ptr::null()),
+            main_done: Cell::new(false),
+            tick: Cell::new(Instant::now()),
+            clock_checks: Cell::new(0),
+            runtime_reserve: Cell::new(0),
+            events: RefCell::new(DefaultDriver::events()),
+        })
+    }
+
+    /// Makes this the thread's running scheduler until the guard drops.
+    ///
+    /// # Panics
+    ///
+    /// If a runtime is already running on this thread.
+    pub(crate) fn enter(&self) -> EnterGuard {
+        let prev = CONTEXT.with(|c| c.replace(self as *const Scheduler));
+        if !prev.is_null() {
+            CONTEXT.with(|c| c.set(prev));
+            panic!("{}", Error::NestedRuntime);
+        }
+        EnterGuard {
+            prev,
+            generator: crate::generator::enter_runtime(),
+        }
+    }
+
+    /// A counted reference to this runtime for a new task.
+    pub(crate) fn runtime_ref(&self) -> RuntimeRef {
+        let mut reserve = self.runtime_reserve.get();
+        if reserve == 0 {
+            let prev = self
+                .shared
+                .runtime_refs
+                .fetch_add(RUNTIME_REF_BLOCK, Ordering::Relaxed);
+            if prev == 0 {
+                // The references' strong count (see `RuntimeRef`).
+                // SAFETY: `self.shared` is a live `Arc`.
+                unsafe { Arc::increment_strong_count(Arc::as_ptr(&self.shared)) };
+            }
+            reserve = RUNTIME_REF_BLOCK;
+        }
+        self.runtime_reserve.set(reserve - 1);
+        RuntimeRef(NonNull::from(&*self.shared))
+    }
+
+    pub(crate) fn default_stack_size(&self) -> usize {
+        self.config.stack_size
+    }
+
+    /// Creates a task running `f` and queues it.
+    ///
+    /// # Safety
+    ///
+    /// `f` may borrow data that must outlive the task: the caller guarantees
+    /// the task finishes or is unwound (by `shutdown`) before that data goes
+    /// away. With a `'static` closure this always holds.
+    pub(crate) unsafe fn spawn_unchecked<F, T>(
+        &self,
+        f: F,
+        name: Option<Arc<str>>,
+        stack_size: usize,
+    ) -> Result<JoinHandle<T>, Error>
+    where
+        F: FnOnce() -> T,
+        T: 'static,
+    {
+        let reservation = stack::reserve(stack_size)?;
+        let mut tasks = self.tasks.borrow_mut();
+        let entry = tasks.vacant_entry();
+        let key = u32::try_from(entry.key()).expect("more than 2^32 tasks");
+        let runtime = self.runtime_ref();
+        let since = self.tick.get();
+        let (task, handle) = Packet::<T>::allocate(
+            |vtable| Core {
+                header: Header::new(name, key, runtime, stack_size, vtable),
+                coroutine: UnsafeCell::new(None),
+                local: UnsafeCell::new(LocalState {
+                    state: TaskState::Ready,
+                    since,
+                    yielder: ptr::null(),
+                    deadline: None,
+                    fired: None,
+                    shield: 0,
+                    cancel_observed: false,
+                    notified: false,
+                    timer: None,
+                    locals: Default::default(),
+                    stack: Some(reservation),
+                    generator: ptr::null(),
+                }),
+            },
+            f,
+        );
+        let core = NonNull::from(task.core());
+        entry.insert(task);
+        drop(tasks);
+        self.run_queue.push(core);
+        Ok(handle)
+    }
+
+    /// Creates a task running the `'static` closure `f` and queues it.
+    pub(crate) fn spawn<F, T>(
+        &self,
+        f: F,
+        name: Option<Arc<str>>,
+        stack_size: usize,
+    ) -> Result<JoinHandle<T>, Error>
+    where
+        F: FnOnce() -> T + 'static,
+        T: 'static,
+    {
+        // SAFETY: `F` and `T` are 'static, so nothing they borrow can go away.
+        unsafe { self.spawn_unchecked(f, name, stack_size) }
+    }
+
+    /// Wakes a task of this runtime, on this thread (park protocol rule 2, in `task::park`): a waiting task
+    /// is queued, any other keeps a token for its next park.
+    pub(crate) fn unpark_local(&self, core: &Core) {
+        // SAFETY: on the runtime thread; read and released at once.
+        let state = unsafe { core.local().state };
+        match state {
+            TaskState::Waiting(_) => self.schedule(core),
+            TaskState::Finished(_) => {}
+            // SAFETY: as above.
+            _ => unsafe { core.local().notified = true },
+        }
+    }
+
+    /// Queues a waiting task again (`Waiting → Ready`).
+    pub(crate) fn schedule(&self, core: &Core) {
+        // SAFETY: on the runtime thread; not held across anything.
+        let local = unsafe { core.local() };
+        local.state = local.state.next(Transition::Wake);
+        local.since = self.tick.get();
+        self.run_queue.push(NonNull::from(core));
+    }
+
+    /// Drops a finished or abandoned task's coroutine (returning its stack to
+    /// the pool) and then its registry entry, in that order.
+    pub(crate) fn retire(&self, core: &Core) {
+        // SAFETY: the coroutine is not running (it returned or was unwound).
+        let coroutine = unsafe { (*core.coroutine.get()).take() };
+        drop(coroutine);
+        // SAFETY: on the runtime thread; released at once.
+        let (stack, timer) = unsafe {
+            let local = core.local();
+            (local.stack.take(), local.timer.take())
+        };
+        // A task that never ran (it still holds its stack promise): release
+        // the promise and drop its closure, which may borrow from a scope or
+        // `block_on`'s caller — now, not whenever the last reference goes.
+        if let Some(stack) = stack {
+            drop(stack);
+            // May run on the scheduler's stack: a panic must stop here.
+            let dropped = panic::catch_unwind(AssertUnwindSafe(|| {
+                // SAFETY: the vtable belongs to this block; on its thread.
+                unsafe { (core.header.vtable.drop_body)(NonNull::from(core)) }
+            }));
+            if let Err(payload) = dropped {
+                report_caught(
+                    &core.header,
+                    "while dropping its closure (it never ran)",
+                    payload,
+                );
+            }
+        }
+        // Its lazily kept timer entry, which holds a reference to it.
+        let timer = timer.and_then(|t| self.timers.borrow_mut().remove(&t));
+        drop(timer);
+        let task = self.tasks.borrow_mut().remove(core.header.key as usize);
+        // Dropped outside the borrow: it may run user destructors (`T`).
+        drop(task);
+    }
+
+    /// The time deadline checks in tasks compare against: the loop's clock,
+    /// read at every poll — every time the run queue empties, and at least
+    /// every `event_interval` task runs — and re-read every
+    /// `CLOCK_CHECKS`-th check, so that a task that never waits still sees
+    /// its deadline pass within that many operations.
+    ///
+    /// A fresh `Instant::now()` per check cost about 25 ns here, several
+    /// times per operation (a channel round trip in a `timeout` scope took
+    /// 233 ns against 76 ns without one). What the coarser clock changes:
+    /// an operation that completes without waiting may still complete a
+    /// little after the deadline; one that waits fails when the loop's
+    /// timer fires, as before, and `timeout` itself reads the real clock.
+    #[inline]
+    pub(crate) fn deadline_clock(&self) -> Instant {
+        let checks = self.clock_checks.get();
+        if checks < CLOCK_CHECKS {
+            self.clock_checks.set(checks + 1);
+            self.tick.get()
+        } else {
+            self.refresh_clock()
+        }
+    }
+
+    /// Reads the clock into `tick`: at every poll, and from
+    /// `deadline_clock` every `CLOCK_CHECKS`-th check. Cold for the sake of
+    /// `deadline_clock`, whose callers run per operation: marked
+    /// `#[inline(never)]` instead, a channel round trip in a `timeout` ran
+    /// 20 more instructions (callgrind, `sync_count pingpong_timeout`); one
+    /// call per poll does not care.
+    #[cold]
+    pub(crate) fn refresh_clock(&self) -> Instant {
+        let now = self.shared.driver.now();
+        self.tick.set(now);
+        self.clock_checks.set(0);
+        now
+    }
+
+    /// Unwinds every task that is still alive, running their destructors
+    /// (rule 7 of the lifecycle). Tasks spawned by those destructors are
+    /// unwound too.
+    pub(crate) fn shutdown(&self) {
+        self.run_queue.clear();
+        loop {
+            let tasks: Vec<TaskRef> = self.tasks.borrow().iter().map(|(_, t)| t.clone()).collect();
+            if tasks.is_empty() {
+                break;
+            }
+            for task in tasks {
+                self.abandon(&task);
+            }
+            self.run_queue.clear();
+        }
+        let timers = std::mem::take(&mut *self.timers.borrow_mut());
+        drop(timers);
+        let inject = self.shared.inject.take_unflagged();
+        drop(inject);
+    }
+
+    /// Unwinds `task` on its own stack, or gives up on it (see the module
+    /// docs, "Shutdown"), and removes it.
+    pub(crate) fn abandon(&self, task: &TaskRef) {
+        let core = task.core();
+        // SAFETY: `task` is not running: shutdown runs between tasks, and
+        // `abandon_task` refuses the running task (it may run nested inside
+        // another task, whose `current`/`forcing` it saves and restores).
+        let slot = unsafe { &mut *core.coroutine.get() };
+        let mut outcome = None;
+        if let Some(coroutine) = slot.as_mut().filter(|c| !c.done()) {
+            // Its cancellation checks unwind it from now on (`report_cancel`),
+            // and so do its yields (`suspend`, through the tag).
+            core.header.cancelled.store(true, Ordering::Release);
+            let saved = (
+                self.current.get(),
+                self.forcing.get(),
+                self.forced_unwinds.replace(0),
+            );
+            self.current.set(core);
+            self.forcing.set(core);
+            // SAFETY: on the runtime thread; released before the resume. The
+            // task has run, so `yielder` is set.
+            unsafe {
+                let local = core.local();
+                local.yielder = local.yielder.map_addr(|a| a | FORCED_TAG);
+                // Straight to running, whether it waited or was ready: it is
+                // resumed only to unwind (not a lifecycle step of its own).
+                local.state = TaskState::Running;
+            }
+            // It returns, or suspends for good (`forced_unwind`).
+            if let CoroutineResult::Return(o) = coroutine.resume(()) {
+                outcome = Some(o);
+            }
+            self.forced_unwinds.set(saved.2);
+            self.forcing.set(saved.1);
+            self.current.set(saved.0);
+            if outcome.is_none() {
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "corio: {}: caught the unwind of the runtime's shutdown {FORCE_ATTEMPTS} \
+                     times and went on; given up on: its stack and everything on it are \
+                     leaked, never dropped",
+                    core.header.describe()
+                );
+                // Leaked, not freed: wait queues and the reactor may still
+                // hold pointers into its stack and to its block.
+                std::mem::forget(slot.take());
+                std::mem::forget(task.clone());
+            }
+        }
+        {
+            // SAFETY: on the runtime thread; the task is unwound.
+            let local = unsafe { core.local() };
+            local.state = match (local.state, outcome) {
+                (TaskState::Finished(o), _) => TaskState::Finished(o),
+                (TaskState::Running, Some(o)) => local.state.next(Transition::Finish(o)),
+                // Resumed and suspended again, or never resumed.
+                (TaskState::Ready | TaskState::Waiting(_), _) => {
+                    local.state.next(Transition::Abandon)
+                }
+                // Only if a panic escaped its coroutine (a corio bug): do not
+                // add a second panic to that unwind.
+                (TaskState::Running, None) => TaskState::Finished(Outcome::Cancelled),
+            };
+        }
+        task.complete_cancelled();
+        // Not retired already (a nested `abandon_task` may have, and a new
+        // task may have taken its key since).
+        let registered = self
+            .tasks
+            .borrow()
+            .get(core.header.key as usize)
+            .is_some_and(|t| ptr::eq(t.core(), core));
+        if registered {
+            self.retire(core);
+        }
+    }
+
+    /// Calls `f` with every live task's header, state, and when it
+    /// entered that state (for `corio::inspect`). `f` must not reach the
+    /// registry or a task's thread-owned state.
+    pub(crate) fn for_each_task(&self, mut f: impl FnMut(&Header, TaskState, Instant)) {
+        for (_, t) in self.tasks.borrow().iter() {
+            let core = t.core();
+            // SAFETY: on the runtime thread (the caller is one of its
+            // tasks); read and released at once.
+            let (state, since) = unsafe {
+                let l = core.local();
+                (l.state, l.since)
+            };
+            f(&core.header, state, since);
+        }
+    }
+}
+
+impl Drop for Scheduler {
+    fn drop(&mut self) {
+        self.shared.alive.store(false, Ordering::Release);
+        if !self.tasks.borrow().is_empty() {
+            // Tasks spawned but never run by `block_on`: unwind them here, on
+            // their own thread, with this scheduler entered.
+            let _guard = CONTEXT.with(|c| {
+                let prev = c.replace(self as *const Scheduler);
+                EnterGuard {
+                    prev,
+                    generator: crate::generator::enter_runtime(),
+                }
+            });
+            self.shutdown();
+        }
+        let reserve = self.runtime_reserve.replace(0);
+        if reserve > 0 {
+            // SAFETY: the reserve is counted references we own.
+            unsafe { release_runtime_refs(NonNull::from(&*self.shared), reserve) };
+        }
+        // Every task's stack is back in the pool: give them back to the
+        // system (memory and mappings).
+        stack::release_idle();
+        // After a burst of tasks the freed task blocks sit in the C heap,
+        // which glibc keeps for the process; hand that back too. Only after
+        // a burst: trimming walks the heap, and a small runtime has little
+        // to give.
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        if self.tasks.borrow().capacity() >= TRIM_AFTER_TASKS {
+            // SAFETY: `malloc_trim` only returns free heap memory to the
+            // system; it is thread-safe and touches no live allocation.
+            unsafe { libc::malloc_trim(0) };
+        }
+    }
+}
+
+/// Unwinds `task` — a task of this thread's runtime that is not running —
+/// in place, now, running its destructors, and removes it; it finishes
+/// cancelled. For scopes that must not outlive their children but cannot
+/// suspend to wait for them (their own task is unwinding). A no-op for a
+/// finished task, the running one, or one of another runtime.
+pub(crate) fn abandon_task(task: &TaskRef) {
+    with_scheduler(|s| {
+        let core = task.core();
+        if !ptr::eq(Arc::as_ptr(&s.shared), core.header.runtime.as_ptr())
+            || ptr::eq(s.current.get(), core)
+        {
+            return;
+        }
+        // SAFETY: on the runtime thread; read and released at once.
+        let (state, timer) = unsafe {
+            let local = core.local();
+            (local.state, local.timer.take())
+        };
+        match state {
+            TaskState::Finished(_) | TaskState::Running => return,
+            // Its run-queue entry is an uncounted pointer: remove it before
+            // the task goes.
+            TaskState::Ready => s
+                .run_queue
+                .with(|q| q.retain(|c| !ptr::eq(c.as_ptr(), core))),
+            TaskState::Waiting(_) => {}
+        }
+        if let Some(timer) = timer {
+            s.timers.borrow_mut().remove(&timer);
+        }
+        s.abandon(task);
+    });
+}

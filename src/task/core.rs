@@ -1,0 +1,226 @@
+//! The scheduler's part of a task block ([`Core`]: the thread-safe
+//! `Header`, the coroutine, and the [`LocalState`] only the task's thread
+//! touches; `task::Packet` puts it at offset 0 of every task allocation),
+//! and the body every task runs on its own stack.
+#![allow(unsafe_code)]
+
+use std::cell::UnsafeCell;
+use std::io::Write;
+use std::panic::{self, AssertUnwindSafe};
+use std::ptr::{self, NonNull};
+use std::time::Instant;
+
+use corosensei::{Coroutine, Yielder};
+
+use super::context::with_scheduler;
+use super::park::CancelUnwind;
+use crate::error::JoinError;
+use crate::stack::{self, PooledStack};
+use crate::task::{Header, Outcome, Packet, TaskState};
+
+/// A task's coroutine. It suspends with `()`: before suspending, the task
+/// itself records its transition (`Running → Ready` and back in the run
+/// queue for a yield, `Running → Waiting` for a park), so the scheduler has
+/// nothing to decode when it gets control back.
+pub(crate) type Coro = Coroutine<(), (), Outcome, PooledStack>;
+
+/// The scheduler's part of a task, at the start of every task allocation
+/// (see `task::Packet`).
+///
+/// # Thread rules
+///
+/// `header` is thread-safe. `coroutine` and `local` are touched only by the
+/// thread of the runtime that spawned the task: the scheduler reaches them
+/// through its registry, run queue and `current` pointer, which never leave
+/// that thread, and a `TaskRef` held elsewhere only ever reads `header`. The
+/// coroutine is dropped by the scheduler, on that thread, before it releases
+/// its registry reference, so the last `TaskRef` (which may be dropped on any
+/// thread) never owns a coroutine.
+///
+/// `coroutine` is only borrowed by `run_task`/`abandon` (for the whole
+/// resume), `local` only briefly and never across a resume, so the two
+/// borrows never overlap.
+pub(crate) struct Core {
+    pub(crate) header: Header,
+    pub(crate) coroutine: UnsafeCell<Option<Coro>>,
+    pub(crate) local: UnsafeCell<LocalState>,
+}
+
+/// Per-task state only the scheduler's thread reads and writes.
+pub(crate) struct LocalState {
+    pub(crate) state: TaskState,
+    pub(crate) since: Instant,
+    pub(crate) yielder: *const Yielder<(), ()>,
+    /// The earliest deadline of the `timeout` scopes the task is in.
+    pub(crate) deadline: Option<Instant>,
+    /// The scope deadline that interrupted an operation of the task, until
+    /// the `timeout` scope it belongs to ends (see [`with_deadline`]).
+    pub(crate) fired: Option<Instant>,
+    /// Nesting depth of `shield`: cancellation is ignored while > 0.
+    pub(crate) shield: u32,
+    /// A blocking call reported the cancellation to the task.
+    pub(crate) cancel_observed: bool,
+    /// An unpark came while the task was not waiting (park protocol rule 1, in `task::park`).
+    pub(crate) notified: bool,
+    /// The task's entry in the timers, if any. It outlives the park that
+    /// made it (see `prepare_timed_park`) and goes when it fires, when an
+    /// earlier deadline replaces it, or when the task ends.
+    pub(crate) timer: Option<(Instant, u64)>,
+    /// Its `task_local!` values.
+    pub(crate) locals: crate::task::local::Locals,
+    /// The stack promised at spawn, until the first run takes it.
+    pub(crate) stack: Option<stack::Reservation>,
+    /// The generator the task executes innermost (null if none); see
+    /// `generator::Info`.
+    pub(crate) generator: *const crate::generator::Info,
+}
+
+impl Core {
+    /// The local state.
+    ///
+    /// # Safety
+    ///
+    /// Only on the task's runtime thread, and the returned reference must not
+    /// be held across a resume or a call that may reach `local` again.
+    #[allow(clippy::mut_from_ref)]
+    pub(crate) unsafe fn local(&self) -> &mut LocalState {
+        // SAFETY: per the contract, this is the only live reference.
+        unsafe { &mut *self.local.get() }
+    }
+}
+
+/// A pointer moved into a task's body closure.
+struct SendPtr<T>(*const T);
+
+/// Makes the coroutine of a task that is about to run for the first time,
+/// on `stack`, from the closure kept in its block (`Vtable::start`).
+///
+/// # Safety
+///
+/// `core` is a live block made by `Packet::<T>::allocate` for an `F`, on its
+/// runtime thread, whose closure is still there. Its data outlives the
+/// coroutine, as `spawn_unchecked` requires of its caller.
+pub(crate) unsafe fn start_task<T, F: FnOnce() -> T>(
+    core: NonNull<Core>,
+    stack: PooledStack,
+) -> Coro {
+    // SAFETY: per the contract.
+    let f = unsafe { crate::task::Launch::<T, F>::take_body(core) }.expect("a task starts once");
+    // The coroutine lives inside the block it points to; the block
+    // outlives it (the registry reference is dropped after it).
+    let raw = SendPtr(core.as_ptr().cast::<Packet<T>>().cast_const());
+    let body = move |yielder: &Yielder<(), ()>, ()| -> Outcome {
+        // SAFETY: see above: the packet outlives its coroutine, and `core`
+        // is at offset 0 of the `repr(C)` packet.
+        run_body(yielder, f, unsafe { &*raw.0 })
+    };
+    // A closure bigger than 1 KiB would make corosensei panic; box it.
+    if std::mem::size_of_val(&body) <= 512 {
+        // SAFETY: see this function's contract.
+        unsafe { Coro::with_stack_unchecked(stack, body) }
+    } else {
+        let boxed = Box::new(body);
+        // SAFETY: as above.
+        unsafe { Coro::with_stack_unchecked(stack, move |y: &Yielder<(), ()>, ()| (*boxed)(y, ())) }
+    }
+}
+
+/// The body of every task, running on its own stack. Never unwinds
+/// (park protocol rule 6, in `task::park`): whatever the task does, and the drops of what it leaves,
+/// stay under `catch_unwind`.
+fn run_body<F, T>(yielder: &Yielder<(), ()>, f: F, packet: &Packet<T>) -> Outcome
+where
+    F: FnOnce() -> T,
+{
+    let core = &packet.core;
+    // SAFETY: this task runs on its runtime thread; released at once.
+    unsafe { core.local().yielder = yielder };
+    let result = panic::catch_unwind(AssertUnwindSafe(f));
+    let describe = || core.header.describe();
+    let forcing = with_scheduler(|s| ptr::eq(s.forcing.get(), core)).unwrap_or(false);
+    // SAFETY: as above.
+    let observed = unsafe { core.local().cancel_observed };
+    let (result, mut outcome) = match result {
+        Err(payload) if forcing || observed || payload.is::<CancelUnwind>() => {
+            drop_caught(&core.header, payload, "the payload of its unwind");
+            (Err(JoinError::cancelled(describe())), Outcome::Cancelled)
+        }
+        Err(payload) => (
+            Err(JoinError::panicked(describe(), payload)),
+            Outcome::Panicked,
+        ),
+        Ok(value) if observed => {
+            drop_caught(
+                &core.header,
+                value,
+                "the value it returned after its cancellation",
+            );
+            (Err(JoinError::cancelled(describe())), Outcome::Cancelled)
+        }
+        Ok(value) => (Ok(value), Outcome::Returned),
+    };
+    let mut result = Some(result);
+    // Nobody will take the result of a detached task: drop it now, while
+    // its task-locals (which its destructor may read) are still there.
+    if packet.is_detached()
+        && let Some(r) = result.take()
+    {
+        packet.complete(r);
+    }
+    // Task-local values are destroyed when the task ends, on its own stack,
+    // whichever way it ends. A panic in one of their destructors is the
+    // task's panic if it had returned; the others are destroyed still.
+    // SAFETY: on the runtime thread; released at once.
+    let any_locals = unsafe { core.local().locals.begin_destroy() };
+    if any_locals {
+        loop {
+            let destroyed = panic::catch_unwind(|| drop(crate::task::local::DestroyOnExit));
+            let Err(payload) = destroyed else { break };
+            if outcome == Outcome::Returned {
+                outcome = Outcome::Panicked;
+            }
+            match &result {
+                Some(Ok(_)) => {
+                    drop_caught(&core.header, result.take(), "its result");
+                    result = Some(Err(JoinError::panicked(describe(), payload)));
+                }
+                _ => drop_caught(&core.header, payload, "the payload of a panic"),
+            }
+        }
+    }
+    if let Some(r) = result {
+        packet.complete(r);
+    }
+    outcome
+}
+
+/// Drops `v`, catching a panic of its destructor and reporting it on
+/// stderr: for what a task leaves behind that nobody else will drop (its
+/// result when detached, an unwind payload), where a panic would otherwise
+/// unwind into the scheduler (park protocol rule 6, in `task::park`).
+#[inline(never)]
+pub(crate) fn drop_caught<V>(header: &Header, v: V, what: &str) {
+    if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(move || drop(v))) {
+        report_caught(header, &format!("while dropping {what}"), payload);
+    }
+}
+
+/// Reports a panic caught `when` ("while dropping its result") for the task
+/// `header`, then drops its payload (whose own destructor may panic: then
+/// it is leaked).
+#[cold]
+pub(crate) fn report_caught(header: &Header, when: &str, payload: Box<dyn std::any::Any + Send>) {
+    let message = payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("a non-string payload");
+    let _ = writeln!(
+        std::io::stderr(),
+        "corio: {}: a panic {when} was caught: {message}",
+        header.describe()
+    );
+    if let Err(again) = panic::catch_unwind(AssertUnwindSafe(move || drop(payload))) {
+        std::mem::forget(again);
+    }
+}

@@ -94,33 +94,46 @@ mod sealed {
         fn unregister(&self, w: &Waiter, arm: usize);
         /// `w` was selected for this operation's arm (and every arm is
         /// unregistered): finish it. `false` if the selection was a
-        /// notification to retry (a disconnection).
-        fn complete_selected(&mut self) -> bool;
+        /// notification to retry (a disconnection). The default is for
+        /// operations that are never queued in a channel, so never
+        /// selected (a task's end, a timer, readiness, a signal).
+        fn complete_selected(&mut self) -> bool {
+            false
+        }
 
         /// Where the lock of its channel is (the order `try_select` takes
-        /// locks in); `None` if it has none (a task's end: once it has
-        /// happened it stays so, no lock needed to see it at one instant).
-        fn lock_key(&self) -> Option<usize>;
+        /// locks in); `None` (the default) if it has none: a task's end, a
+        /// timer, readiness or a signal is seen at one instant without a
+        /// lock (a task's end stays so once it happened; readiness and
+        /// signals are a non-blocking syscall, no user code, under the
+        /// channels' locks).
+        fn lock_key(&self) -> Option<usize> {
+            None
+        }
         /// Takes its channel's lock, for [`try_complete_locked`].
-        fn lock(&self);
+        fn lock(&self) {}
         /// Releases its channel's lock.
         ///
         /// # Safety
         ///
         /// The caller took it with `lock` (of this or another operation on
         /// the same channel).
-        unsafe fn unlock(&self);
+        unsafe fn unlock(&self) {}
         /// Completes the operation now if it can, like `try_complete`, with
         /// its channel's lock held by the caller; the wakeup it owes goes to
         /// `wake`, and the outcome becomes the output in `finish`, after
         /// unlocking (no user code, not even a drop, runs under the lock).
+        /// Without a channel, that is `try_complete`.
         ///
         /// # Safety
         ///
         /// The caller holds the lock taken with `lock`.
-        unsafe fn try_complete_locked(&mut self, wake: &mut Option<Wake>) -> bool;
+        unsafe fn try_complete_locked(&mut self, wake: &mut Option<Wake>) -> bool {
+            let _ = wake;
+            self.try_complete()
+        }
         /// Turns what `try_complete_locked` did into the output.
-        fn finish(&mut self);
+        fn finish(&mut self) {}
 
         /// When the operation completes by itself (a sleep arm): the
         /// `select` parks no later than that.

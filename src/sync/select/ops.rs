@@ -252,25 +252,6 @@ impl<T> sealed::Op for JoinOp<'_, T> {
     }
 
     fn unregister(&self, _w: &Waiter, _arm: usize) {}
-
-    fn complete_selected(&mut self) -> bool {
-        // Never queued anywhere, so never selected.
-        false
-    }
-
-    fn lock_key(&self) -> Option<usize> {
-        None
-    }
-
-    fn lock(&self) {}
-
-    unsafe fn unlock(&self) {}
-
-    unsafe fn try_complete_locked(&mut self, _wake: &mut Option<Wake>) -> bool {
-        self.handle.is_finished()
-    }
-
-    fn finish(&mut self) {}
 }
 
 impl<T> Operation for JoinOp<'_, T> {}
@@ -337,25 +318,6 @@ impl sealed::Op for SleepOp {
     }
 
     fn unregister(&self, _w: &Waiter, _arm: usize) {}
-
-    fn complete_selected(&mut self) -> bool {
-        // Never queued anywhere, so never selected.
-        false
-    }
-
-    fn lock_key(&self) -> Option<usize> {
-        None
-    }
-
-    fn lock(&self) {}
-
-    unsafe fn unlock(&self) {}
-
-    unsafe fn try_complete_locked(&mut self, _wake: &mut Option<Wake>) -> bool {
-        self.expired()
-    }
-
-    fn finish(&mut self) {}
 
     fn deadline(&self) -> Option<Instant> {
         self.deadline
@@ -505,28 +467,6 @@ impl sealed::Op for ReadyOp<'_> {
             unsafe { self.reg.delist(self.dir, core) };
         }
     }
-
-    fn complete_selected(&mut self) -> bool {
-        // The reactor wakes the task, it never selects the waiter.
-        false
-    }
-
-    fn lock_key(&self) -> Option<usize> {
-        None
-    }
-
-    fn lock(&self) {}
-
-    unsafe fn unlock(&self) {}
-
-    unsafe fn try_complete_locked(&mut self, _wake: &mut Option<Wake>) -> bool {
-        // A `poll(2)` under the channels' locks: no user code, and it does
-        // not block; it makes the readiness part of the one instant at
-        // which `try_select` sees every arm.
-        self.try_complete()
-    }
-
-    fn finish(&mut self) {}
 }
 
 impl Operation for ReadyOp<'_> {}
@@ -641,25 +581,6 @@ impl sealed::Op for SignalOp<'_> {
             unsafe { reg.delist(Direction::Read, core) };
         }
     }
-
-    fn complete_selected(&mut self) -> bool {
-        false
-    }
-
-    fn lock_key(&self) -> Option<usize> {
-        None
-    }
-
-    fn lock(&self) {}
-
-    unsafe fn unlock(&self) {}
-
-    unsafe fn try_complete_locked(&mut self, _wake: &mut Option<Wake>) -> bool {
-        // Reads the self-pipe and signal-hook's flags: no user code.
-        self.try_complete()
-    }
-
-    fn finish(&mut self) {}
 }
 
 impl Operation for SignalOp<'_> {}

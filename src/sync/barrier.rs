@@ -100,11 +100,7 @@ impl Barrier {
         if st.arrived >= st.n {
             st.arrived = 0;
             let mut wakes = Wakes::default();
-            st.queue.drain(|w, arm, ()| {
-                if let Some(wake) = waiter::select(w, arm) {
-                    wakes.push(wake);
-                }
-            });
+            st.queue.select_all(&mut wakes);
             drop(st);
             wakes.wake();
             return Ok(BarrierWaitResult(true));

@@ -98,11 +98,7 @@ impl<T> State<T> {
 
     fn wake_all(&mut self) -> Wakes {
         let mut wakes = Wakes::default();
-        self.waiting.drain(|w, arm, ()| {
-            if let Some(wake) = waiter::select(w, arm) {
-                wakes.push(wake);
-            }
-        });
+        self.waiting.select_all(&mut wakes);
         wakes
     }
 }

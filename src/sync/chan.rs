@@ -169,11 +169,7 @@ impl<T> Chan<T> {
         let mut wakes = Wakes::default();
         let mut st = self.state.lock();
         st.tx_gone = true;
-        st.recvq.drain(|w, arm, _| {
-            if let Some(wake) = waiter::select(w, arm) {
-                wakes.push(wake);
-            }
-        });
+        st.recvq.select_all(&mut wakes);
         drop(st);
         wakes.wake();
     }
@@ -187,11 +183,7 @@ impl<T> Chan<T> {
         let mut st = self.state.lock();
         st.rx_gone = true;
         let buf = mem::take(&mut st.buf);
-        st.sendq.drain(|w, arm, _| {
-            if let Some(wake) = waiter::select(w, arm) {
-                wakes.push(wake);
-            }
-        });
+        st.sendq.select_all(&mut wakes);
         drop(st);
         wakes.wake();
         drop_messages(buf);

@@ -149,11 +149,7 @@ impl Condvar {
     pub fn notify_all(&self) {
         let mut wakes = Wakes::default();
         let mut q = self.queue.lock();
-        q.drain(|w, arm, ()| {
-            if let Some(wake) = waiter::select(w, arm) {
-                wakes.push(wake);
-            }
-        });
+        q.select_all(&mut wakes);
         drop(q);
         wakes.wake();
     }

@@ -68,11 +68,7 @@ impl Notify {
     pub fn notify_waiters(&self) {
         let mut wakes = Wakes::default();
         let mut st = self.state.lock();
-        st.queue.drain(|w, arm, ()| {
-            if let Some(wake) = waiter::select(w, arm) {
-                wakes.push(wake);
-            }
-        });
+        st.queue.select_all(&mut wakes);
         drop(st);
         wakes.wake();
     }
@@ -170,11 +166,7 @@ impl Event {
         let mut wakes = Wakes::default();
         let mut st = self.state.lock();
         st.set = true;
-        st.queue.drain(|w, arm, ()| {
-            if let Some(wake) = waiter::select(w, arm) {
-                wakes.push(wake);
-            }
-        });
+        st.queue.select_all(&mut wakes);
         drop(st);
         wakes.wake();
     }

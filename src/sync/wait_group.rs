@@ -125,11 +125,7 @@ impl Drop for WaitGroup {
             return;
         }
         let mut wakes = Wakes::default();
-        st.queue.drain(|w, arm, ()| {
-            if let Some(wake) = waiter::select(w, arm) {
-                wakes.push(wake);
-            }
-        });
+        st.queue.select_all(&mut wakes);
         drop(st);
         wakes.wake();
     }

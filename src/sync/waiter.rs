@@ -323,6 +323,17 @@ impl<P: Copy> WaitQueue<P> {
         None
     }
 
+    /// Selects every entry whose waiter still waits (each for the arm it
+    /// queued for) and pops them all; their wakeups go to `wakes`, to be
+    /// delivered once the lock is released (rule 5).
+    pub(crate) fn select_all(&mut self, wakes: &mut Wakes) {
+        self.drain(|w, arm, _| {
+            if let Some(wake) = select(w, arm) {
+                wakes.push(wake);
+            }
+        });
+    }
+
     /// Pops every entry, offering each to `f` (which selects it or not).
     pub(crate) fn drain(&mut self, mut f: impl FnMut(&Waiter, usize, P)) {
         while let Some(e) = self.entries.pop_front() {

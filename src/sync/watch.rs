@@ -64,11 +64,7 @@ struct Shared<T> {
 impl<T> Shared<T> {
     fn wake_all(queue: &mut WaitQueue<()>) -> Wakes {
         let mut wakes = Wakes::default();
-        queue.drain(|w, arm, ()| {
-            if let Some(wake) = waiter::select(w, arm) {
-                wakes.push(wake);
-            }
-        });
+        queue.select_all(&mut wakes);
         wakes
     }
 

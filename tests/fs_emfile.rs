@@ -15,38 +15,6 @@ use std::time::Duration;
 use corio::fs::File;
 use corio::time::timeout;
 
-fn set_soft_limit(limit: u64) {
-    let mut rl = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: `rl` is a valid out-pointer, then a valid in-pointer.
-    unsafe {
-        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl), 0);
-        rl.rlim_cur = limit;
-        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &rl), 0);
-    }
-}
-
-fn soft_limit() -> u64 {
-    let mut rl = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: `rl` is a valid out-pointer.
-    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) }, 0);
-    rl.rlim_cur
-}
-
-/// Puts the limit back however the test ends.
-struct Restore(u64);
-
-impl Drop for Restore {
-    fn drop(&mut self) {
-        set_soft_limit(self.0);
-    }
-}
-
 #[test]
 fn into_std_at_the_fd_limit_waits_for_the_abandoned_operation() {
     let dir = std::env::temp_dir().join(format!("corio-fs-emfile-{}", std::process::id()));
@@ -72,9 +40,9 @@ fn into_std_at_the_fd_limit_waits_for_the_abandoned_operation() {
         // No data yet: the read blocks on the pool and the timeout abandons it.
         let r = timeout(Duration::from_millis(20), || f.read(&mut buf));
         assert!(r.is_err(), "{r:?}");
-        let _restore = Restore(soft_limit());
+        let _restore = common::RestoreFdLimit(common::soft_fd_limit());
         // No descriptor left to duplicate the file into.
-        set_soft_limit(common::limit_leaving(1));
+        common::set_soft_fd_limit(common::limit_leaving(1));
         let filler = std::fs::File::open("/dev/null").unwrap();
         assert!(std::fs::File::open("/dev/null").is_err());
         // An expired timeout interrupts the wait for the abandoned read

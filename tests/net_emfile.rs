@@ -12,38 +12,6 @@ use std::time::{Duration, Instant};
 use corio::net::TcpListener;
 use corio::time::timeout;
 
-fn set_soft_limit(limit: u64) {
-    let mut rl = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: `rl` is a valid out-pointer, then a valid in-pointer.
-    unsafe {
-        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl), 0);
-        rl.rlim_cur = limit;
-        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &rl), 0);
-    }
-}
-
-fn soft_limit() -> u64 {
-    let mut rl = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: `rl` is a valid out-pointer.
-    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) }, 0);
-    rl.rlim_cur
-}
-
-/// Puts the limit back however the test ends.
-struct Restore(u64);
-
-impl Drop for Restore {
-    fn drop(&mut self) {
-        set_soft_limit(self.0);
-    }
-}
-
 #[test]
 fn accept_at_the_fd_limit_backs_off() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -54,10 +22,10 @@ fn accept_at_the_fd_limit_backs_off() {
         .map(|_| std::net::TcpStream::connect(addr).unwrap())
         .collect();
     corio::run(move || {
-        let _restore = Restore(soft_limit());
+        let _restore = common::RestoreFdLimit(common::soft_fd_limit());
         // Room for exactly two more descriptors.
         let limit = common::limit_leaving(2);
-        set_soft_limit(limit);
+        common::set_soft_fd_limit(limit);
 
         let mut accepted = Vec::new();
         let mut errors = Vec::new();

@@ -143,3 +143,37 @@ pub fn run_ignored_test(name: &str, limit: Duration, envs: &[(&str, &str)]) -> C
         stderr: err.join().unwrap(),
     }
 }
+
+/// Sets this process's soft `RLIMIT_NOFILE`.
+pub fn set_soft_fd_limit(limit: u64) {
+    let mut rl = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `rl` is a valid out-pointer, then a valid in-pointer.
+    unsafe {
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl), 0);
+        rl.rlim_cur = limit;
+        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &rl), 0);
+    }
+}
+
+/// This process's soft `RLIMIT_NOFILE`.
+pub fn soft_fd_limit() -> u64 {
+    let mut rl = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `rl` is a valid out-pointer.
+    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) }, 0);
+    rl.rlim_cur
+}
+
+/// Puts the soft open-files limit back however a test ends.
+pub struct RestoreFdLimit(pub u64);
+
+impl Drop for RestoreFdLimit {
+    fn drop(&mut self) {
+        set_soft_fd_limit(self.0);
+    }
+}

@@ -90,16 +90,15 @@
 //! the resume, so nothing can ask.
 #![allow(unsafe_code)]
 
-use std::cell::Cell;
 use std::fmt;
 use std::panic::Location;
-use std::ptr;
 
 use corosensei::{Coroutine, CoroutineResult};
 
 use crate::error::Error;
 use crate::overflow;
 use crate::stack::{self, PooledStack};
+use crate::task::frame::{self, Frame};
 
 /// What [`Generator::resume`] returns.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -177,13 +176,18 @@ impl<Y> fmt::Debug for YieldError<Y> {
 /// A generator as its execution context sees it while it runs.
 ///
 /// Every execution context — a task, or a thread outside any task — has a
-/// slot naming the generator it resumed innermost (null if none): the task's
-/// in its scheduler state, the thread's in [`THREAD_RUNNING`]. A resume
-/// points its context's slot at its generator's `Info` and restores it after;
-/// since resumes within one context nest, the slot always names the
-/// generator whose body that context is executing. Being per context, it
-/// switches with tasks at no cost.
+/// slot (`task::frame`) naming the frame it resumed innermost (null if
+/// none). A resume points its context's slot at its generator's `Info` (its
+/// `frame` is the first field) and restores it after; since resumes within
+/// one context nest, the slot always names the generator whose body that
+/// context is executing. Being per context, it switches with tasks at no
+/// cost.
+#[repr(C)]
 pub(crate) struct Info {
+    /// What the task layer sees: task-local borrows open in its body. First,
+    /// so that a slot's `*const Frame` is also the `*const Info` of the
+    /// generator that set it (every frame in a slot is a generator's).
+    frame: Frame,
     /// The guard page of its stack. Its start also identifies the
     /// generator: no two live generators share a stack.
     pub(crate) guard: (usize, usize),
@@ -191,90 +195,66 @@ pub(crate) struct Info {
     pub(crate) size: usize,
     /// Where it was made, for the overflow report.
     pub(crate) created_at: &'static Location<'static>,
-    /// Task-local borrows open in its body (see [`LocalBorrow`]).
-    borrows: Cell<u32>,
 }
 
-thread_local! {
-    /// The running-generator slot of code outside any task on this thread.
-    static THREAD_RUNNING: Cell<*const Info> = const { Cell::new(ptr::null()) };
-}
-
-/// The running-generator slot of the caller's execution context: the running
-/// task's, or the thread's. Valid while that task (or thread) lives.
+/// The generator the caller's context executes innermost (null if none).
 #[inline(always)]
-fn context_slot() -> *mut *const Info {
-    match crate::task::park::current_generator_slot() {
-        Some(slot) => slot,
-        None => THREAD_RUNNING.with(Cell::as_ptr),
-    }
+fn running_info() -> *const Info {
+    // SAFETY: the caller's context slot, read at once. Only `Running` writes
+    // a non-null value, the address of an `Info`, whose first field
+    // (`repr(C)`) is the frame.
+    unsafe { *frame::slot() }.cast::<Info>()
 }
 
 /// The generator the running context is executing (null if none), for the
 /// stack-overflow handler: plain loads only.
 pub(crate) fn running_for_signal() -> *const Info {
-    // SAFETY: the slot of the interrupted context; a volatile read, as the
-    // interrupted code may have been writing it.
-    unsafe { context_slot().read_volatile() }
+    // SAFETY: as in `running_info`; a volatile read, as the interrupted code
+    // may have been writing the slot.
+    unsafe { frame::slot().read_volatile() }.cast::<Info>()
 }
 
-/// Called when a runtime starts on this thread: code of that runtime
-/// outside its tasks is a new context, not the body of a generator that
-/// started the runtime. Returns what [`leave_runtime`] restores.
-pub(crate) fn enter_runtime() -> *const Info {
-    THREAD_RUNNING.with(|c| c.replace(ptr::null()))
-}
-
-/// Restores what [`enter_runtime`] returned.
-pub(crate) fn leave_runtime(prev: *const Info) {
-    THREAD_RUNNING.with(|c| c.set(prev));
-}
-
-/// A task-local borrow, counted on the generator whose body opened it (if
-/// any) for as long as it is open: that generator refuses to suspend until
-/// then.
-pub(crate) struct LocalBorrow(*const Info);
-
-impl LocalBorrow {
-    #[inline]
-    pub(crate) fn open() -> LocalBorrow {
-        // SAFETY: the caller's context slot, read at once.
-        let running = unsafe { *context_slot() };
-        // SAFETY: a non-null slot names the generator this context is
-        // executing; its `Info` stays in place while its resume runs.
-        if let Some(info) = unsafe { running.as_ref() } {
-            info.borrows.set(info.borrows.get() + 1);
-        }
-        LocalBorrow(running)
+/// The stack-overflow report for generators (an `overflow::Reporter`): the
+/// generator the interrupted context executes, if `fault_addr` is in its
+/// guard page.
+fn report_overflow(fault_addr: usize) -> bool {
+    // SAFETY: a non-null slot names the generator the interrupted context
+    // executes, whose resume (or drop) keeps it in place until it resets
+    // the slot; only plain fields are read.
+    let Some(g) = (unsafe { running_for_signal().as_ref() }) else {
+        return false;
+    };
+    if g.guard.1 == 0 || fault_addr < g.guard.0 || fault_addr >= g.guard.1 {
+        return false;
     }
-}
-
-impl Drop for LocalBorrow {
-    #[inline]
-    fn drop(&mut self) {
-        // SAFETY: the borrow is opened and closed within one frame on that
-        // generator's stack, and the generator cannot suspend while the
-        // count is non-zero, so the same resume (or drop) still runs and
-        // the `Info` is still in place.
-        if let Some(info) = unsafe { self.0.as_ref() } {
-            info.borrows.set(info.borrows.get() - 1);
-        }
-    }
+    overflow::write_stderr(b"\ncorio: the generator created at ");
+    overflow::write_stderr(g.created_at.file().as_bytes());
+    overflow::write_stderr(b":");
+    overflow::write_u64(u64::from(g.created_at.line()));
+    overflow::write_stderr(b":");
+    overflow::write_u64(u64::from(g.created_at.column()));
+    overflow::write_stderr(b" overflowed its stack of ");
+    overflow::write_u64(g.size as u64);
+    overflow::write_stderr(
+        b" bytes; give it a bigger stack with \
+          corio::generator::Generator::with_stack_size\n",
+    );
+    true
 }
 
 /// Points the caller's context slot at a generator until dropped.
 struct Running {
-    slot: *mut *const Info,
-    prev: *const Info,
+    slot: *mut *const Frame,
+    prev: *const Frame,
 }
 
 impl Running {
     #[inline(always)]
     fn enter(info: &Info) -> Running {
-        let slot = context_slot();
+        let slot = frame::slot();
         // SAFETY: the slot of the calling task (or thread), which outlives
         // this call, made and ended inside it.
-        let prev = unsafe { slot.replace(info) };
+        let prev = unsafe { slot.replace(&info.frame) };
         Running { slot, prev }
     }
 }
@@ -343,16 +323,14 @@ impl<Y, I> Yielder<'_, Y, I> {
         if std::thread::panicking() {
             return Some(YieldErrorKind::Unwinding);
         }
-        // SAFETY: the caller's context slot, read at once.
-        let running = unsafe { *context_slot() };
         // SAFETY: a non-null slot names the generator this context is
         // executing, whose `Info` stays in place while its resume runs.
-        match unsafe { running.as_ref() } {
+        match unsafe { running_info().as_ref() } {
             // The context executes our generator's body: the caller runs on
             // its stack (a task or a runtime inside it is another context),
             // and corosensei's yielder switches back to that resume.
             Some(info) if info.guard.0 == self.id => {
-                (info.borrows.get() != 0).then_some(YieldErrorKind::TaskLocalBorrowed)
+                (info.frame.local_borrows.get() != 0).then_some(YieldErrorKind::TaskLocalBorrowed)
             }
             _ => Some(YieldErrorKind::NotRunningHere),
         }
@@ -480,7 +458,7 @@ impl<Y: 'static, R: 'static, I: 'static> Generator<Y, R, I> {
         F: FnOnce(&Yielder<'_, Y, I>, I) -> R + 'static,
     {
         // Overflows are reported even if no runtime ever runs.
-        overflow::install();
+        overflow::install(report_overflow);
         let stack_size = stack::checked_size(stack_size)?;
         let stack = stack::take(stack_size)?;
         let guard = stack.guard_range();
@@ -499,10 +477,10 @@ impl<Y: 'static, R: 'static, I: 'static> Generator<Y, R, I> {
             coroutine,
             status: Status::Created,
             info: Info {
+                frame: Frame::default(),
                 guard,
                 size: stack_size,
                 created_at,
-                borrows: Cell::new(0),
             },
         })
     }

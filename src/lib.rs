@@ -30,15 +30,16 @@
 //!
 //! ## Layers
 //!
-//! Each layer uses only the ones above it, except where noted below
-//! (docs/architecture.md has the details):
+//! Each layer uses only the ones above it (docs/architecture.md has the
+//! details, and `tests/layers.rs` checks it against every import):
 //!
 //! | module | job |
 //! | --- | --- |
 //! | [`stack`] | pooled, guard-protected stack memory |
 //! | `poller`, `reactor` | the OS poller (epoll, or `polling`); registered fds, readiness, waiters as opaque tokens — a leaf |
-//! | [`generator`] | bare coroutines: `resume`/`yield_` (values out and in) with an explicit state |
+//! | `overflow` | the stack-overflow handler, asking the layers that own stacks to name the one that overflowed — a leaf |
 //! | [`task`] | scheduled coroutines: id, name, lifecycle state machine, `JoinHandle`; the task block (`task::core`), the per-thread context (`task::context`), park/unpark, deadlines and cancellation (`task::park`) |
+//! | [`generator`] | bare coroutines: `resume`/`yield_` (values out and in) with an explicit state; uses the task layer's per-context frame slot |
 //! | `scheduler` | the per-thread loop: run ready tasks, poll the reactor, fire timers |
 //! | `io_op` | the blocking-IO loop: register, try the syscall, wait for readiness, retry |
 //! | [`time`] | `sleep`, `timeout` |
@@ -49,10 +50,6 @@
 //! | [`sync`] | channels, `select!`, locks, semaphores, barriers, events |
 //! | [`inspect`] | a snapshot of every task and what it waits on |
 //! | [`runtime`] | `Runtime`, `run` |
-//!
-//! Not yet one-way: [`generator`] and [`task`] use each other (the running
-//! task's "current generator" slot), as do `generator` and the
-//! stack-overflow handler; [`task::JoinSet`] is built on [`sync::Notify`].
 //!
 //! ## The task lifecycle
 //!
@@ -213,13 +210,7 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    match Builder::new().spawn(f) {
-        Ok(h) => h,
-        Err(Error::NoRuntime) => {
-            panic!("corio::spawn called outside of a corio runtime; start one with corio::run")
-        }
-        Err(e) => panic!("corio::spawn: {e}"),
-    }
+    task::spawn_or_panic(f)
 }
 
 /// Like [`spawn`], for closures and results that are not `Send` (tasks never
@@ -233,15 +224,7 @@ where
     F: FnOnce() -> T + 'static,
     T: 'static,
 {
-    match Builder::new().spawn_local(f) {
-        Ok(h) => h,
-        Err(Error::NoRuntime) => {
-            panic!(
-                "corio::spawn_local called outside of a corio runtime; start one with corio::run"
-            )
-        }
-        Err(e) => panic!("corio::spawn_local: {e}"),
-    }
+    task::spawn_local_or_panic(f)
 }
 
 /// Lets the other ready tasks run, then continues (outside a task, yields

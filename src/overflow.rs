@@ -11,14 +11,18 @@
 //! the handler installed before corio's (std's own overflow report for
 //! thread stacks, or the default action).
 //!
-//! The handler only reads thread-locals and task state with plain loads and
-//! calls `write(2)` and `abort(3)`: it is async-signal-safe.
+//! This module is a leaf: it does not know generators or tasks. Each of
+//! those layers installs a [`Reporter`] that recognises its own guard page
+//! and writes its own report. The handler and the reporters only read
+//! thread-locals and task state with plain loads and call `write(2)` and
+//! `abort(3)`: they are async-signal-safe.
 #![allow(unsafe_code)]
 
 use std::cell::Cell;
 use std::mem::MaybeUninit;
 use std::ptr;
 use std::sync::Once;
+use std::sync::atomic::{AtomicPtr, Ordering};
 
 static mut PREV_SEGV: MaybeUninit<libc::sigaction> = MaybeUninit::uninit();
 static mut PREV_BUS: MaybeUninit<libc::sigaction> = MaybeUninit::uninit();
@@ -30,9 +34,29 @@ thread_local! {
 
 const ALT_STACK_SIZE: usize = 64 * 1024;
 
-/// Installs the handler (once per process) and makes sure this thread has an
-/// alternate signal stack to run it on.
-pub(crate) fn install() {
+/// What a layer that owns coroutine stacks gives the handler: given the
+/// faulting address, if it is the guard page of the stack that layer runs on
+/// this thread, writes the report (with [`write_stderr`], [`write_u64`]) and
+/// returns `true` (the handler then aborts). It runs in the signal handler:
+/// plain loads of thread-locals and `write(2)` only.
+pub(crate) type Reporter = fn(fault_addr: usize) -> bool;
+
+/// The reporters installed so far (generators, tasks), asked in turn. This
+/// module knows nothing of either: each installs its own.
+static REPORTERS: [AtomicPtr<()>; 2] = [const { AtomicPtr::new(ptr::null_mut()) }; 2];
+
+/// Installs the handler (once per process), adds `reporter` to those it
+/// asks, and makes sure this thread has an alternate signal stack to run
+/// it on.
+pub(crate) fn install(reporter: Reporter) {
+    let f = reporter as *mut ();
+    for slot in &REPORTERS {
+        match slot.compare_exchange(ptr::null_mut(), f, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => break,
+            Err(present) if present == f => break,
+            Err(_) => {}
+        }
+    }
     INSTALL.call_once(|| {
         // SAFETY: `action` is fully initialised before use; the previous
         // actions are written into statics exactly once, here, before the
@@ -94,13 +118,13 @@ fn ensure_alt_stack() {
 }
 
 /// Writes `bytes` to stderr (async-signal-safe).
-fn write_stderr(bytes: &[u8]) {
+pub(crate) fn write_stderr(bytes: &[u8]) {
     // SAFETY: `bytes` is a valid buffer of that length.
     unsafe { libc::write(2, bytes.as_ptr().cast(), bytes.len()) };
 }
 
-/// Formats `n` in decimal into `buf` without allocating.
-fn write_u64(n: u64) {
+/// Writes `n` in decimal to stderr, without allocating (async-signal-safe).
+pub(crate) fn write_u64(n: u64) {
     let mut buf = [0u8; 20];
     let mut i = buf.len();
     let mut n = n;
@@ -118,46 +142,18 @@ fn write_u64(n: u64) {
 extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
     // SAFETY: the kernel passes a valid siginfo for SA_SIGINFO handlers.
     let addr = unsafe { (*info).si_addr() } as usize;
-    let hit = |guard: (usize, usize)| guard.1 != 0 && addr >= guard.0 && addr < guard.1;
-    // SAFETY: a non-null slot names the generator the interrupted context
-    // executes, whose resume (or drop) keeps it in place until it resets
-    // the slot; only plain fields are read.
-    let generator = unsafe { crate::generator::running_for_signal().as_ref() };
-    if let Some(g) = generator.filter(|g| hit(g.guard)) {
-        write_stderr(b"\ncorio: the generator created at ");
-        write_stderr(g.created_at.file().as_bytes());
-        write_stderr(b":");
-        write_u64(u64::from(g.created_at.line()));
-        write_stderr(b":");
-        write_u64(u64::from(g.created_at.column()));
-        write_stderr(b" overflowed its stack of ");
-        write_u64(g.size as u64);
-        write_stderr(
-            b" bytes; give it a bigger stack with \
-              corio::generator::Generator::with_stack_size\n",
-        );
-        // SAFETY: abort is async-signal-safe.
-        unsafe { libc::abort() };
-    }
-    let task = crate::task::context::running_task_header();
-    // SAFETY: the header of the task running on this thread, alive while it
-    // runs (the scheduler holds a reference); only immutable fields are read.
-    if let Some(h) = unsafe { task.as_ref() }.filter(|h| hit(h.stack_guard())) {
-        write_stderr(b"\ncorio: task ");
-        write_u64(h.id.as_u64());
-        if let Some(name) = &h.name {
-            write_stderr(b" '");
-            write_stderr(name.as_bytes());
-            write_stderr(b"'");
+    for slot in &REPORTERS {
+        let f = slot.load(Ordering::Acquire);
+        if f.is_null() {
+            continue;
         }
-        write_stderr(b" overflowed its stack of ");
-        write_u64(h.stack_size as u64);
-        write_stderr(
-            b" bytes; give it a bigger stack with corio::Builder::stack_size \
-              (or corio::runtime::Builder::stack_size for every task)\n",
-        );
-        // SAFETY: abort is async-signal-safe.
-        unsafe { libc::abort() };
+        // SAFETY: only `install` stores into `REPORTERS`, and only
+        // `Reporter` function pointers.
+        let report: Reporter = unsafe { std::mem::transmute::<*mut (), Reporter>(f) };
+        if report(addr) {
+            // SAFETY: abort is async-signal-safe.
+            unsafe { libc::abort() };
+        }
     }
     // Not ours: hand over to whoever was installed before.
     // SAFETY: PREV_* were written by `install` before this handler existed.

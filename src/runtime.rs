@@ -119,7 +119,7 @@ impl Runtime {
         T: 'static,
     {
         // The stack-overflow report, for the tasks' guard pages.
-        crate::overflow::install();
+        crate::overflow::install(crate::task::context::report_overflow);
         let _enter = self.scheduler.enter();
         let handle = self.scheduler.block_on(f);
         match handle.join() {

@@ -76,11 +76,7 @@ impl Scheduler {
 
     /// Resumes one task until it suspends or ends.
     fn run_task(&self, core: &Core) {
-        {
-            // SAFETY: on the runtime thread; released before the resume.
-            let local = unsafe { core.local() };
-            local.state = local.state.next(Transition::Resume);
-        }
+        core.local(self).advance(Transition::Resume);
         self.current.set(core);
         // SAFETY: only `run_task` and `abandon` borrow the coroutine, never
         // both at once (the running task cannot reach its own coroutine).
@@ -91,8 +87,10 @@ impl Scheduler {
                 // First run: take the stack promised at spawn and make the
                 // coroutine on it. (A finished task, whose coroutine is
                 // gone, is never queued.)
-                // SAFETY: on the runtime thread; released at once.
-                let reservation = unsafe { core.local().stack.take() }
+                let reservation = core
+                    .local(self)
+                    .stack
+                    .take()
                     .expect("a task that has not run holds its stack reservation");
                 let stack = reservation.take();
                 core.header.set_stack_guard(stack.guard_range());
@@ -106,9 +104,7 @@ impl Scheduler {
             // The task recorded its own transition before suspending.
             CoroutineResult::Yield(()) => {}
             CoroutineResult::Return(outcome) => {
-                // SAFETY: on the runtime thread; the task has finished.
-                let local = unsafe { core.local() };
-                local.state = local.state.next(Transition::Finish(outcome));
+                core.local(self).advance(Transition::Finish(outcome));
                 if ptr::eq(core, self.main.get()) {
                     self.main_done.set(true);
                 }
@@ -155,8 +151,7 @@ impl Scheduler {
                 // task is alive and still in that wait; we are on its
                 // runtime thread.
                 let core = unsafe { token.cast::<Core>().as_ref() };
-                // SAFETY: as above; read and released at once.
-                let finished = unsafe { core.local().state.is_finished() };
+                let finished = core.local(self).state.get().is_finished();
                 debug_assert!(!finished, "a reactor waiter entry outlived its task");
                 self.unpark_local(core)
             });
@@ -198,10 +193,9 @@ impl Scheduler {
             };
             match expired {
                 Some((key, task)) => {
-                    // SAFETY: on the runtime thread; released at once.
-                    let local = unsafe { task.core().local() };
-                    if local.timer == Some(key) {
-                        local.timer = None;
+                    let timer = &task.core().local(self).timer;
+                    if timer.get() == Some(key) {
+                        timer.set(None);
                     }
                     Unparker::Task(task).unpark();
                 }

@@ -494,14 +494,7 @@ pub(crate) fn enter() -> Result<(), Interrupt> {
 /// enclosing `timeout`, and panics when the task is unwinding already (it
 /// cannot suspend; see the cancellation docs of `corio::task`).
 pub(crate) fn unwind_for(i: Interrupt, what: &str) -> ! {
-    match i {
-        Interrupt::Unwinding => panic!(
-            "{what}: cannot wait while the task is unwinding (in a destructor during a \
-             panic, cancellation or timeout); use the try_ form there, or catch this panic \
-             in the destructor (uncaught, it aborts the process)"
-        ),
-        i => crate::task::park::unwind_for(i),
-    }
+    crate::task::park::unwind_for_call(i, what)
 }
 
 /// For calls with a timeout: `Err` is "timed out" unless cancelled, which

@@ -86,3 +86,36 @@ impl Builder {
         .unwrap_or(Err(Error::NoRuntime))
     }
 }
+
+/// `corio::spawn`: [`Builder::spawn`] with the defaults, panicking with a
+/// message that names the call instead of returning an error.
+pub(crate) fn spawn_or_panic<F, T>(f: F) -> JoinHandle<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    match Builder::new().spawn(f) {
+        Ok(h) => h,
+        Err(Error::NoRuntime) => {
+            panic!("corio::spawn called outside of a corio runtime; start one with corio::run")
+        }
+        Err(e) => panic!("corio::spawn: {e}"),
+    }
+}
+
+/// `corio::spawn_local`, as [`spawn_or_panic`].
+pub(crate) fn spawn_local_or_panic<F, T>(f: F) -> JoinHandle<T>
+where
+    F: FnOnce() -> T + 'static,
+    T: 'static,
+{
+    match Builder::new().spawn_local(f) {
+        Ok(h) => h,
+        Err(Error::NoRuntime) => {
+            panic!(
+                "corio::spawn_local called outside of a corio runtime; start one with corio::run"
+            )
+        }
+        Err(e) => panic!("corio::spawn_local: {e}"),
+    }
+}

@@ -41,7 +41,7 @@ use std::time::Instant;
 use corosensei::CoroutineResult;
 use slab::Slab;
 
-use super::core::{Core, LocalState, report_caught};
+use super::core::{Core, LocalState, ThreadOwned, report_caught};
 use super::inject::Inject;
 use crate::error::Error;
 use crate::reactor::{DefaultDriver, Driver};
@@ -301,9 +301,38 @@ pub(crate) fn with_current<R>(f: impl FnOnce(&Scheduler, &Core) -> R) -> Option<
     Some(f(unsafe { s.as_ref() }, unsafe { core.as_ref() }))
 }
 
-/// The guard page and stack size of the task running on this thread, read
-/// by the stack-overflow handler (async-signal-safe: plain loads).
-pub(crate) fn running_task_header() -> *const Header {
+/// The stack-overflow report for tasks (an `overflow::Reporter`): the task
+/// running on this thread, if `fault_addr` is in its guard page.
+pub(crate) fn report_overflow(fault_addr: usize) -> bool {
+    use crate::overflow::{write_stderr, write_u64};
+    // SAFETY: the header of the task running on this thread, alive while it
+    // runs (the scheduler holds a reference); only immutable fields are read.
+    let Some(h) = (unsafe { running_task_header().as_ref() }) else {
+        return false;
+    };
+    let guard = h.stack_guard();
+    if guard.1 == 0 || fault_addr < guard.0 || fault_addr >= guard.1 {
+        return false;
+    }
+    write_stderr(b"\ncorio: task ");
+    write_u64(h.id.as_u64());
+    if let Some(name) = &h.name {
+        write_stderr(b" '");
+        write_stderr(name.as_bytes());
+        write_stderr(b"'");
+    }
+    write_stderr(b" overflowed its stack of ");
+    write_u64(h.stack_size as u64);
+    write_stderr(
+        b" bytes; give it a bigger stack with corio::Builder::stack_size \
+          (or corio::runtime::Builder::stack_size for every task)\n",
+    );
+    true
+}
+
+/// The task running on this thread (null if none), for the stack-overflow
+/// report (async-signal-safe: plain loads).
+fn running_task_header() -> *const Header {
     let p = CONTEXT.with(Cell::get);
     if p.is_null() {
         return ptr::null();
@@ -321,14 +350,14 @@ pub(crate) fn running_task_header() -> *const Header {
 /// Resets CONTEXT when `block_on` ends, however it ends.
 pub(crate) struct EnterGuard {
     prev: *const Scheduler,
-    /// The thread's running generator when the runtime started.
-    generator: *const crate::generator::Info,
+    /// The thread's frame slot when the runtime started.
+    frame: *const super::frame::Frame,
 }
 
 impl Drop for EnterGuard {
     fn drop(&mut self) {
         CONTEXT.with(|c| c.set(self.prev));
-        crate::generator::leave_runtime(self.generator);
+        super::frame::leave_runtime(self.frame);
     }
 }
 
@@ -380,7 +409,7 @@ impl Scheduler {
         }
         EnterGuard {
             prev,
-            generator: crate::generator::enter_runtime(),
+            frame: super::frame::enter_runtime(),
         }
     }
 
@@ -434,20 +463,7 @@ impl Scheduler {
             |vtable| Core {
                 header: Header::new(name, key, runtime, stack_size, vtable),
                 coroutine: UnsafeCell::new(None),
-                local: UnsafeCell::new(LocalState {
-                    state: TaskState::Ready,
-                    since,
-                    yielder: ptr::null(),
-                    deadline: None,
-                    fired: None,
-                    shield: 0,
-                    cancel_observed: false,
-                    notified: false,
-                    timer: None,
-                    locals: Default::default(),
-                    stack: Some(reservation),
-                    generator: ptr::null(),
-                }),
+                local: ThreadOwned::new(LocalState::new(since, reservation)),
             },
             f,
         );
@@ -476,22 +492,19 @@ impl Scheduler {
     /// Wakes a task of this runtime, on this thread (park protocol rule 2, in `task::park`): a waiting task
     /// is queued, any other keeps a token for its next park.
     pub(crate) fn unpark_local(&self, core: &Core) {
-        // SAFETY: on the runtime thread; read and released at once.
-        let state = unsafe { core.local().state };
-        match state {
+        let local = core.local(self);
+        match local.state.get() {
             TaskState::Waiting(_) => self.schedule(core),
             TaskState::Finished(_) => {}
-            // SAFETY: as above.
-            _ => unsafe { core.local().notified = true },
+            _ => local.notified.set(true),
         }
     }
 
     /// Queues a waiting task again (`Waiting → Ready`).
     pub(crate) fn schedule(&self, core: &Core) {
-        // SAFETY: on the runtime thread; not held across anything.
-        let local = unsafe { core.local() };
-        local.state = local.state.next(Transition::Wake);
-        local.since = self.tick.get();
+        let local = core.local(self);
+        local.advance(Transition::Wake);
+        local.since.set(self.tick.get());
         self.run_queue.push(NonNull::from(core));
     }
 
@@ -501,11 +514,8 @@ impl Scheduler {
         // SAFETY: the coroutine is not running (it returned or was unwound).
         let coroutine = unsafe { (*core.coroutine.get()).take() };
         drop(coroutine);
-        // SAFETY: on the runtime thread; released at once.
-        let (stack, timer) = unsafe {
-            let local = core.local();
-            (local.stack.take(), local.timer.take())
-        };
+        let local = core.local(self);
+        let (stack, timer) = (local.stack.take(), local.timer.take());
         // A task that never ran (it still holds its stack promise): release
         // the promise and drop its closure, which may borrow from a scope or
         // `block_on`'s caller — now, not whenever the last reference goes.
@@ -610,15 +620,14 @@ impl Scheduler {
             );
             self.current.set(core);
             self.forcing.set(core);
-            // SAFETY: on the runtime thread; released before the resume. The
-            // task has run, so `yielder` is set.
-            unsafe {
-                let local = core.local();
-                local.yielder = local.yielder.map_addr(|a| a | FORCED_TAG);
-                // Straight to running, whether it waited or was ready: it is
-                // resumed only to unwind (not a lifecycle step of its own).
-                local.state = TaskState::Running;
-            }
+            // The task has run, so `yielder` is set.
+            let local = core.local(self);
+            local
+                .yielder
+                .set(local.yielder.get().map_addr(|a| a | FORCED_TAG));
+            // Straight to running, whether it waited or was ready: it is
+            // resumed only to unwind (not a lifecycle step of its own).
+            local.state.set(TaskState::Running);
             // It returns, or suspends for good (`forced_unwind`).
             if let CoroutineResult::Return(o) = coroutine.resume(()) {
                 outcome = Some(o);
@@ -640,21 +649,16 @@ impl Scheduler {
                 std::mem::forget(task.clone());
             }
         }
-        {
-            // SAFETY: on the runtime thread; the task is unwound.
-            let local = unsafe { core.local() };
-            local.state = match (local.state, outcome) {
-                (TaskState::Finished(o), _) => TaskState::Finished(o),
-                (TaskState::Running, Some(o)) => local.state.next(Transition::Finish(o)),
-                // Resumed and suspended again, or never resumed.
-                (TaskState::Ready | TaskState::Waiting(_), _) => {
-                    local.state.next(Transition::Abandon)
-                }
-                // Only if a panic escaped its coroutine (a corio bug): do not
-                // add a second panic to that unwind.
-                (TaskState::Running, None) => TaskState::Finished(Outcome::Cancelled),
-            };
-        }
+        let state = &core.local(self).state;
+        state.set(match (state.get(), outcome) {
+            (TaskState::Finished(o), _) => TaskState::Finished(o),
+            (s @ TaskState::Running, Some(o)) => s.next(Transition::Finish(o)),
+            // Resumed and suspended again, or never resumed.
+            (s @ (TaskState::Ready | TaskState::Waiting(_)), _) => s.next(Transition::Abandon),
+            // Only if a panic escaped its coroutine (a corio bug): do not
+            // add a second panic to that unwind.
+            (TaskState::Running, None) => TaskState::Finished(Outcome::Cancelled),
+        });
         task.complete_cancelled();
         // Not retired already (a nested `abandon_task` may have, and a new
         // task may have taken its key since).
@@ -674,13 +678,8 @@ impl Scheduler {
     pub(crate) fn for_each_task(&self, mut f: impl FnMut(&Header, TaskState, Instant)) {
         for (_, t) in self.tasks.borrow().iter() {
             let core = t.core();
-            // SAFETY: on the runtime thread (the caller is one of its
-            // tasks); read and released at once.
-            let (state, since) = unsafe {
-                let l = core.local();
-                (l.state, l.since)
-            };
-            f(&core.header, state, since);
+            let l = core.local(self);
+            f(&core.header, l.state.get(), l.since.get());
         }
     }
 }
@@ -695,7 +694,7 @@ impl Drop for Scheduler {
                 let prev = c.replace(self as *const Scheduler);
                 EnterGuard {
                     prev,
-                    generator: crate::generator::enter_runtime(),
+                    frame: super::frame::enter_runtime(),
                 }
             });
             self.shutdown();
@@ -734,11 +733,8 @@ pub(crate) fn abandon_task(task: &TaskRef) {
         {
             return;
         }
-        // SAFETY: on the runtime thread; read and released at once.
-        let (state, timer) = unsafe {
-            let local = core.local();
-            (local.state, local.timer.take())
-        };
+        let local = core.local(s);
+        let (state, timer) = (local.state.get(), local.timer.take());
         match state {
             TaskState::Finished(_) | TaskState::Running => return,
             // Its run-queue entry is an uncounted pointer: remove it before

@@ -4,19 +4,20 @@
 //! and the body every task runs on its own stack.
 #![allow(unsafe_code)]
 
-use std::cell::UnsafeCell;
+use std::cell::{Cell, RefCell, UnsafeCell};
 use std::io::Write;
 use std::panic::{self, AssertUnwindSafe};
 use std::ptr::{self, NonNull};
+use std::sync::Arc;
 use std::time::Instant;
 
 use corosensei::{Coroutine, Yielder};
 
-use super::context::with_scheduler;
+use super::context::{Scheduler, with_scheduler};
 use super::park::CancelUnwind;
 use crate::error::JoinError;
 use crate::stack::{self, PooledStack};
-use crate::task::{Header, Outcome, Packet, TaskState};
+use crate::task::{Header, Outcome, Packet, TaskState, Transition};
 
 /// A task's coroutine. It suspends with `()`: before suspending, the task
 /// itself records its transition (`Running → Ready` and back in the run
@@ -38,56 +39,111 @@ pub(crate) type Coro = Coroutine<(), (), Outcome, PooledStack>;
 /// thread) never owns a coroutine.
 ///
 /// `coroutine` is only borrowed by `run_task`/`abandon` (for the whole
-/// resume), `local` only briefly and never across a resume, so the two
-/// borrows never overlap.
+/// resume). `local` is all `Cell`s, reached through [`Core::local`] with the
+/// owning scheduler as the proof of being on its thread: no `unsafe` at the
+/// places that use it, and no borrow of it that a resume could overlap.
 pub(crate) struct Core {
     pub(crate) header: Header,
     pub(crate) coroutine: UnsafeCell<Option<Coro>>,
-    pub(crate) local: UnsafeCell<LocalState>,
+    pub(crate) local: ThreadOwned,
 }
 
-/// Per-task state only the scheduler's thread reads and writes.
+/// Per-task state only the thread of the task's runtime reads and writes.
+///
+/// Every field is a `Cell` (or a `RefCell`), so code on that thread may read
+/// and write it through shared references without any borrow outliving a
+/// statement, and [`Core::local`] hands it out only against the runtime's
+/// own [`Scheduler`], which never leaves its thread.
 pub(crate) struct LocalState {
-    pub(crate) state: TaskState,
-    pub(crate) since: Instant,
-    pub(crate) yielder: *const Yielder<(), ()>,
+    pub(crate) state: Cell<TaskState>,
+    pub(crate) since: Cell<Instant>,
+    pub(crate) yielder: Cell<*const Yielder<(), ()>>,
     /// The earliest deadline of the `timeout` scopes the task is in.
-    pub(crate) deadline: Option<Instant>,
+    pub(crate) deadline: Cell<Option<Instant>>,
     /// The scope deadline that interrupted an operation of the task, until
-    /// the `timeout` scope it belongs to ends (see [`with_deadline`]).
-    pub(crate) fired: Option<Instant>,
+    /// the `timeout` scope it belongs to ends (see `park::with_deadline`).
+    pub(crate) fired: Cell<Option<Instant>>,
     /// Nesting depth of `shield`: cancellation is ignored while > 0.
-    pub(crate) shield: u32,
+    pub(crate) shield: Cell<u32>,
     /// A blocking call reported the cancellation to the task.
-    pub(crate) cancel_observed: bool,
+    pub(crate) cancel_observed: Cell<bool>,
     /// An unpark came while the task was not waiting (park protocol rule 1, in `task::park`).
-    pub(crate) notified: bool,
+    pub(crate) notified: Cell<bool>,
     /// The task's entry in the timers, if any. It outlives the park that
     /// made it (see `prepare_timed_park`) and goes when it fires, when an
     /// earlier deadline replaces it, or when the task ends.
-    pub(crate) timer: Option<(Instant, u64)>,
+    pub(crate) timer: Cell<Option<(Instant, u64)>>,
     /// Its `task_local!` values.
-    pub(crate) locals: crate::task::local::Locals,
+    pub(crate) locals: RefCell<crate::task::local::Locals>,
     /// The stack promised at spawn, until the first run takes it.
-    pub(crate) stack: Option<stack::Reservation>,
-    /// The generator the task executes innermost (null if none); see
-    /// `generator::Info`.
-    pub(crate) generator: *const crate::generator::Info,
+    pub(crate) stack: Cell<Option<stack::Reservation>>,
+    /// The frame (generator) the task executes innermost, null if none;
+    /// see `task::frame`.
+    pub(crate) frame: Cell<*const super::frame::Frame>,
+}
+
+impl LocalState {
+    /// The state of a task spawned at `since`, holding the stack promised to it.
+    pub(crate) fn new(since: Instant, reservation: stack::Reservation) -> LocalState {
+        LocalState {
+            state: Cell::new(TaskState::Ready),
+            since: Cell::new(since),
+            yielder: Cell::new(ptr::null()),
+            deadline: Cell::new(None),
+            fired: Cell::new(None),
+            shield: Cell::new(0),
+            cancel_observed: Cell::new(false),
+            notified: Cell::new(false),
+            timer: Cell::new(None),
+            locals: RefCell::default(),
+            stack: Cell::new(Some(reservation)),
+            frame: Cell::new(ptr::null()),
+        }
+    }
+
+    /// Moves the lifecycle state machine one step (`TaskState::next`).
+    #[inline(always)]
+    pub(crate) fn advance(&self, t: Transition) {
+        self.state.set(self.state.get().next(t));
+    }
 }
 
 impl Core {
-    /// The local state.
+    /// The task's thread-owned state, for the scheduler `owner` of the
+    /// runtime that spawned it.
     ///
-    /// # Safety
-    ///
-    /// Only on the task's runtime thread, and the returned reference must not
-    /// be held across a resume or a call that may reach `local` again.
-    #[allow(clippy::mut_from_ref)]
-    pub(crate) unsafe fn local(&self) -> &mut LocalState {
-        // SAFETY: per the contract, this is the only live reference.
-        unsafe { &mut *self.local.get() }
+    /// A `&Scheduler` exists only on its runtime's thread (`Scheduler` is
+    /// neither `Send` nor `Sync`), and every `Core` the runtime code handles
+    /// comes from that scheduler's own registry, run queue, timers, reactor
+    /// tokens or `current` pointer; a `TaskRef` held on another thread is
+    /// only ever used for its header (wakes from there go through the
+    /// runtime's inject queue, see `park::UnparkRef`). The debug assertion
+    /// checks that rule where tests run.
+    #[inline(always)]
+    pub(crate) fn local<'a>(&'a self, owner: &'a Scheduler) -> &'a LocalState {
+        debug_assert!(
+            ptr::eq(self.header.runtime.as_ptr(), Arc::as_ptr(&owner.shared)),
+            "a task's local state reached from another runtime"
+        );
+        &self.local.0
     }
 }
+
+/// [`LocalState`] inside a task block that other threads share.
+pub(crate) struct ThreadOwned(LocalState);
+
+impl ThreadOwned {
+    pub(crate) fn new(state: LocalState) -> ThreadOwned {
+        ThreadOwned(state)
+    }
+}
+
+// SAFETY: `LocalState` is `!Sync` only because of its `Cell`s. The one way
+// to it is `Core::local`, which takes the owning runtime's `Scheduler`; a
+// reference to that exists only on the thread that runs the runtime (it is
+// `!Sync`, and the runtime moves threads only whole, with no borrow live),
+// so all accesses to one task's cells come from one thread at a time.
+unsafe impl Sync for ThreadOwned {}
 
 /// A pointer moved into a task's body closure.
 struct SendPtr<T>(*const T);
@@ -133,13 +189,16 @@ where
     F: FnOnce() -> T,
 {
     let core = &packet.core;
-    // SAFETY: this task runs on its runtime thread; released at once.
-    unsafe { core.local().yielder = yielder };
+    with_scheduler(|s| core.local(s).yielder.set(yielder));
     let result = panic::catch_unwind(AssertUnwindSafe(f));
     let describe = || core.header.describe();
-    let forcing = with_scheduler(|s| ptr::eq(s.forcing.get(), core)).unwrap_or(false);
-    // SAFETY: as above.
-    let observed = unsafe { core.local().cancel_observed };
+    let (forcing, observed) = with_scheduler(|s| {
+        (
+            ptr::eq(s.forcing.get(), core),
+            core.local(s).cancel_observed.get(),
+        )
+    })
+    .expect("a task runs inside its runtime");
     let (result, mut outcome) = match result {
         Err(payload) if forcing || observed || payload.is::<CancelUnwind>() => {
             drop_caught(&core.header, payload, "the payload of its unwind");
@@ -170,8 +229,8 @@ where
     // Task-local values are destroyed when the task ends, on its own stack,
     // whichever way it ends. A panic in one of their destructors is the
     // task's panic if it had returned; the others are destroyed still.
-    // SAFETY: on the runtime thread; released at once.
-    let any_locals = unsafe { core.local().locals.begin_destroy() };
+    let any_locals = with_scheduler(|s| core.local(s).locals.borrow_mut().begin_destroy())
+        .expect("a task runs inside its runtime");
     if any_locals {
         loop {
             let destroyed = panic::catch_unwind(|| drop(crate::task::local::DestroyOnExit));

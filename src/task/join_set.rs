@@ -6,9 +6,9 @@ use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use super::{JoinHandle, TaskId, TaskRef};
+use super::park::{self, Unparker};
+use super::{JoinHandle, TaskId, TaskRef, WaitReason};
 use crate::error::JoinError;
-use crate::sync::Notify;
 
 /// Cancels a task, like [`JoinHandle::cancel`], without owning its result.
 /// `Send`, `Sync` and cheap to clone, so it can go to whoever decides when
@@ -68,8 +68,20 @@ impl<T> JoinHandle<T> {
 /// finish.
 #[derive(Default)]
 struct Finished {
-    keys: Mutex<VecDeque<u64>>,
-    notify: Notify,
+    state: Mutex<FinishedState>,
+}
+
+#[derive(Default)]
+struct FinishedState {
+    keys: VecDeque<u64>,
+    /// The `join_next` waiting for a key, if one waits.
+    waiter: Option<Unparker>,
+}
+
+impl Finished {
+    fn lock(&self) -> std::sync::MutexGuard<'_, FinishedState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 /// Owned by each member's closure; its drop — when the closure returns,
@@ -81,13 +93,15 @@ struct Announce {
 
 impl Drop for Announce {
     fn drop(&mut self) {
-        self.finished
-            .keys
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push_back(self.key);
+        let waiter = {
+            let mut state = self.finished.lock();
+            state.keys.push_back(self.key);
+            state.waiter.take()
+        };
         // Never waits, so this is safe while the task unwinds.
-        self.finished.notify.notify_one();
+        if let Some(waiter) = waiter {
+            waiter.unpark();
+        }
     }
 }
 
@@ -170,7 +184,7 @@ impl<T> JoinSet<T> {
     {
         let announce = self.announce();
         let key = announce.key;
-        let handle = crate::spawn(move || {
+        let handle = super::spawn_or_panic(move || {
             let _announce = announce;
             f()
         });
@@ -191,7 +205,7 @@ impl<T> JoinSet<T> {
     {
         let announce = self.announce();
         let key = announce.key;
-        let handle = crate::spawn_local(move || {
+        let handle = super::spawn_local_or_panic(move || {
             let _announce = announce;
             f()
         });
@@ -213,7 +227,18 @@ impl<T> JoinSet<T> {
             if self.tasks.is_empty() {
                 return None;
             }
-            self.finished.notify.wait();
+            {
+                let mut state = self.finished.lock();
+                if !state.keys.is_empty() {
+                    continue;
+                }
+                state.waiter = Some(Unparker::current());
+            }
+            // The key's announcement unparks us; a spurious return loops.
+            if let Err(i) = park::park(WaitReason::Event, None) {
+                self.finished.lock().waiter = None;
+                park::unwind_for_call(i, "corio::task::JoinSet::join_next");
+            }
         }
     }
 
@@ -225,12 +250,7 @@ impl<T> JoinSet<T> {
 
     fn try_join_next_with_id(&mut self) -> Option<(TaskId, Result<T, JoinError>)> {
         loop {
-            let key = self
-                .finished
-                .keys
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .pop_front()?;
+            let key = self.finished.lock().keys.pop_front()?;
             // A key of a task detached from the set since has no handle.
             if let Some(handle) = self.tasks.remove(&key) {
                 let id = handle.id();

@@ -180,7 +180,7 @@ impl<T: 'static> LocalKey<T> {
         };
         // Counted on the generator whose body runs this (if any): it
         // cannot suspend until `f` returns.
-        let _borrow = crate::generator::LocalBorrow::open();
+        let _borrow = super::frame::LocalBorrow::open();
         // SAFETY: `ptr` points into a box held by the storage of the caller's
         // context — its task, or its thread outside tasks — that is dropped
         // only when that task (or thread) ends. The reference lives until

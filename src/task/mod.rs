@@ -145,6 +145,7 @@ mod alloc;
 mod builder;
 pub(crate) mod context;
 pub(crate) mod core;
+pub(crate) mod frame;
 mod inject;
 mod join;
 mod join_set;
@@ -165,6 +166,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 pub(crate) use alloc::{TaskRef, Vtable};
 pub use builder::Builder;
+pub(crate) use builder::{spawn_local_or_panic, spawn_or_panic};
 pub use join::JoinHandle;
 pub use join_set::{CancelHandle, JoinSet};
 pub use local::{AccessError, LocalKey};

@@ -34,7 +34,7 @@ pub(crate) fn install() {
 
 /// Prints the report of a panic in a task; `false` outside tasks.
 fn report_in_task(info: &PanicHookInfo<'_>) -> bool {
-    let Some(task) = crate::try_current() else {
+    let Some(task) = super::context::current_task() else {
         return false;
     };
     let message = payload_text(info.payload());

@@ -90,7 +90,25 @@ pub(crate) struct CancelUnwind;
 /// caught by `time::timeout`.
 pub(crate) struct TimeoutUnwind;
 
-/// Unwinds the current task for `i`, for calls that cannot return an error.
+/// Unwinds the current task for `i`, for the blocking call `what`, which has
+/// no error to report it with (`lock`, `acquire`, `wait`): unwinds on
+/// cancellation or an expired enclosing `timeout`, and panics, naming the
+/// call, when the task is unwinding already (it cannot suspend; see the
+/// cancellation docs of `corio::task`).
+pub(crate) fn unwind_for_call(i: Interrupt, what: &str) -> ! {
+    match i {
+        Interrupt::Unwinding => panic!(
+            "{what}: cannot wait while the task is unwinding (in a destructor during a \
+             panic, cancellation or timeout); use the try_ form there, or catch this panic \
+             in the destructor (uncaught, it aborts the process)"
+        ),
+        i => unwind_for(i),
+    }
+}
+
+/// Unwinds the caller for an interrupt of a blocking call that has no
+/// error to report it with (see [`unwind_for_call`] for the calls that may
+/// also be made while unwinding).
 pub(crate) fn unwind_for(i: Interrupt) -> ! {
     match i {
         Interrupt::Cancelled => panic::resume_unwind(Box::new(CancelUnwind)),
@@ -231,19 +249,15 @@ impl UnparkRef {
 /// back, has nothing left to do for it.
 #[inline(always)]
 pub(crate) fn suspend(s: &Scheduler, core: &Core, t: Transition) {
-    // SAFETY: on the runtime thread; released before the switch.
-    let y = unsafe { core.local().yielder };
+    let local = core.local(s);
+    let y = local.yielder.get();
     // A task that shutdown unwinds does not yield (`context` module docs, "Shutdown").
     // Parks need no test: theirs is the cancellation check before this.
     if matches!(t, Transition::Yield) && y.addr() & FORCED_TAG != 0 {
         forced_unwind(s, core);
     }
-    // SAFETY: as above.
-    unsafe {
-        let local = core.local();
-        local.state = local.state.next(t);
-        local.since = s.tick.get();
-    }
+    local.advance(t);
+    local.since.set(s.tick.get());
     if matches!(t, Transition::Yield) {
         s.run_queue.push(NonNull::from(core));
     }
@@ -292,8 +306,8 @@ fn park_task(
     reason: WaitReason,
     deadline: Option<Instant>,
 ) -> Result<(), Interrupt> {
-    // SAFETY: on the runtime thread; read and released at once.
-    let scope_deadline = unsafe { core.local().deadline };
+    let local = core.local(s);
+    let scope_deadline = local.deadline.get();
     if deadline.is_some()
         || scope_deadline.is_some()
         || core.header.cancelled.load(Ordering::Relaxed)
@@ -303,8 +317,7 @@ fn park_task(
             return Ok(());
         }
         suspend(s, core, Transition::Block(reason));
-        // SAFETY: on the runtime thread; released at once.
-        unsafe { core.local().notified = false };
+        local.notified.set(false);
         // Against the loop's clock, read when it last polled (just before it
         // resumed us, or a few tasks earlier), not a fresh `Instant::now()`:
         // if the deadline has just passed but the loop has not seen it yet,
@@ -313,15 +326,13 @@ fn park_task(
         return check_interrupt_at(core, deadline, s.tick.get(), true);
     }
     // Rule 1: consume a pending notification instead of suspending.
-    // SAFETY: on the runtime thread; released at once.
-    if std::mem::take(unsafe { &mut core.local().notified }) {
+    if local.notified.replace(false) {
         return Ok(());
     }
     suspend(s, core, Transition::Block(reason));
     // Resumed. Unparks that came while we sat in the run queue are covered
     // by the caller's re-check: drop their token.
-    // SAFETY: as above.
-    unsafe { core.local().notified = false };
+    local.notified.set(false);
     // Cancelled while we waited (or unwound by shutdown)?
     check_cancelled(core, true)
 }
@@ -337,13 +348,12 @@ fn prepare_timed_park(
     deadline: Option<Instant>,
 ) -> Result<bool, Interrupt> {
     check_interrupt_at(core, deadline, s.deadline_clock(), false)?;
-    // SAFETY: on the runtime thread; released at once.
-    if std::mem::take(unsafe { &mut core.local().notified }) {
+    let local = core.local(s);
+    if local.notified.replace(false) {
         return Ok(false);
     }
     if let Some(at) = deadline {
-        // SAFETY: on the runtime thread; released at once.
-        let armed = unsafe { core.local().timer };
+        let armed = local.timer.get();
         // Timers are lazy: an entry stays armed after the park that made it
         // returns (an IO wakeup usually comes first), and a later park whose
         // deadline is not earlier reuses it — if it fires first, the park
@@ -362,8 +372,7 @@ fn prepare_timed_park(
                 s.timer_seq.set(seq + 1);
                 let task = s.tasks.borrow()[core.header.key as usize].clone();
                 timers.insert((at, seq), task);
-                // SAFETY: as above.
-                unsafe { core.local().timer = Some((at, seq)) };
+                local.timer.set(Some((at, seq)));
             }
         }
     }
@@ -427,22 +436,18 @@ fn report_cancel(core: &Core, suspended: bool) -> Result<(), Interrupt> {
         if ptr::eq(s.forcing.get(), core) {
             forced_unwind(s, core);
         }
-    });
-    // SAFETY: on the runtime thread; read and released at once.
-    let (shield, observed) = unsafe {
-        let local = core.local();
-        (local.shield, local.cancel_observed)
-    };
-    if shield > 0 {
-        return Ok(());
-    }
-    if observed && !suspended {
-        // Unwinds instead if shutdown began meanwhile (`suspend`).
-        with_scheduler(|s| suspend(s, core, Transition::Yield));
-    }
-    // SAFETY: as above (the task is running again if it yielded).
-    unsafe { core.local().cancel_observed = true };
-    Err(Interrupt::Cancelled)
+        let local = core.local(s);
+        if local.shield.get() > 0 {
+            return Ok(());
+        }
+        if local.cancel_observed.get() && !suspended {
+            // Unwinds instead if shutdown began meanwhile (`suspend`).
+            suspend(s, core, Transition::Yield);
+        }
+        local.cancel_observed.set(true);
+        Err(Interrupt::Cancelled)
+    })
+    .expect("only a running task reports its cancellation")
 }
 
 /// The running task `core` is being unwound by its runtime (shutdown) and
@@ -455,13 +460,13 @@ fn report_cancel(core: &Core, suspended: bool) -> Result<(), Interrupt> {
 pub(crate) fn forced_unwind(s: &Scheduler, core: &Core) -> ! {
     let n = s.forced_unwinds.get() + 1;
     s.forced_unwinds.set(n);
-    // SAFETY: on the runtime thread; released at once.
-    unsafe { core.local().cancel_observed = true };
+    let local = core.local(s);
+    local.cancel_observed.set(true);
     if n <= FORCE_ATTEMPTS {
         panic::resume_unwind(Box::new(CancelUnwind));
     }
-    // SAFETY: as above. Untagged, it is the pointer `run_body` stored.
-    let y = unsafe { core.local().yielder }.map_addr(|a| a & !FORCED_TAG);
+    // Untagged, it is the pointer `run_body` stored.
+    let y = local.yielder.get().map_addr(|a| a & !FORCED_TAG);
     loop {
         // SAFETY: `yielder` lives on this task's stack, which outlives the
         // task, and we run inside the task. `abandon` never resumes it.
@@ -515,8 +520,7 @@ pub(crate) fn check_current_runtime(
 /// The test of [`check_current`] for the running task `core`.
 #[inline(always)]
 fn check_task(s: &Scheduler, core: &Core, deadline: Option<Instant>) -> Result<(), Interrupt> {
-    // SAFETY: on the runtime thread; read and released at once.
-    let scope = unsafe { core.local().deadline };
+    let scope = core.local(s).deadline.get();
     // Fast path, taken by nearly every call that may wait: nothing to report
     // and no deadline anywhere.
     if deadline.is_none() && scope.is_none() && !core.header.cancelled.load(Ordering::Relaxed) {
@@ -563,8 +567,7 @@ pub(crate) fn yield_now() {
 
 /// The earliest `timeout` deadline around the caller.
 pub(crate) fn current_deadline() -> Option<Instant> {
-    // SAFETY: on the runtime thread; read and released at once.
-    with_current(|_, core| unsafe { core.local().deadline })
+    with_current(|s, core| core.local(s).deadline.get())
         .unwrap_or_else(|| THREAD_DEADLINE.with(Cell::get))
 }
 
@@ -587,8 +590,7 @@ pub(crate) fn timed_out_at(now: Instant) -> Interrupt {
 /// scope whose deadline it is will report `Elapsed` (see [`with_deadline`]).
 #[cold]
 pub(crate) fn deadline_fired(at: Instant) {
-    // SAFETY: on the runtime thread; released at once.
-    let in_task = with_current(|_, core| unsafe { core.local().fired = Some(at) });
+    let in_task = with_current(|s, core| core.local(s).fired.set(Some(at)));
     if in_task.is_none() {
         THREAD_FIRED.with(|c| c.set(Some(at)));
     }
@@ -602,8 +604,7 @@ pub(crate) fn deadline_fired(at: Instant) {
 /// never goes back): an operation that got as far as waiting cannot follow
 /// an interrupted one in the same scope.
 pub(crate) fn unobserve_timeout() {
-    // SAFETY: on the runtime thread; released at once.
-    let in_task = with_current(|_, core| unsafe { core.local().fired = None });
+    let in_task = with_current(|s, core| core.local(s).fired.set(None));
     if in_task.is_none() {
         THREAD_FIRED.with(|c| c.set(None));
     }
@@ -620,23 +621,25 @@ pub(crate) fn with_deadline<R>(deadline: Instant, f: impl FnOnce() -> R) -> (R, 
     /// Replaces the caller's `(deadline, fired)` by what `update` makes of
     /// it, returning what `update` returns.
     fn update<T>(update: impl FnOnce(&mut ScopeState) -> T) -> T {
-        match current_core() {
-            Some(core) => {
-                // SAFETY: the running task's core, on its runtime thread;
-                // released at once (`update` does not reach it).
-                let local = unsafe { core.as_ref().local() };
-                let mut state = (local.deadline, local.fired);
-                let r = update(&mut state);
-                (local.deadline, local.fired) = state;
-                r
-            }
-            None => {
+        let mut update = Some(update);
+        let in_task = with_current(|s, core| {
+            let local = core.local(s);
+            let mut state = (local.deadline.get(), local.fired.get());
+            let r = (update.take().expect("called once"))(&mut state);
+            local.deadline.set(state.0);
+            local.fired.set(state.1);
+            r
+        });
+        match (in_task, update) {
+            (Some(r), _) => r,
+            (None, Some(update)) => {
                 let mut state = (THREAD_DEADLINE.get(), THREAD_FIRED.get());
                 let r = update(&mut state);
                 THREAD_DEADLINE.set(state.0);
                 THREAD_FIRED.set(state.1);
                 r
             }
+            (None, None) => unreachable!("`update` runs in a task or outside"),
         }
     }
     /// Leaves the scope: restores the enclosing `(deadline, fired)`, and
@@ -673,12 +676,10 @@ pub(crate) fn shielded<R>(f: impl FnOnce() -> R) -> R {
     struct Unshield;
     impl Drop for Unshield {
         fn drop(&mut self) {
-            // SAFETY: on the runtime thread; released at once.
-            with_current(|_, core| unsafe { core.local().shield -= 1 });
+            with_current(|s, core| core.local(s).shield.update(|n| n - 1));
         }
     }
-    // SAFETY: as above.
-    let entered = with_current(|_, core| unsafe { core.local().shield += 1 });
+    let entered = with_current(|s, core| core.local(s).shield.update(|n| n + 1));
     let _unshield = entered.map(|()| Unshield);
     f()
 }
@@ -691,8 +692,7 @@ pub(crate) fn current_cancelled() -> bool {
 
 /// Whether the running task saw a blocking call fail with its cancellation.
 pub(crate) fn current_cancel_observed() -> bool {
-    // SAFETY: on the runtime thread; read and released at once.
-    with_current(|_, core| unsafe { core.local().cancel_observed }).unwrap_or(false)
+    with_current(|s, core| core.local(s).cancel_observed.get()).unwrap_or(false)
 }
 
 /// Un-marks a cancellation that `park` reported but the caller did not:
@@ -701,8 +701,7 @@ pub(crate) fn current_cancel_observed() -> bool {
 /// Only right after such a `park`: the cancellation cannot have been
 /// reported before, or the operation would have failed on entry.
 pub(crate) fn unobserve_cancel() {
-    // SAFETY: on the runtime thread; released at once.
-    with_current(|_, core| unsafe { core.local().cancel_observed = false });
+    with_current(|s, core| core.local(s).cancel_observed.set(false));
 }
 
 /// Whether the running task is being unwound by its runtime (shutdown):
@@ -719,13 +718,11 @@ pub(crate) fn without_deadline<R>(f: impl FnOnce() -> R) -> R {
     impl Drop for Restore {
         fn drop(&mut self) {
             if let Some(d) = self.0 {
-                // SAFETY: on the runtime thread; released at once.
-                with_current(|_, core| unsafe { core.local().deadline = d });
+                with_current(|s, core| core.local(s).deadline.set(d));
             }
         }
     }
-    // SAFETY: as above.
-    let prev = with_current(|_, core| unsafe { core.local().deadline.take() });
+    let prev = with_current(|s, core| core.local(s).deadline.take());
     let _restore = Restore(prev);
     f()
 }
@@ -735,19 +732,14 @@ pub(crate) fn without_deadline<R>(f: impl FnOnce() -> R) -> R {
 pub(crate) fn with_task_locals<R>(
     f: impl FnOnce(&mut crate::task::local::Locals) -> R,
 ) -> Option<R> {
-    // SAFETY: on the runtime thread; `f` does not reach `local` again.
-    with_current(|_, core| f(unsafe { &mut core.local().locals }))
+    with_current(|s, core| f(&mut core.local(s).locals.borrow_mut()))
 }
 
-/// The running task's running-generator slot (see `generator::Info`), if
-/// the caller is a task: valid while the task lives.
+/// The running task's frame slot (see `task::frame`), if the caller is a
+/// task: valid while the task lives.
 #[inline(always)]
-pub(crate) fn current_generator_slot() -> Option<*mut *const crate::generator::Info> {
-    let (_, core) = current_task_ptrs()?;
-    // SAFETY: the running task's core is live (see `current_task_ptrs`); the
-    // field's address is taken without making a reference, so it overlaps no
-    // `local()` borrow, and the generator code that uses it never holds one.
-    Some(unsafe { &raw mut (*core.as_ref().local.get()).generator })
+pub(crate) fn current_frame_slot() -> Option<*mut *const super::frame::Frame> {
+    with_current(|s, core| core.local(s).frame.as_ptr())
 }
 
 /// The running task's core, if the caller is a task.

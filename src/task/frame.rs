@@ -6,6 +6,7 @@
 //! task layer only gives every context its slot and counts task-local
 //! borrows on the frame that opened them. A task's slot lives in its
 //! thread-owned state, so it switches with the task at no cost.
+#![allow(unsafe_code)]
 
 use std::cell::Cell;
 use std::ptr;

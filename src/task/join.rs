@@ -1,4 +1,5 @@
 //! [`JoinHandle`]: the owned permission to wait for a task's result.
+#![allow(unsafe_code)]
 
 use std::fmt;
 use std::future::Future;

@@ -75,7 +75,7 @@ impl Scheduler {
     }
 
     /// Resumes one task until it suspends or ends.
-    fn run_task(&self, core: &Core) {
+    pub(crate) fn run_task(&self, core: &Core) {
         {
             // SAFETY: on the runtime thread; released before the resume.
             let local = unsafe { core.local() };
@@ -177,7 +177,7 @@ impl Scheduler {
         }
     }
 
-    fn drain_inject(&self) -> bool {
+    pub(crate) fn drain_inject(&self) -> bool {
         let woken = self.shared.inject.take();
         let any = !woken.is_empty();
         for task in woken {
@@ -186,7 +186,7 @@ impl Scheduler {
         any
     }
 
-    fn fire_timers(&self) {
+    pub(crate) fn fire_timers(&self) {
         let now = self.tick.get();
         loop {
             let expired = {

@@ -73,7 +73,7 @@
 
 mod addr;
 mod fd;
-mod io;
+pub(crate) mod io;
 mod options;
 mod sys;
 mod tcp_listener;

@@ -1,0 +1,249 @@
+//! The deterministic simulation (`corio::sim`): virtual time, the seeded
+//! scheduler, the simulated network, crashes and partitions, `check`.
+
+use std::io::{ErrorKind, Read, Write};
+use std::sync::atomic::Ordering::SeqCst;
+use std::time::Duration;
+
+use corio::net::{TcpListener, TcpStream, UdpSocket};
+use corio::sim::{Builder, Sim, SimError};
+
+#[test]
+fn virtual_time_jumps() {
+    let mut sim = Builder::new().seed(1).build();
+    sim.client("c", || {
+        let start = corio::time::now();
+        corio::time::sleep(Duration::from_secs(3600));
+        assert_eq!(corio::time::now() - start, Duration::from_secs(3600));
+    });
+    let wall = std::time::Instant::now();
+    sim.run().unwrap();
+    assert_eq!(sim.elapsed(), Duration::from_secs(3600));
+    assert!(wall.elapsed() < Duration::from_secs(30));
+}
+
+fn echo_scenario(sim: &mut Sim) {
+    sim.host("server", || -> std::io::Result<()> {
+        let listener = TcpListener::bind("0.0.0.0:7000")?;
+        loop {
+            let (mut s, _) = listener.accept()?;
+            let _echo = corio::spawn(move || {
+                let mut buf = [0; 64];
+                loop {
+                    match s.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => {
+                            if s.write_all(&buf[..n]).is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+            });
+        }
+    });
+    for c in 0..3 {
+        sim.client(format!("client{c}"), move || -> std::io::Result<()> {
+            let mut s = TcpStream::connect("server:7000")?;
+            for i in 0..5u8 {
+                s.write_all(&[c, i, 1, 2])?;
+                let mut buf = [0; 4];
+                s.read_exact(&mut buf)?;
+                assert_eq!(buf, [c, i, 1, 2]);
+            }
+            Ok(())
+        });
+    }
+}
+
+#[test]
+fn tcp_echo_and_same_seed_same_trace() {
+    let hash = |seed| {
+        let mut sim = Builder::new().seed(seed).build();
+        echo_scenario(&mut sim);
+        sim.run().unwrap();
+        (sim.trace_hash(), sim.elapsed())
+    };
+    assert_eq!(hash(5), hash(5));
+    assert_ne!(hash(5), hash(6));
+}
+
+#[test]
+fn udp_loss_and_timeouts() {
+    let mut sim = Builder::new().seed(9).loss(0.5).build();
+    sim.host("echo", || -> std::io::Result<()> {
+        let sock = UdpSocket::bind("0.0.0.0:9000")?;
+        let mut buf = [0; 16];
+        loop {
+            let (n, from) = sock.recv_from(&mut buf)?;
+            sock.send_to(&buf[..n], from)?;
+        }
+    });
+    sim.client("c", || -> std::io::Result<()> {
+        let sock = UdpSocket::bind("0.0.0.0:0")?;
+        sock.set_read_timeout(Some(Duration::from_millis(50)))?;
+        let mut timeouts = 0;
+        let mut buf = [0; 16];
+        for i in 0..20u8 {
+            loop {
+                sock.send_to(&[i], "echo:9000")?;
+                match sock.recv_from(&mut buf) {
+                    Ok((1, _)) if buf[0] == i => break,
+                    Ok(_) => continue, // a late echo of an earlier try
+                    Err(e) if e.kind() == ErrorKind::TimedOut => timeouts += 1,
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        assert!(timeouts > 0);
+        Ok(())
+    });
+    sim.run().unwrap();
+}
+
+#[test]
+fn client_failure_names_the_seed() {
+    let mut sim = Builder::new().seed(77).build();
+    sim.client("c", || -> Result<(), String> { Err("boom".into()) });
+    let err = sim.run().unwrap_err();
+    assert!(matches!(err, SimError::Failed { seed: 77, .. }));
+    let msg = err.to_string();
+    assert!(msg.contains("boom") && msg.contains("seed(77)"), "{msg}");
+}
+
+#[test]
+fn deadlock_is_reported() {
+    let mut sim = Builder::new().seed(1).build();
+    sim.client("c", || {
+        let (_tx, rx) = corio::sync::mpsc::channel::<u8>();
+        let _ = rx.recv();
+    });
+    assert!(matches!(sim.run(), Err(SimError::Deadlock { .. })));
+}
+
+#[test]
+fn connection_refused_and_unknown_host() {
+    let mut sim = Builder::new().build();
+    sim.host("h", || {});
+    sim.client("c", || {
+        assert_eq!(
+            TcpStream::connect("h:1").unwrap_err().kind(),
+            ErrorKind::ConnectionRefused
+        );
+        assert_eq!(
+            TcpStream::connect("nobody:1").unwrap_err().kind(),
+            ErrorKind::NotFound
+        );
+    });
+    sim.run().unwrap();
+}
+
+#[test]
+fn crash_resets_peers_and_restart_runs_the_host_again() {
+    let mut sim = Builder::new().seed(4).build();
+    sim.host("server", || -> std::io::Result<()> {
+        let listener = TcpListener::bind("0.0.0.0:80")?;
+        loop {
+            let (mut s, _) = listener.accept()?;
+            let _echo = corio::spawn(move || {
+                let mut b = [0; 1];
+                while s.read(&mut b).unwrap_or(0) == 1 {
+                    let _ = s.write_all(&b);
+                }
+            });
+        }
+    });
+    sim.client("c", || -> std::io::Result<()> {
+        let mut s = TcpStream::connect("server:80")?;
+        s.write_all(b"x")?;
+        let mut b = [0; 1];
+        s.read_exact(&mut b)?;
+        corio::sim::crash("server");
+        let err = s.read(&mut b).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::ConnectionReset);
+        assert_eq!(
+            TcpStream::connect("server:80").unwrap_err().kind(),
+            ErrorKind::ConnectionRefused
+        );
+        corio::sim::restart("server");
+        corio::time::sleep(Duration::from_millis(1));
+        let mut s = TcpStream::connect("server:80")?;
+        s.write_all(b"y")?;
+        s.read_exact(&mut b)?;
+        assert_eq!(&b, b"y");
+        Ok(())
+    });
+    sim.run().unwrap();
+}
+
+#[test]
+fn partition_holds_tcp_until_repair() {
+    let mut sim = Builder::new().seed(2).build();
+    sim.host("a", || -> std::io::Result<()> {
+        let l = TcpListener::bind("0.0.0.0:1")?;
+        let (mut s, _) = l.accept()?;
+        let mut b = [0; 1];
+        s.read_exact(&mut b)?;
+        s.write_all(&b)?;
+        corio::time::sleep(Duration::from_secs(1000));
+        Ok(())
+    });
+    sim.client("b", || -> std::io::Result<()> {
+        let mut s = TcpStream::connect("a:1")?;
+        corio::sim::partition("a", "b");
+        s.write_all(b"z")?;
+        let mut b = [0; 1];
+        let r = corio::time::timeout(Duration::from_secs(5), || s.read_exact(&mut b));
+        assert!(r.is_err(), "no reply across the partition");
+        corio::sim::repair("a", "b");
+        s.read_exact(&mut b)?;
+        assert_eq!(&b, b"z");
+        Ok(())
+    });
+    sim.run().unwrap();
+}
+
+#[test]
+fn files_are_not_simulated() {
+    let mut sim = Builder::new().build();
+    sim.client("c", || {
+        let err = corio::fs::read("/etc/hostname").unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Unsupported);
+        assert!(err.to_string().contains("not simulated"), "{err}");
+    });
+    sim.run().unwrap();
+}
+
+#[test]
+fn check_finds_an_ordering_bug_and_replays_it() {
+    let scenario = |sim: &mut Sim| {
+        sim.client("c", || -> Result<(), String> {
+            let n = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(1));
+            let (a, b) = (n.clone(), n.clone());
+            let h1 = corio::spawn(move || a.fetch_add(1, SeqCst));
+            let h2 = corio::spawn(move || b.store(b.load(SeqCst) * 10, SeqCst));
+            h1.join().unwrap();
+            h2.join().unwrap();
+            match n.load(SeqCst) {
+                20 => Ok(()),
+                other => Err(format!("got {other}")),
+            }
+        });
+    };
+    let failure = corio::sim::check(0..200, scenario).unwrap_err();
+    assert!(failure.message.contains("got 11"), "{failure}");
+    // Replaying the seed fails the same way.
+    let mut sim = Builder::new().seed(failure.seed).build();
+    scenario(&mut sim);
+    assert!(sim.run().is_err());
+}
+
+#[test]
+fn pct_schedule_runs() {
+    Builder::new()
+        .pct(3, 100)
+        .check(0..50, |sim| {
+            echo_scenario(sim);
+        })
+        .unwrap();
+}

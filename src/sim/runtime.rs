@@ -119,7 +119,9 @@ impl World {
     }
 
     /// The scheduler's spawn hook: the new task `key` belongs to the host
-    /// of its spawner.
+    /// of its spawner. Out of line, to keep the real spawn path short.
+    #[cold]
+    #[inline(never)]
     pub(crate) fn on_spawn(&self, key: u32) {
         let host = self.current_host.get();
         {

@@ -219,13 +219,14 @@ pub fn client(id: u32, primary_addr: &str, backup_addr: &str) -> Result<(), Stri
 /// The scenario: a primary, a backup and `CLIENTS` clients on a simulated
 /// network.
 pub fn scenario(sim: &mut Sim, bug: bool) {
-    sim.host("backup", || backup(TcpListener::bind("0.0.0.0:7001")?));
+    sim.host("backup", || Ok(backup(TcpListener::bind("0.0.0.0:7001")?)?));
     sim.host("primary", move || {
-        primary(TcpListener::bind("0.0.0.0:7000")?, "backup:7001", bug)
+        let listener = TcpListener::bind("0.0.0.0:7000")?;
+        Ok(primary(listener, "backup:7001", bug)?)
     });
     for id in 0..CLIENTS {
         sim.client(format!("client{id}"), move || {
-            client(id, "primary:7000", "backup:7001")
+            Ok(client(id, "primary:7000", "backup:7001")?)
         });
     }
 }

@@ -40,6 +40,7 @@ use crate::task::park::{Interrupt, TimeoutUnwind};
 ///     let start = corio::time::now();
 ///     corio::time::sleep(Duration::from_secs(60));
 ///     assert_eq!(corio::time::now() - start, Duration::from_secs(60));
+///     Ok(())
 /// });
 /// sim.run().unwrap();
 /// ```

@@ -15,6 +15,7 @@ fn virtual_time_jumps() {
         let start = corio::time::now();
         corio::time::sleep(Duration::from_secs(3600));
         assert_eq!(corio::time::now() - start, Duration::from_secs(3600));
+        Ok(())
     });
     let wall = std::time::Instant::now();
     sim.run().unwrap();
@@ -23,7 +24,7 @@ fn virtual_time_jumps() {
 }
 
 fn echo_scenario(sim: &mut Sim) {
-    sim.host("server", || -> std::io::Result<()> {
+    sim.host("server", || -> corio::sim::Result {
         let listener = TcpListener::bind("0.0.0.0:7000")?;
         loop {
             let (mut s, _) = listener.accept()?;
@@ -43,7 +44,7 @@ fn echo_scenario(sim: &mut Sim) {
         }
     });
     for c in 0..3 {
-        sim.client(format!("client{c}"), move || -> std::io::Result<()> {
+        sim.client(format!("client{c}"), move || -> corio::sim::Result {
             let mut s = TcpStream::connect("server:7000")?;
             for i in 0..5u8 {
                 s.write_all(&[c, i, 1, 2])?;
@@ -71,7 +72,7 @@ fn tcp_echo_and_same_seed_same_trace() {
 #[test]
 fn udp_loss_and_timeouts() {
     let mut sim = Builder::new().seed(9).loss(0.5).build();
-    sim.host("echo", || -> std::io::Result<()> {
+    sim.host("echo", || -> corio::sim::Result {
         let sock = UdpSocket::bind("0.0.0.0:9000")?;
         let mut buf = [0; 16];
         loop {
@@ -79,7 +80,7 @@ fn udp_loss_and_timeouts() {
             sock.send_to(&buf[..n], from)?;
         }
     });
-    sim.client("c", || -> std::io::Result<()> {
+    sim.client("c", || -> corio::sim::Result {
         let sock = UdpSocket::bind("0.0.0.0:0")?;
         sock.set_read_timeout(Some(Duration::from_millis(50)))?;
         let mut timeouts = 0;
@@ -91,7 +92,7 @@ fn udp_loss_and_timeouts() {
                     Ok((1, _)) if buf[0] == i => break,
                     Ok(_) => continue, // a late echo of an earlier try
                     Err(e) if e.kind() == ErrorKind::TimedOut => timeouts += 1,
-                    Err(e) => return Err(e),
+                    Err(e) => return Err(e.into()),
                 }
             }
         }
@@ -104,7 +105,7 @@ fn udp_loss_and_timeouts() {
 #[test]
 fn client_failure_names_the_seed() {
     let mut sim = Builder::new().seed(77).build();
-    sim.client("c", || -> Result<(), String> { Err("boom".into()) });
+    sim.client("c", || Err("boom".into()));
     let err = sim.run().unwrap_err();
     assert!(matches!(err, SimError::Failed { seed: 77, .. }));
     let msg = err.to_string();
@@ -117,6 +118,7 @@ fn deadlock_is_reported() {
     sim.client("c", || {
         let (_tx, rx) = corio::sync::mpsc::channel::<u8>();
         let _ = rx.recv();
+        Ok(())
     });
     assert!(matches!(sim.run(), Err(SimError::Deadlock { .. })));
 }
@@ -124,7 +126,7 @@ fn deadlock_is_reported() {
 #[test]
 fn connection_refused_and_unknown_host() {
     let mut sim = Builder::new().build();
-    sim.host("h", || {});
+    sim.host("h", || Ok(()));
     sim.client("c", || {
         assert_eq!(
             TcpStream::connect("h:1").unwrap_err().kind(),
@@ -134,6 +136,7 @@ fn connection_refused_and_unknown_host() {
             TcpStream::connect("nobody:1").unwrap_err().kind(),
             ErrorKind::NotFound
         );
+        Ok(())
     });
     sim.run().unwrap();
 }
@@ -141,7 +144,7 @@ fn connection_refused_and_unknown_host() {
 #[test]
 fn crash_resets_peers_and_restart_runs_the_host_again() {
     let mut sim = Builder::new().seed(4).build();
-    sim.host("server", || -> std::io::Result<()> {
+    sim.host("server", || -> corio::sim::Result {
         let listener = TcpListener::bind("0.0.0.0:80")?;
         loop {
             let (mut s, _) = listener.accept()?;
@@ -153,7 +156,7 @@ fn crash_resets_peers_and_restart_runs_the_host_again() {
             });
         }
     });
-    sim.client("c", || -> std::io::Result<()> {
+    sim.client("c", || -> corio::sim::Result {
         let mut s = TcpStream::connect("server:80")?;
         s.write_all(b"x")?;
         let mut b = [0; 1];
@@ -179,7 +182,7 @@ fn crash_resets_peers_and_restart_runs_the_host_again() {
 #[test]
 fn partition_holds_tcp_until_repair() {
     let mut sim = Builder::new().seed(2).build();
-    sim.host("a", || -> std::io::Result<()> {
+    sim.host("a", || -> corio::sim::Result {
         let l = TcpListener::bind("0.0.0.0:1")?;
         let (mut s, _) = l.accept()?;
         let mut b = [0; 1];
@@ -188,7 +191,7 @@ fn partition_holds_tcp_until_repair() {
         corio::time::sleep(Duration::from_secs(1000));
         Ok(())
     });
-    sim.client("b", || -> std::io::Result<()> {
+    sim.client("b", || -> corio::sim::Result {
         let mut s = TcpStream::connect("a:1")?;
         corio::sim::partition("a", "b");
         s.write_all(b"z")?;
@@ -210,6 +213,7 @@ fn files_are_not_simulated() {
         let err = corio::fs::read("/etc/hostname").unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Unsupported);
         assert!(err.to_string().contains("not simulated"), "{err}");
+        Ok(())
     });
     sim.run().unwrap();
 }
@@ -217,7 +221,7 @@ fn files_are_not_simulated() {
 #[test]
 fn check_finds_an_ordering_bug_and_replays_it() {
     let scenario = |sim: &mut Sim| {
-        sim.client("c", || -> Result<(), String> {
+        sim.client("c", || {
             let n = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(1));
             let (a, b) = (n.clone(), n.clone());
             let h1 = corio::spawn(move || a.fetch_add(1, SeqCst));
@@ -226,7 +230,7 @@ fn check_finds_an_ordering_bug_and_replays_it() {
             h2.join().unwrap();
             match n.load(SeqCst) {
                 20 => Ok(()),
-                other => Err(format!("got {other}")),
+                other => Err(format!("got {other}").into()),
             }
         });
     };
@@ -246,4 +250,50 @@ fn pct_schedule_runs() {
             echo_scenario(sim);
         })
         .unwrap();
+}
+
+#[test]
+fn step_crash_between_steps_and_run_again() {
+    let mut sim = Builder::new().seed(1).build();
+    sim.host("h", || {
+        corio::time::sleep(Duration::from_secs(1000));
+        Ok(())
+    });
+    sim.client("c", || {
+        corio::time::sleep(Duration::from_secs(10));
+        Ok(())
+    });
+    assert!(!sim.step().unwrap());
+    sim.crash("h");
+    sim.run().unwrap();
+    assert_eq!(sim.elapsed(), Duration::from_secs(10));
+    // Every client has finished: a second run returns at once.
+    sim.run().unwrap();
+}
+
+#[test]
+fn dropping_a_sim_that_never_ran_unwinds_its_tasks() {
+    struct Flag(std::sync::Arc<std::sync::atomic::AtomicBool>);
+    impl Drop for Flag {
+        fn drop(&mut self) {
+            self.0.store(true, SeqCst);
+        }
+    }
+    let dropped = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut sim = Builder::new().build();
+    let d = dropped.clone();
+    sim.host("h", move || {
+        let _flag = Flag(d.clone());
+        let _l = TcpListener::bind("0.0.0.0:1").unwrap();
+        corio::time::sleep(Duration::from_secs(100));
+        Ok(())
+    });
+    sim.client("c", || {
+        corio::time::sleep(Duration::from_secs(10));
+        Ok(())
+    });
+    assert!(!sim.step().unwrap());
+    assert!(!dropped.load(SeqCst));
+    drop(sim);
+    assert!(dropped.load(SeqCst));
 }

@@ -44,6 +44,7 @@ pub struct CheckFailure {
 ///         let a = corio::spawn(|| 1);
 ///         let b = corio::spawn(|| 2);
 ///         assert_eq!(a.join().unwrap() + b.join().unwrap(), 3);
+///         Ok(())
 ///     });
 /// })
 /// .unwrap();
@@ -83,16 +84,16 @@ impl Builder {
     /// let failure = corio::sim::Builder::new()
     ///     .latency(Duration::from_millis(1)..Duration::from_millis(50))
     ///     .check(0..50, |sim| {
-    ///         sim.client("c", || -> Result<(), String> {
+    ///         sim.client("c", || {
     ///             let n = corio::sync::Mutex::new(0);
     ///             corio::scope(|s| {
-    ///                 s.spawn(|| *n.lock().unwrap() += 1);
-    ///                 s.spawn(|| *n.lock().unwrap() *= 10);
+    ///                 s.spawn(|| *n.lock() += 1);
+    ///                 s.spawn(|| *n.lock() *= 10);
     ///             });
     ///             // Fails for the seeds that run the multiplication first.
-    ///             match *n.lock().unwrap() {
+    ///             match *n.lock() {
     ///                 10 => Ok(()),
-    ///                 other => Err(format!("got {other}")),
+    ///                 other => Err(format!("got {other}").into()),
     ///             }
     ///         });
     ///     })

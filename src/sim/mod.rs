@@ -30,7 +30,7 @@
 //! use corio::net::UdpSocket;
 //!
 //! let mut sim = corio::sim::Builder::new().seed(3).loss(0.3).build();
-//! sim.host("echo", || -> std::io::Result<()> {
+//! sim.host("echo", || {
 //!     let sock = UdpSocket::bind("0.0.0.0:9000")?;
 //!     let mut buf = [0; 64];
 //!     loop {
@@ -38,7 +38,7 @@
 //!         sock.send_to(&buf[..n], from)?;
 //!     }
 //! });
-//! sim.client("pinger", || -> std::io::Result<()> {
+//! sim.client("pinger", || {
 //!     let sock = UdpSocket::bind("0.0.0.0:0")?;
 //!     sock.set_read_timeout(Some(Duration::from_millis(100)))?;
 //!     let mut buf = [0; 64];
@@ -47,7 +47,7 @@
 //!         match sock.recv_from(&mut buf) {
 //!             Ok((n, _)) => return Ok(assert_eq!(&buf[..n], b"ping")),
 //!             Err(e) if e.kind() == std::io::ErrorKind::TimedOut => continue,
-//!             Err(e) => return Err(e),
+//!             Err(e) => return Err(e.into()),
 //!         }
 //!     }
 //! });
@@ -65,7 +65,7 @@ mod rng;
 mod runtime;
 mod socket;
 
-pub use check::{CheckFailure, check};
+pub use check::{CheckFailure, SEED_VAR, check};
 pub use config::Builder;
 pub use runtime::Sim;
 
@@ -77,11 +77,12 @@ pub(crate) mod sock {
     pub(crate) use super::socket::{bind, connect, resolve, world};
 }
 
-/// The result a host's or client's body may return: `Ok(())`, or any error.
+/// What a host's or client's body returns (as in turmoil): `Ok(())`, or
+/// any error, which fails the run.
 pub type Result<T = (), E = Box<dyn std::error::Error>> = std::result::Result<T, E>;
 
-/// What a host's or client's body returns: `()` (a panic is the only
-/// failure) or a `Result` whose error is shown when the run fails.
+/// What a [`check`] scenario returns: `()` (a panic is the only failure)
+/// or a `Result` (such as [`Sim::run`]'s) whose error fails the seed.
 pub trait Outcome: 'static {
     /// `Err` with a description if this result is a failure.
     ///
@@ -217,7 +218,10 @@ pub fn repair(a: &str, b: &str) {
 /// ```
 /// assert!(!corio::sim::is_simulated());
 /// let mut sim = corio::sim::Builder::new().build();
-/// sim.client("c", || assert!(corio::sim::is_simulated()));
+/// sim.client("c", || {
+///     assert!(corio::sim::is_simulated());
+///     Ok(())
+/// });
 /// sim.run().unwrap();
 /// ```
 pub fn is_simulated() -> bool {

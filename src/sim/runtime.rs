@@ -414,11 +414,11 @@ impl World {
 /// use corio::net::{TcpListener, TcpStream};
 ///
 /// let mut sim = corio::sim::Builder::new().seed(1).build();
-/// sim.host("server", || -> std::io::Result<()> {
+/// sim.host("server", || {
 ///     let listener = TcpListener::bind("0.0.0.0:7000")?;
 ///     loop {
 ///         let (mut s, _) = listener.accept()?;
-///         corio::spawn(move || {
+///         let _echo = corio::spawn(move || {
 ///             let mut buf = [0; 4];
 ///             s.read_exact(&mut buf).unwrap();
 ///             s.write_all(&buf).unwrap();
@@ -438,7 +438,9 @@ impl World {
 /// ```
 pub struct Sim {
     world: Rc<World>,
-    // Dropped before `_live`: its shutdown still reads the virtual clock.
+    // Dropped before `_live`: the scheduler's drop unwinds the tasks still
+    // alive (a simulation never run, or stepped and dropped), whose
+    // destructors still see the simulation through it.
     scheduler: Scheduler,
     ran: bool,
     _live: Live,
@@ -538,15 +540,15 @@ impl Sim {
     /// it by name, as in `"name:port"`) running `f` — a server, usually,
     /// that runs until the simulation ends. [`restart`](Self::restart)
     /// runs `f` again, which is why it is `Fn`. A host whose `f` returns an
-    /// error or panics fails the run.
+    /// error or panics fails the run. As in turmoil, `f` returns
+    /// [`corio::sim::Result`](super::Result), so `?` takes any error.
     ///
     /// # Panics
     ///
     /// If a host or client of that name exists.
-    pub fn host<F, R>(&mut self, name: impl Into<String>, f: F)
+    pub fn host<F>(&mut self, name: impl Into<String>, f: F)
     where
-        F: Fn() -> R + 'static,
-        R: Outcome,
+        F: Fn() -> super::Result + 'static,
     {
         let body: HostBody = Rc::new(move || f().into_outcome());
         self.add(name.into(), false, Some(body), None);
@@ -559,10 +561,9 @@ impl Sim {
     /// # Panics
     ///
     /// If a host or client of that name exists.
-    pub fn client<F, R>(&mut self, name: impl Into<String>, f: F)
+    pub fn client<F>(&mut self, name: impl Into<String>, f: F)
     where
-        F: FnOnce() -> R + 'static,
-        R: Outcome,
+        F: FnOnce() -> super::Result + 'static,
     {
         let body: ClientBody = Box::new(move || f().into_outcome());
         self.add(name.into(), true, None, Some(body));
@@ -579,6 +580,7 @@ impl Sim {
     /// the seed and how to replay it; it is also printed on stderr.
     pub fn run(&mut self) -> Result<(), SimError> {
         self.ran = true;
+        self.world.dirty.set(true);
         crate::overflow::install();
         let result = {
             let _enter = self.scheduler.enter();
@@ -760,16 +762,5 @@ impl World {
             .filter(|h| h.client && !h.done)
             .map(|h| h.name.clone())
             .collect()
-    }
-}
-
-impl Drop for Sim {
-    fn drop(&mut self) {
-        // Unwind what is left with the simulation still in place, so the
-        // tasks' destructors see their sockets and the virtual clock.
-        if !self.scheduler.tasks.borrow().is_empty() {
-            let _enter = self.scheduler.enter();
-            self.scheduler.shutdown();
-        }
     }
 }

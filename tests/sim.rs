@@ -210,9 +210,25 @@ fn partition_holds_tcp_until_repair() {
 fn files_are_not_simulated() {
     let mut sim = Builder::new().build();
     sim.client("c", || {
-        let err = corio::fs::read("/etc/hostname").unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::Unsupported);
-        assert!(err.to_string().contains("not simulated"), "{err}");
+        let not_simulated = |err: std::io::Error| {
+            assert_eq!(err.kind(), ErrorKind::Unsupported);
+            assert!(err.to_string().contains("not simulated"), "{err}");
+            assert!(matches!(
+                err.get_ref().and_then(|e| e.downcast_ref::<corio::Error>()),
+                Some(corio::Error::NotSimulated { .. })
+            ));
+        };
+        not_simulated(corio::fs::read("/etc/hostname").unwrap_err());
+        not_simulated(corio::process::Command::new("true").status().unwrap_err());
+        not_simulated(corio::signal::Signals::new([10]) /* SIGUSR1 on Linux; refused before it is looked at */.unwrap_err());
+        not_simulated(
+            corio::net::unix::UnixStream::pair()
+                .and_then(|(a, _)| {
+                    use std::io::Read;
+                    (&a).read(&mut [0; 1])
+                })
+                .unwrap_err(),
+        );
         Ok(())
     });
     sim.run().unwrap();
@@ -296,4 +312,94 @@ fn dropping_a_sim_that_never_ran_unwinds_its_tasks() {
     assert!(!dropped.load(SeqCst));
     drop(sim);
     assert!(dropped.load(SeqCst));
+}
+
+#[test]
+fn datagrams_are_reordered_by_their_latencies() {
+    let mut sim = Builder::new()
+        .seed(11)
+        .latency(Duration::from_millis(1)..Duration::from_millis(50))
+        .build();
+    sim.host("rx", || {
+        let sock = UdpSocket::bind("0.0.0.0:5000")?;
+        let (_, tx) = sock.recv_from(&mut [0; 1])?; // the client's hello
+        let mut got = Vec::new();
+        let mut buf = [0; 1];
+        for _ in 0..50 {
+            sock.recv_from(&mut buf)?;
+            got.push(buf[0]);
+        }
+        let sorted = got.windows(2).all(|w| w[0] < w[1]);
+        sock.send_to(&[u8::from(sorted)], tx)?;
+        Ok(())
+    });
+    sim.client("tx", || {
+        let sock = UdpSocket::bind("0.0.0.0:0")?;
+        sock.send_to(&[0], "rx:5000")?;
+        corio::time::sleep(Duration::from_millis(100));
+        for i in 0..50u8 {
+            sock.send_to(&[i], "rx:5000")?;
+        }
+        let mut sorted = [9];
+        sock.recv_from(&mut sorted)?;
+        assert_eq!(sorted, [0], "50 datagrams arrived in the order sent");
+        Ok(())
+    });
+    sim.run().unwrap();
+}
+
+#[test]
+fn reset_knob_resets_connections() {
+    let mut sim = Builder::new().reset(1.0).build();
+    sim.host("s", || {
+        let l = TcpListener::bind("0.0.0.0:1")?;
+        let (mut s, _) = l.accept()?;
+        let err = s.read(&mut [0; 1]).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::ConnectionReset);
+        Ok(())
+    });
+    sim.client("c", || {
+        let mut s = TcpStream::connect("s:1")?;
+        s.write_all(b"x")?;
+        let err = s.read(&mut [0; 1]).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::ConnectionReset);
+        Ok(())
+    });
+    sim.run().unwrap();
+}
+
+#[test]
+fn time_limit_stops_a_run_that_never_ends() {
+    let mut sim = Builder::new()
+        .seed(5)
+        .time_limit(Duration::from_secs(60))
+        .build();
+    sim.client("c", || {
+        loop {
+            corio::time::sleep(Duration::from_secs(1));
+        }
+    });
+    let err = sim.run().unwrap_err();
+    assert!(matches!(err, SimError::TimeLimit { seed: 5, .. }), "{err}");
+    assert!(err.to_string().contains("seed(5)"));
+}
+
+#[test]
+fn pct_finds_the_ordering_bug() {
+    let failure = Builder::new()
+        .pct(2, 10)
+        .check(0..200, |sim| {
+            sim.client("c", || {
+                let n = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(1));
+                let (a, b) = (n.clone(), n.clone());
+                let h1 = corio::spawn(move || a.fetch_add(1, SeqCst));
+                let h2 = corio::spawn(move || b.store(b.load(SeqCst) * 10, SeqCst));
+                h1.join().unwrap();
+                h2.join().unwrap();
+                assert_eq!(n.load(SeqCst), 20);
+                Ok(())
+            });
+        })
+        .unwrap_err();
+    assert!(failure.message.contains("panicked"), "{failure}");
 }

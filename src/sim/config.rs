@@ -66,7 +66,7 @@ impl Default for Builder {
                 reset: 0.0,
                 limit: Duration::from_secs(24 * 3600),
                 schedule: Schedule::Random,
-                stack_size: 256 * 1024,
+                stack_size: crate::stack::DEFAULT_STACK_SIZE,
                 quiet: false,
             },
         }
@@ -138,7 +138,8 @@ impl Builder {
         self
     }
 
-    /// The stack size of the simulation's tasks (default 256 KiB).
+    /// The stack size of the simulation's tasks (default
+    /// [`DEFAULT_STACK_SIZE`](crate::stack::DEFAULT_STACK_SIZE), as in a runtime).
     pub fn stack_size(mut self, bytes: usize) -> Builder {
         self.cfg.stack_size = bytes;
         self

@@ -9,6 +9,11 @@
 //! deadline did interrupt an operation; a closure that finished without
 //! being interrupted returns its value, even after the deadline, so no
 //! data an operation took is lost.
+//!
+//! Every deadline here reads corio's clock, [`now`]: the real time, or the
+//! virtual time inside a [`sim`](crate::sim) simulation. `Instant` is
+//! std's; code meant to run in a simulation takes its instants from
+//! [`now`] rather than `Instant::now()`.
 
 use std::fmt;
 use std::io;

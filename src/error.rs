@@ -92,6 +92,17 @@ pub enum Error {
          move sockets between runtimes before they are used, or through into_std/from_std"
     )]
     WrongRuntime,
+    /// An operation a [`sim`](crate::sim) simulation cannot model (files,
+    /// processes, signals, Unix sockets) was called inside one: it would
+    /// make the run depend on the real machine.
+    #[error(
+        "{operation} is not simulated: inside a corio::sim simulation only the clock, \
+         tasks, sync and TCP/UDP networking are (see docs/simulation.md)"
+    )]
+    NotSimulated {
+        /// What was called.
+        operation: &'static str,
+    },
     /// An operating-system error.
     #[error(transparent)]
     Io(#[from] io::Error),
@@ -123,6 +134,7 @@ impl From<Error> for io::Error {
             Error::OutOfMemory { .. } => io::Error::new(io::ErrorKind::OutOfMemory, err),
             Error::MapLimit { .. } => io::Error::new(io::ErrorKind::OutOfMemory, err),
             Error::InvalidStackSize { .. } => io::Error::new(io::ErrorKind::InvalidInput, err),
+            Error::NotSimulated { .. } => io::Error::new(io::ErrorKind::Unsupported, err),
             other => io::Error::other(other),
         }
     }

@@ -213,7 +213,17 @@ impl LazyRegistration {
         let registered = lazy::get_or_make(
             &self.0,
             |r| ptr::eq(Arc::as_ptr(&r.runtime), runtime),
-            || Registration::new(fd).map(|r| r.expect("a task runs inside its runtime")),
+            || {
+                // A simulation never polls the OS: a wait on a real fd
+                // would never end.
+                if crate::sim::in_sim() {
+                    return Err(crate::Error::NotSimulated {
+                        operation: "IO on a real file descriptor (Unix sockets, pipes)",
+                    }
+                    .into());
+                }
+                Registration::new(fd).map(|r| r.expect("a task runs inside its runtime"))
+            },
         )?;
         registered.ok_or_else(|| crate::Error::WrongRuntime.into())
     }

@@ -173,6 +173,7 @@ mod reactor;
 pub mod runtime;
 mod scheduler;
 pub mod signal;
+pub mod sim;
 pub mod stack;
 pub mod sync;
 pub mod task;

@@ -73,7 +73,8 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    if !in_task() {
+    // In a simulation: inline, so the run stays on its one thread.
+    if !in_task() || crate::sim::in_sim() {
         return f();
     }
     if let Err(i) = crate::task::park::check_current(None) {
@@ -138,6 +139,12 @@ where
     F: FnOnce() -> io::Result<T> + Send + 'static,
     T: Send + 'static,
 {
+    if crate::sim::in_sim() {
+        return Err(crate::Error::NotSimulated {
+            operation: "the file system (or another blocking-pool operation)",
+        }
+        .into());
+    }
     if !in_task() {
         return f();
     }

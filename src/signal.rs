@@ -105,6 +105,12 @@ impl Signals {
     where
         I: IntoIterator<Item = c_int>,
     {
+        if crate::sim::in_sim() {
+            return Err(crate::Error::NotSimulated {
+                operation: "signal handling",
+            }
+            .into());
+        }
         let signals: Vec<c_int> = signals.into_iter().collect();
         for &s in &signals {
             check(s)?;

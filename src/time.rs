@@ -9,6 +9,11 @@
 //! deadline did interrupt an operation; a closure that finished without
 //! being interrupted returns its value, even after the deadline, so no
 //! data an operation took is lost.
+//!
+//! Every deadline here reads corio's clock, [`now`]: the real time, or the
+//! virtual time inside a [`sim`](crate::sim) simulation. `Instant` is
+//! std's; code meant to run in a simulation takes its instants from
+//! [`now`] rather than `Instant::now()`.
 
 use std::fmt;
 use std::io;
@@ -21,6 +26,33 @@ pub use interval::{Interval, MissedTickBehavior, interval, interval_at};
 
 use crate::task::WaitReason;
 use crate::task::park::{Interrupt, TimeoutUnwind};
+
+/// The time by corio's clock: inside a [`sim`](crate::sim) simulation the
+/// virtual time, elsewhere `Instant::now()`.
+///
+/// Every deadline corio computes (`sleep`, `timeout`, socket timeouts,
+/// intervals) reads this clock. Code meant to run in a simulation reads
+/// it too, and measures with `now() - start` (or
+/// `now().duration_since(start)`) rather than `Instant::elapsed`, which
+/// reads the real clock. Outside a simulation it costs one relaxed atomic
+/// load more than `Instant::now()`.
+///
+/// ```
+/// use std::time::Duration;
+///
+/// let mut sim = corio::sim::Builder::new().build();
+/// sim.client("c", || {
+///     let start = corio::time::now();
+///     corio::time::sleep(Duration::from_secs(60));
+///     assert_eq!(corio::time::now() - start, Duration::from_secs(60));
+///     Ok(())
+/// });
+/// sim.run().unwrap();
+/// ```
+#[inline]
+pub fn now() -> Instant {
+    crate::sim::now()
+}
 
 /// Suspends the current task for at least `dur` (outside a task, sleeps the
 /// thread).
@@ -37,7 +69,7 @@ use crate::task::park::{Interrupt, TimeoutUnwind};
 /// });
 /// ```
 pub fn sleep(dur: Duration) {
-    match Instant::now().checked_add(dur) {
+    match crate::time::now().checked_add(dur) {
         Some(at) => sleep_until(at),
         None => sleep_until_or_forever(None),
     }
@@ -67,15 +99,16 @@ fn sleep_until_or_forever(deadline: Option<Instant>) {
 /// [`timed_out_at`](crate::task::park::timed_out_at)).
 pub(crate) fn pause_until(at: Option<Instant>, wait: WaitReason) -> Result<(), Interrupt> {
     loop {
-        if at.is_some_and(|at| Instant::now() >= at) {
+        if at.is_some_and(|at| crate::time::now() >= at) {
             return Ok(());
         }
         match crate::task::park::park(wait, at) {
             Ok(()) => {}
             // Our own deadline: the pause is over.
             Err(Interrupt::TimedOut)
-                if at.is_some_and(|at| Instant::now() >= at)
-                    && crate::task::park::current_deadline().is_none_or(|d| Instant::now() < d) =>
+                if at.is_some_and(|at| crate::time::now() >= at)
+                    && crate::task::park::current_deadline()
+                        .is_none_or(|d| crate::time::now() < d) =>
             {
                 return Ok(());
             }
@@ -87,7 +120,7 @@ pub(crate) fn pause_until(at: Option<Instant>, wait: WaitReason) -> Result<(), I
 /// The deadline `timeout` from now; `None` (never) if it overflows: how
 /// every `*_timeout` call turns its duration into a deadline.
 pub(crate) fn deadline_after(timeout: Duration) -> Option<Instant> {
-    Instant::now().checked_add(timeout)
+    crate::time::now().checked_add(timeout)
 }
 
 /// The error of a [`timeout`] whose deadline passed.
@@ -149,7 +182,7 @@ impl From<Elapsed> for io::Error {
 /// });
 /// ```
 pub fn timeout<T>(dur: Duration, f: impl FnOnce() -> T) -> Result<T, Elapsed> {
-    let Some(deadline) = Instant::now().checked_add(dur) else {
+    let Some(deadline) = crate::time::now().checked_add(dur) else {
         return Ok(f());
     };
     timeout_at(deadline, f)

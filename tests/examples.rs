@@ -17,6 +17,7 @@ const EXAMPLES: &[&str] = &[
     "echo_server",
     "http_get",
     "http_server",
+    "sim_kv",
     "tls_echo",
     "tour",
     "websocket",
@@ -372,6 +373,41 @@ fn http_get_times_out_and_names_the_address() {
     assert_readable_error(&out, &format!("cannot connect to 127.0.0.1:{port}"));
     let out = output("http_get", &["https://example.com/"]);
     assert_readable_error(&out, "only http:// URLs are supported");
+}
+
+/// The `trace_hash` a run of the simulation example `sim_kv` prints.
+fn sim_kv_trace(args: &[&str]) -> String {
+    let out = String::from_utf8(output("sim_kv", args).stdout).unwrap();
+    let hash = out
+        .split("trace_hash: ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("{out}"));
+    hash.split(';').next().unwrap().to_owned()
+}
+
+#[test]
+fn sim_kv_same_seed_same_trace() {
+    for args in [&["--seed", "7"][..], &["--seed", "1", "--bug"][..]] {
+        let (a, b) = (sim_kv_trace(args), sim_kv_trace(args));
+        assert_eq!(a, b, "sim_kv {args:?} ran differently twice");
+    }
+    assert_ne!(
+        sim_kv_trace(&["--seed", "7"]),
+        sim_kv_trace(&["--seed", "8"])
+    );
+}
+
+#[test]
+fn sim_kv_finds_the_bug_and_names_the_seed() {
+    let out = output("sim_kv", &["--bug", "--seeds", "1000"]);
+    assert!(!out.status.success());
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(stdout.contains("read-your-writes violated"), "{stdout}");
+    assert!(
+        stdout.contains("replay: cargo run --example sim_kv -- --bug --seed "),
+        "{stdout}"
+    );
+    run("sim_kv", &["--seeds", "200"]);
 }
 
 #[test]

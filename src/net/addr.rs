@@ -167,6 +167,21 @@ pub(crate) fn resolve<A: ToSocketAddrs + ?Sized>(addr: &A) -> io::Result<Vec<Soc
     }
     match addr.to_resolve() {
         Resolve::Ready(r) => r,
+        // Inside a simulation, names are the simulated hosts'.
+        lookup_needed if crate::sim::is_simulated() => {
+            let (host, port) = match lookup_needed {
+                Resolve::LookupPort(h, p) => (h, p),
+                Resolve::Lookup(s) => {
+                    let invalid =
+                        || io::Error::new(io::ErrorKind::InvalidInput, "invalid socket address");
+                    let (h, p) = s.rsplit_once(':').ok_or_else(invalid)?;
+                    (h.to_owned(), p.parse().map_err(|_| invalid())?)
+                }
+                Resolve::Ready(r) => return r,
+            };
+            let world = crate::sim::sock::world().expect("checked above");
+            crate::sim::sock::resolve(&world, &host, port)
+        }
         // On the blocking pool in a task (a cancellation or an expired
         // `timeout` stops the wait); outside a task, blocking the thread is
         // what the caller asked for.

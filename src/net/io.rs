@@ -58,10 +58,10 @@ impl Options {
         }
     }
 
-    fn deadline(&self, dir: Direction) -> Option<Instant> {
+    pub(crate) fn deadline(&self, dir: Direction) -> Option<Instant> {
         match self.slot(dir).load(Ordering::Relaxed) {
             0 => None,
-            n => Instant::now().checked_add(Duration::from_nanos(n)),
+            n => crate::time::now().checked_add(Duration::from_nanos(n)),
         }
     }
 
@@ -69,7 +69,7 @@ impl Options {
         self.nonblocking.store(on, Ordering::Relaxed);
     }
 
-    fn is_nonblocking(&self) -> bool {
+    pub(crate) fn is_nonblocking(&self) -> bool {
         self.nonblocking.load(Ordering::Relaxed)
     }
 }
@@ -259,12 +259,41 @@ impl<S: AsFd> Io<S> {
     }
 }
 
+/// The simulated socket behind a stream, if it was made inside a
+/// [`sim`](crate::sim) simulation (only TCP streams can be).
+pub(crate) trait SimHandle {
+    fn sim(&self) -> Option<&crate::sim::SimSocket> {
+        None
+    }
+}
+
+/// A read through `sim`, for the `Read` impls below.
+pub(crate) fn sim_read_vectored(
+    sim: &crate::sim::SimSocket,
+    opts: &Options,
+    bufs: &mut [io::IoSliceMut<'_>],
+) -> io::Result<usize> {
+    let mut slices: Vec<&mut [u8]> = bufs.iter_mut().map(|b| &mut **b).collect();
+    sim.stream_read(opts, &mut slices, false, false)
+}
+
+/// A write through `sim`, for the `Write` impls below.
+pub(crate) fn sim_write_vectored(
+    sim: &crate::sim::SimSocket,
+    bufs: &[io::IoSlice<'_>],
+) -> io::Result<usize> {
+    sim.write(bufs.iter().flat_map(|b| b.iter().copied()).collect())
+}
+
 /// `Read` and `Write` for a stream type `$t` (with an `io: Io<_>` field
 /// whose socket implements them for `&S`) and for `&$t`.
 macro_rules! stream_read_write {
     ($t:ty) => {
         impl ::std::io::Read for &$t {
             fn read(&mut self, buf: &mut [u8]) -> ::std::io::Result<usize> {
+                if let Some(sim) = $crate::net::io::SimHandle::sim(*self) {
+                    return sim.stream_read(self.io.options(), &mut [buf], false, false);
+                }
                 let len = buf.len();
                 self.io.stream_op($crate::task::Direction::Read, len, |s| {
                     ::std::io::Read::read(&mut &*s, buf)
@@ -275,6 +304,9 @@ macro_rules! stream_read_write {
                 &mut self,
                 bufs: &mut [::std::io::IoSliceMut<'_>],
             ) -> ::std::io::Result<usize> {
+                if let Some(sim) = $crate::net::io::SimHandle::sim(*self) {
+                    return $crate::net::io::sim_read_vectored(sim, self.io.options(), bufs);
+                }
                 let len = bufs.iter().map(|b| b.len()).sum();
                 self.io.stream_op($crate::task::Direction::Read, len, |s| {
                     ::std::io::Read::read_vectored(&mut &*s, bufs)
@@ -297,6 +329,9 @@ macro_rules! stream_read_write {
 
         impl ::std::io::Write for &$t {
             fn write(&mut self, buf: &[u8]) -> ::std::io::Result<usize> {
+                if let Some(sim) = $crate::net::io::SimHandle::sim(*self) {
+                    return sim.write(buf.to_vec());
+                }
                 self.io
                     .stream_op($crate::task::Direction::Write, buf.len(), |s| {
                         ::std::io::Write::write(&mut &*s, buf)
@@ -307,6 +342,9 @@ macro_rules! stream_read_write {
                 &mut self,
                 bufs: &[::std::io::IoSlice<'_>],
             ) -> ::std::io::Result<usize> {
+                if let Some(sim) = $crate::net::io::SimHandle::sim(*self) {
+                    return $crate::net::io::sim_write_vectored(sim, bufs);
+                }
                 let len = bufs.iter().map(|b| b.len()).sum();
                 self.io.stream_op($crate::task::Direction::Write, len, |s| {
                     ::std::io::Write::write_vectored(&mut &*s, bufs)

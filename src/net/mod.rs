@@ -39,6 +39,9 @@
 //!   sockets to another runtime before any task waits on them (a freshly
 //!   accepted stream is not registered yet), or pass them through
 //!   `into_std`/`from_std`.
+//! * **Simulation.** Inside a [`sim`](crate::sim) simulation the same
+//!   types run over an in-memory network (host names resolve to the
+//!   simulated hosts); see `docs/simulation.md` for what is modelled.
 //! * **Readiness API.** `readable()`/`writable()` wait without doing IO;
 //!   `try_read`/`try_write` (`try_recv`/`try_send` for datagrams) do IO
 //!   without waiting — for protocol code that manages its own buffers.
@@ -73,7 +76,7 @@
 
 mod addr;
 mod fd;
-mod io;
+pub(crate) mod io;
 mod options;
 mod sys;
 mod tcp_listener;

@@ -91,7 +91,7 @@ pub(crate) fn pause_until(at: Instant, wait: WaitReason) -> io::Result<()> {
         Ok(()) => Ok(()),
         // The scope's, by the real clock, though maybe not yet by the
         // loop's that `park` compared: record it as the scope's.
-        Err(Interrupt::TimedOut) => Err(crate::task::park::timed_out_at(Instant::now()).into()),
+        Err(Interrupt::TimedOut) => Err(crate::task::park::timed_out_at(crate::time::now()).into()),
         Err(i) => Err(i.into()),
     }
 }
@@ -129,7 +129,7 @@ impl Backoff {
             Some((_, d)) => (d * 2).min(Self::MAX),
             None => Self::FIRST,
         };
-        *st = Some((Instant::now() + delay, delay));
+        *st = Some((crate::time::now() + delay, delay));
         self.armed.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 

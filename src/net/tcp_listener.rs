@@ -13,6 +13,7 @@ use super::io::Io;
 use super::sys::{self, Backoff};
 use super::tcp_stream::TcpStream;
 use crate::error::io_with_limit;
+use crate::sim::SimSocket;
 use crate::task::Direction;
 
 /// A TCP server socket, like [`std::net::TcpListener`], whose
@@ -64,6 +65,9 @@ use crate::task::Direction;
 pub struct TcpListener {
     pub(crate) io: Io<std::net::TcpListener>,
     backoff: Backoff,
+    /// Inside a simulation, the simulated listener (`io` then holds an
+    /// unbound placeholder socket).
+    sim: Option<SimSocket>,
 }
 
 impl TcpListener {
@@ -71,6 +75,7 @@ impl TcpListener {
         TcpListener {
             io: Io::new(l),
             backoff: Backoff::default(),
+            sim: None,
         }
     }
 
@@ -110,14 +115,24 @@ impl TcpListener {
 
     /// The local address the listener is bound to.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        if let Some(sim) = &self.sim {
+            return sim.local_addr();
+        }
         self.io.get().local_addr()
     }
 
     /// A new handle to the same listening socket (a `dup` of the fd).
     pub fn try_clone(&self) -> io::Result<TcpListener> {
+        if self.sim.is_some() {
+            return Err(crate::Error::NotSimulated {
+                operation: "TcpListener::try_clone",
+            }
+            .into());
+        }
         Ok(TcpListener {
             io: self.io.try_clone(std::net::TcpListener::try_clone)?,
             backoff: Backoff::default(),
+            sim: None,
         })
     }
 
@@ -132,6 +147,12 @@ impl TcpListener {
     /// [`timeout`](crate::time::timeout) scope, a cancellation, or what
     /// `accept(2)` reports.
     pub fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
+        if let Some(sim) = &self.sim {
+            let placeholder = sys::socket(Domain::IPV4, Type::STREAM)?;
+            let fd = std::os::fd::AsRawFd::as_raw_fd(&placeholder);
+            let (conn, peer) = sim.accept(None, false, fd)?;
+            return Ok((TcpStream::from_sim(conn, placeholder), peer));
+        }
         let fd = self.io.get();
         self.backoff.wait(sys::io_wait(fd, Direction::Read))?;
         match self.io.op(Direction::Read, sys::accept) {
@@ -180,6 +201,14 @@ impl TcpListener {
 }
 
 fn bind_addr(addr: &SocketAddr) -> io::Result<TcpListener> {
+    if let Some(world) = crate::sim::sock::world() {
+        let placeholder = sys::socket(Domain::IPV4, Type::STREAM)?;
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&placeholder);
+        let sim = crate::sim::sock::bind(&world, crate::sim::Proto::Tcp, *addr, fd)?;
+        let mut listener = TcpListener::from_nonblocking(sys::into_std(placeholder));
+        listener.sim = Some(sim);
+        return Ok(listener);
+    }
     let socket = sys::socket(Domain::for_address(*addr), Type::STREAM)?;
     socket.set_reuse_address(true)?;
     socket.bind(&SockAddr::from(*addr))?;

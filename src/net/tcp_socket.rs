@@ -4,7 +4,7 @@ use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use socket2::{Domain, SockAddr, SockRef, Socket, Type};
 
@@ -78,6 +78,12 @@ impl TcpSocket {
     }
 
     fn new(domain: Domain) -> io::Result<TcpSocket> {
+        if crate::sim::is_simulated() {
+            return Err(crate::Error::NotSimulated {
+                operation: "TcpSocket (use TcpStream::connect or TcpListener::bind)",
+            }
+            .into());
+        }
         Ok(TcpSocket {
             socket: sys::socket(domain, Type::STREAM)?,
         })
@@ -191,7 +197,11 @@ impl TcpSocket {
     ///
     /// As [`TcpStream::connect_timeout`].
     pub fn connect_timeout(self, addr: SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
-        super::tcp_stream::connect_socket(self.socket, &addr, Instant::now().checked_add(timeout))
+        super::tcp_stream::connect_socket(
+            self.socket,
+            &addr,
+            crate::time::now().checked_add(timeout),
+        )
     }
 
     /// Starts listening, with room for `backlog` connections not yet

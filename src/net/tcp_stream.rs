@@ -11,6 +11,7 @@ use socket2::{Domain, SockAddr, SockRef, Type};
 use super::addr::{ToSocketAddrs, each_addr};
 use super::io::{Io, Options};
 use super::sys;
+use crate::sim::SimSocket;
 use crate::task::Direction;
 
 /// A TCP connection, like [`std::net::TcpStream`], whose blocking calls
@@ -73,6 +74,9 @@ use crate::task::Direction;
 /// ```
 pub struct TcpStream {
     pub(crate) io: Io<std::net::TcpStream>,
+    /// Inside a simulation, the simulated connection; `io` then holds an
+    /// unconnected placeholder socket, for the fd traits and options.
+    pub(crate) sim: Option<SimSocket>,
 }
 
 impl TcpStream {
@@ -80,6 +84,15 @@ impl TcpStream {
     pub(crate) fn from_nonblocking(s: std::net::TcpStream, opts: Arc<Options>) -> TcpStream {
         TcpStream {
             io: Io::with_options(s, opts),
+            sim: None,
+        }
+    }
+
+    /// A simulated stream over `sim`, holding `placeholder`.
+    pub(crate) fn from_sim(sim: SimSocket, placeholder: socket2::Socket) -> TcpStream {
+        TcpStream {
+            io: Io::new(placeholder.into()),
+            sim: Some(sim),
         }
     }
 
@@ -128,7 +141,7 @@ impl TcpStream {
                 "cannot set a 0 duration timeout",
             ));
         }
-        connect_addr(addr, Instant::now().checked_add(timeout))
+        connect_addr(addr, crate::time::now().checked_add(timeout))
     }
 
     /// Wraps a connected [`std::net::TcpStream`], switching it to
@@ -154,11 +167,17 @@ impl TcpStream {
 
     /// The address of the remote peer.
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        if let Some(sim) = &self.sim {
+            return sim.peer_addr();
+        }
         self.io.get().peer_addr()
     }
 
     /// The local address of this end.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        if let Some(sim) = &self.sim {
+            return sim.local_addr();
+        }
         self.io.get().local_addr()
     }
 
@@ -166,6 +185,9 @@ impl TcpStream {
     /// `Shutdown::Write` the peer reads end-of-file (a half-close) while
     /// this end can still read.
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        if let Some(sim) = &self.sim {
+            return sim.shutdown(how);
+        }
         self.io.get().shutdown(how)
     }
 
@@ -173,8 +195,15 @@ impl TcpStream {
     /// timeouts and non-blocking mode. Not needed for reading in one task
     /// and writing in another: `&TcpStream` implements `Read` and `Write`.
     pub fn try_clone(&self) -> io::Result<TcpStream> {
+        if self.sim.is_some() {
+            return Err(crate::Error::NotSimulated {
+                operation: "TcpStream::try_clone",
+            }
+            .into());
+        }
         Ok(TcpStream {
             io: self.io.try_clone(std::net::TcpStream::try_clone)?,
+            sim: None,
         })
     }
 
@@ -233,6 +262,9 @@ impl TcpStream {
     /// to arrive like [`read`](Read::read) does. Into an empty `buf`, it
     /// returns `Ok(0)` at once, as `read` does.
     pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
+        if let Some(sim) = &self.sim {
+            return sim.stream_read(self.io.options(), &mut [buf], true, false);
+        }
         if buf.is_empty() {
             return Ok(0);
         }
@@ -362,18 +394,28 @@ impl TcpStream {
     /// .unwrap();
     /// ```
     pub fn readable(&self) -> io::Result<()> {
+        if let Some(sim) = &self.sim {
+            return sim.readable(None);
+        }
         self.io.ready(Direction::Read)
     }
 
     /// Waits until the stream is writable (or has an error pending). See
     /// [`readable`](Self::readable).
     pub fn writable(&self) -> io::Result<()> {
+        if self.sim.is_some() {
+            // Simulated sends never wait.
+            return crate::task::park::check_current(None).map_err(Into::into);
+        }
         self.io.ready(Direction::Write)
     }
 
     /// Reads what is there without waiting: [`io::ErrorKind::WouldBlock`]
     /// if nothing is. Pair it with [`readable`](Self::readable).
     pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        if let Some(sim) = &self.sim {
+            return sim.stream_read(self.io.options(), &mut [buf], false, true);
+        }
         let len = buf.len();
         self.io
             .try_stream_op(Direction::Read, len, |s| Read::read(&mut &*s, buf))
@@ -381,6 +423,10 @@ impl TcpStream {
 
     /// Like [`try_read`](Self::try_read), into several buffers.
     pub fn try_read_vectored(&self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
+        if let Some(sim) = &self.sim {
+            let mut slices: Vec<&mut [u8]> = bufs.iter_mut().map(|b| &mut **b).collect();
+            return sim.stream_read(self.io.options(), &mut slices, false, true);
+        }
         let len = bufs.iter().map(|b| b.len()).sum();
         self.io.try_stream_op(Direction::Read, len, |s| {
             Read::read_vectored(&mut &*s, bufs)
@@ -390,12 +436,18 @@ impl TcpStream {
     /// Writes what fits without waiting: [`io::ErrorKind::WouldBlock`] if
     /// nothing does. Pair it with [`writable`](Self::writable).
     pub fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
+        if let Some(sim) = &self.sim {
+            return sim.write(buf.to_vec());
+        }
         self.io
             .try_stream_op(Direction::Write, buf.len(), |s| Write::write(&mut &*s, buf))
     }
 
     /// Like [`try_write`](Self::try_write), from several buffers.
     pub fn try_write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        if let Some(sim) = &self.sim {
+            return super::io::sim_write_vectored(sim, bufs);
+        }
         let len = bufs.iter().map(|b| b.len()).sum();
         self.io.try_stream_op(Direction::Write, len, |s| {
             Write::write_vectored(&mut &*s, bufs)
@@ -406,6 +458,12 @@ impl TcpStream {
 /// Connects a non-blocking socket to `addr`, waiting for the handshake up
 /// to `deadline`.
 fn connect_addr(addr: &SocketAddr, deadline: Option<Instant>) -> io::Result<TcpStream> {
+    if let Some(world) = crate::sim::sock::world() {
+        let placeholder = sys::socket(Domain::IPV4, Type::STREAM)?;
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&placeholder);
+        let sim = crate::sim::sock::connect(&world, *addr, deadline, fd)?;
+        return Ok(TcpStream::from_sim(sim, placeholder));
+    }
     let socket = sys::socket(Domain::for_address(*addr), Type::STREAM)?;
     connect_socket(socket, addr, deadline)
 }
@@ -430,6 +488,13 @@ pub(crate) fn connect_socket(
 }
 
 super::io::stream_read_write!(TcpStream);
+
+impl super::io::SimHandle for TcpStream {
+    #[inline]
+    fn sim(&self) -> Option<&SimSocket> {
+        self.sim.as_ref()
+    }
+}
 
 impl fmt::Debug for TcpStream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

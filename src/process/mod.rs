@@ -238,6 +238,12 @@ impl Command {
     /// (`NotFound`), is not executable, or the process or open-files limit
     /// was hit (the error then names the limit).
     pub fn spawn(&mut self) -> io::Result<Child> {
+        if crate::sim::in_sim() {
+            return Err(crate::Error::NotSimulated {
+                operation: "spawning a process",
+            }
+            .into());
+        }
         let child = self.std.spawn().map_err(crate::error::io_with_limit)?;
         Child::from_std(child, self.kill_on_drop)
     }

@@ -126,7 +126,7 @@ impl Condvar {
         let deadline = deadline_after(timeout);
         while condition(&mut *guard) {
             let left = match deadline {
-                Some(at) => at.saturating_duration_since(Instant::now()),
+                Some(at) => at.saturating_duration_since(crate::time::now()),
                 None => Duration::MAX,
             };
             if left.is_zero() {

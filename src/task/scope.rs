@@ -12,7 +12,6 @@ use std::panic::{self, AssertUnwindSafe};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::thread;
-use std::time::Instant;
 
 use super::park::{CancelUnwind, Interrupt, Unparker};
 use super::{JoinHandle, TaskId, TaskRef, WaitReason};
@@ -535,7 +534,7 @@ impl<'scope, 'env, E> Scope<'scope, 'env, E> {
         super::park::without_deadline(|| {
             while state.running.get() > 0 {
                 if let Some(at) = deadline
-                    && Instant::now() >= at
+                    && crate::sim::now() >= at
                 {
                     state.cancel_children(None);
                     // The deadline interrupted the scope's work.

@@ -59,7 +59,7 @@ impl MissedTickBehavior {
 /// });
 /// ```
 pub fn interval(period: Duration) -> Interval {
-    interval_at(Instant::now(), period)
+    interval_at(crate::time::now(), period)
 }
 
 /// Ticks every `period`, the first tick at `start`.
@@ -96,10 +96,10 @@ impl Interval {
     /// [`timeout`](super::timeout) unwinds to itself.
     pub fn tick(&mut self) -> Instant {
         let scheduled = self.next;
-        if Instant::now() < scheduled {
+        if crate::time::now() < scheduled {
             super::sleep_until(scheduled);
         }
-        let now = Instant::now();
+        let now = crate::time::now();
         self.next = if now > scheduled + TOLERANCE {
             self.missed.next(scheduled, now, self.period)
         } else {
@@ -115,17 +115,17 @@ impl Interval {
 
     /// Restarts the schedule: the next tick is one period from now.
     pub fn reset(&mut self) {
-        self.next = Instant::now() + self.period;
+        self.next = crate::time::now() + self.period;
     }
 
     /// Restarts the schedule with the next tick at once.
     pub fn reset_immediately(&mut self) {
-        self.next = Instant::now();
+        self.next = crate::time::now();
     }
 
     /// Restarts the schedule with the next tick after `after`.
     pub fn reset_after(&mut self, after: Duration) {
-        self.next = Instant::now() + after;
+        self.next = crate::time::now() + after;
     }
 
     /// Restarts the schedule with the next tick at `at`.

@@ -291,7 +291,7 @@ impl SleepOp {
     /// `select`).
     pub fn new(dur: Duration) -> SleepOp {
         SleepOp {
-            deadline: Instant::now().checked_add(dur),
+            deadline: crate::time::now().checked_add(dur),
         }
     }
 
@@ -303,7 +303,7 @@ impl SleepOp {
     }
 
     fn expired(&self) -> bool {
-        self.deadline.is_some_and(|at| Instant::now() >= at)
+        self.deadline.is_some_and(|at| crate::time::now() >= at)
     }
 }
 

@@ -1,0 +1,332 @@
+//! The simulated side of `corio::net`: a [`SimSocket`] handle, which a
+//! `TcpStream`, `TcpListener` or `UdpSocket` holds when it was made inside a
+//! simulation, and the blocking operations on it. Each waits like a real
+//! socket's: in the task, obeying its read/write timeout, enclosing
+//! `timeout` scopes and cancellation.
+
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::RawFd;
+use std::time::Instant;
+
+use super::clock::with_world;
+use super::net::{Attempt, Net, Proto, SockKind};
+use super::runtime::World;
+use crate::net::Shutdown;
+use crate::net::io::Options;
+use crate::task::Direction;
+use crate::task::WaitReason;
+use crate::task::park::{Unparker, check_current, park};
+
+/// A simulated socket, by id in its simulation's network. Closing it (its
+/// drop) is the socket's close.
+#[derive(Debug)]
+pub(crate) struct SimSocket {
+    world: u64,
+    id: u64,
+    /// The placeholder fd of the socket type holding this (what
+    /// `corio::tasks` shows a waiting task waiting on).
+    pub(crate) fd: RawFd,
+}
+
+impl Drop for SimSocket {
+    fn drop(&mut self) {
+        with_world(|w| {
+            if w.id == self.world {
+                let now = w.elapsed();
+                let st = &mut *w.st.borrow_mut();
+                st.net.close(self.id, now, &mut st.rng, &w.cfg);
+            }
+        });
+    }
+}
+
+fn outside() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::Unsupported,
+        "a simulated socket used outside its simulation",
+    )
+}
+
+/// The calling task's host and its address.
+fn here(w: &World) -> io::Result<(u32, IpAddr)> {
+    let h = w.current_host();
+    w.host_ip(h).map(|ip| (h, IpAddr::V4(ip))).ok_or_else(|| {
+        io::Error::other("simulated sockets are used from a host's or client's tasks")
+    })
+}
+
+/// The simulation this thread runs, if any.
+pub(crate) fn world() -> Option<std::rc::Rc<World>> {
+    with_world(std::rc::Rc::clone)
+}
+
+impl SimSocket {
+    fn new(w: &World, id: u64, fd: RawFd) -> SimSocket {
+        SimSocket {
+            world: w.id,
+            id,
+            fd,
+        }
+    }
+
+    /// Runs `f` on the network, with this socket's simulation.
+    fn net<R>(&self, f: impl FnOnce(&World, &mut Net, &mut super::rng::Rng) -> R) -> io::Result<R> {
+        with_world(|w| {
+            if w.id != self.world {
+                return Err(outside());
+            }
+            let st = &mut *w.st.borrow_mut();
+            Ok(f(w, &mut st.net, &mut st.rng))
+        })
+        .unwrap_or_else(|| Err(outside()))
+    }
+
+    /// Tries `attempt` until it gives an answer, parking between tries
+    /// (`WouldBlock` instead when `nonblocking`).
+    fn wait<R>(
+        &self,
+        dir: Direction,
+        deadline: Option<Instant>,
+        nonblocking: bool,
+        mut attempt: impl FnMut(&mut Net) -> Attempt<R>,
+    ) -> io::Result<R> {
+        check_current(deadline)?;
+        loop {
+            let unparker = (!nonblocking).then(Unparker::current);
+            let r = self.net(|_, net, _| {
+                let r = attempt(net);
+                if r.is_none()
+                    && let Some(u) = unparker
+                {
+                    net.add_waiter(self.id, u);
+                }
+                r
+            })?;
+            match r {
+                Some(r) => return r,
+                None if nonblocking => return Err(io::ErrorKind::WouldBlock.into()),
+                None => park(
+                    WaitReason::Io {
+                        fd: self.fd,
+                        direction: dir,
+                    },
+                    deadline,
+                )?,
+            }
+        }
+    }
+
+    /// A stream read (or peek) with `opts`' timeout and mode; `try_only`:
+    /// never wait.
+    pub(crate) fn stream_read(
+        &self,
+        opts: &Options,
+        bufs: &mut [&mut [u8]],
+        peek: bool,
+        try_only: bool,
+    ) -> io::Result<usize> {
+        self.read(
+            bufs,
+            peek,
+            opts.deadline(Direction::Read),
+            try_only || opts.is_nonblocking(),
+        )
+    }
+
+    /// A datagram receive with `opts`' timeout and mode, only from the
+    /// connected peer if `connected`.
+    pub(crate) fn dgram_recv(
+        &self,
+        opts: &Options,
+        buf: &mut [u8],
+        peek: bool,
+        try_only: bool,
+        connected: bool,
+    ) -> io::Result<(usize, SocketAddr)> {
+        if connected && self.udp_peer()?.is_none() {
+            return Err(io::ErrorKind::NotConnected.into());
+        }
+        self.recv_from(
+            buf,
+            peek,
+            opts.deadline(Direction::Read),
+            try_only || opts.is_nonblocking(),
+        )
+    }
+
+    pub(crate) fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.net(|_, net, _| match net.sock(self.id).map(|s| &s.kind) {
+            Some(SockKind::Stream(s)) => Ok(s.local),
+            Some(SockKind::Listener(l)) => Ok(l.local),
+            Some(SockKind::Udp(u)) => Ok(u.local),
+            None => Err(io::ErrorKind::NotConnected.into()),
+        })?
+    }
+
+    pub(crate) fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.net(|_, net, _| match net.sock(self.id).map(|s| &s.kind) {
+            Some(SockKind::Stream(s)) => Ok(s.peer),
+            Some(SockKind::Udp(u)) => u.peer.ok_or_else(|| io::ErrorKind::NotConnected.into()),
+            _ => Err(io::ErrorKind::NotConnected.into()),
+        })?
+    }
+
+    pub(crate) fn accept(
+        &self,
+        deadline: Option<Instant>,
+        nonblocking: bool,
+        fd: RawFd,
+    ) -> io::Result<(SimSocket, SocketAddr)> {
+        let (id, peer) = self.wait(Direction::Read, deadline, nonblocking, |net| {
+            net.accept(self.id)
+        })?;
+        Ok((
+            SimSocket {
+                world: self.world,
+                id,
+                fd,
+            },
+            peer,
+        ))
+    }
+
+    pub(crate) fn read(
+        &self,
+        bufs: &mut [&mut [u8]],
+        peek: bool,
+        deadline: Option<Instant>,
+        nonblocking: bool,
+    ) -> io::Result<usize> {
+        self.wait(Direction::Read, deadline, nonblocking, |net| {
+            net.read(self.id, bufs, peek)
+        })
+    }
+
+    pub(crate) fn write(&self, bytes: Vec<u8>) -> io::Result<usize> {
+        check_current(None)?;
+        self.net(|w, net, rng| net.write(self.id, bytes, w.elapsed(), rng, &w.cfg))?
+    }
+
+    pub(crate) fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        let (r, wr) = match how {
+            Shutdown::Read => (true, false),
+            Shutdown::Write => (false, true),
+            Shutdown::Both => (true, true),
+        };
+        self.net(|w, net, rng| net.shutdown(self.id, r, wr, w.elapsed(), rng, &w.cfg))?
+    }
+
+    /// Waits until a read (or accept, or receive) would not wait.
+    pub(crate) fn readable(&self, deadline: Option<Instant>) -> io::Result<()> {
+        self.wait(Direction::Read, deadline, false, |net| {
+            net.readable(self.id).then_some(Ok(()))
+        })
+    }
+
+    pub(crate) fn send_to(&self, bytes: Vec<u8>, to: SocketAddr) -> io::Result<usize> {
+        check_current(None)?;
+        let (to, to_host) = with_world(|w| resolve_host(w, to)).ok_or_else(outside)?;
+        self.net(|w, net, rng| net.udp_send(self.id, bytes, to, to_host, w.elapsed(), rng, &w.cfg))?
+    }
+
+    pub(crate) fn recv_from(
+        &self,
+        buf: &mut [u8],
+        peek: bool,
+        deadline: Option<Instant>,
+        nonblocking: bool,
+    ) -> io::Result<(usize, SocketAddr)> {
+        self.wait(Direction::Read, deadline, nonblocking, |net| {
+            net.udp_recv(self.id, buf, peek)
+        })
+    }
+
+    pub(crate) fn udp_connect(&self, to: SocketAddr) -> io::Result<()> {
+        let to = with_world(|w| resolve_host(w, to).0).ok_or_else(outside)?;
+        self.net(|_, net, _| match net.sock(self.id).map(|s| &mut s.kind) {
+            Some(SockKind::Udp(u)) => {
+                u.peer = Some(to);
+                Ok(())
+            }
+            _ => Err(io::ErrorKind::NotConnected.into()),
+        })?
+    }
+
+    /// A received datagram must come from the connected peer, if any.
+    pub(crate) fn udp_peer(&self) -> io::Result<Option<SocketAddr>> {
+        self.net(|_, net, _| match net.sock(self.id).map(|s| &s.kind) {
+            Some(SockKind::Udp(u)) => u.peer,
+            _ => None,
+        })
+    }
+}
+
+/// `to` with a loopback or unspecified address turned into the calling
+/// host's, and the host it is on.
+fn resolve_host(w: &World, to: SocketAddr) -> (SocketAddr, Option<u32>) {
+    let to = if to.ip().is_loopback() || to.ip().is_unspecified() {
+        match w.host_ip(w.current_host()) {
+            Some(ip) => SocketAddr::new(IpAddr::V4(ip), to.port()),
+            None => to,
+        }
+    } else {
+        to
+    };
+    let host = World::host_of_ip(&w.st.borrow(), to.ip());
+    (to, host)
+}
+
+/// Binds a TCP listener or a UDP socket on the calling task's host.
+pub(crate) fn bind(w: &World, proto: Proto, addr: SocketAddr, fd: RawFd) -> io::Result<SimSocket> {
+    let (host, ip) = here(w)?;
+    let id = w.st.borrow_mut().net.bind(proto, host, ip, addr)?;
+    Ok(SimSocket::new(w, id, fd))
+}
+
+/// Connects to `to` from the calling task's host, waiting for the
+/// handshake (up to `deadline`).
+pub(crate) fn connect(
+    w: &World,
+    to: SocketAddr,
+    deadline: Option<Instant>,
+    fd: RawFd,
+) -> io::Result<SimSocket> {
+    check_current(deadline)?;
+    let (host, ip) = here(w)?;
+    let (to, to_host) = resolve_host(w, to);
+    let Some(to_host) = to_host else {
+        return Err(io::Error::new(
+            io::ErrorKind::HostUnreachable,
+            format!("no simulated host has the address {}", to.ip()),
+        ));
+    };
+    let now = w.elapsed();
+    let id = {
+        let st = &mut *w.st.borrow_mut();
+        let super::runtime::State { net, rng, .. } = st;
+        net.connect(host, ip, to_host, to, now, rng, &w.cfg)?
+    };
+    let sock = SimSocket::new(w, id, fd);
+    sock.wait(Direction::Write, deadline, false, |net| net.connected(id))?;
+    Ok(sock)
+}
+
+/// The addresses `host:port` stands for inside a simulation: a simulated
+/// host's name, `localhost` (the calling host), or an IP literal.
+pub(crate) fn resolve(w: &World, host: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Ok(vec![SocketAddr::new(ip, port)]);
+    }
+    if host == "localhost" {
+        let (_, ip) = here(w)?;
+        return Ok(vec![SocketAddr::new(ip, port)]);
+    }
+    match w.lookup(host) {
+        Some(ip) => Ok(vec![SocketAddr::new(IpAddr::V4(ip), port)]),
+        None => Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("no simulated host is named {host:?}"),
+        )),
+    }
+}

@@ -221,6 +221,8 @@ pub(crate) struct Config {
     pub(crate) stack_size: usize,
     /// Tasks run between two zero-timeout polls when the queue stays busy.
     pub(crate) event_interval: u32,
+    /// Report tasks that run longer than this without switching.
+    pub(crate) stall_threshold: Option<std::time::Duration>,
 }
 
 /// The thread-owned part of a runtime.
@@ -234,7 +236,7 @@ pub(crate) struct Scheduler {
     pub(crate) timers: RefCell<BTreeMap<(Instant, u64), TaskRef>>,
     pub(crate) timer_seq: Cell<u64>,
     /// The running task (null between tasks).
-    pub(crate) current: Cell<*const Core>,
+    pub(crate) current: crate::inspect::diag::CurrentTask,
     /// The task being force-unwound at shutdown.
     pub(crate) forcing: Cell<*const Core>,
     /// How many times it caught that unwind (see `forced_unwind`).
@@ -252,6 +254,8 @@ pub(crate) struct Scheduler {
     /// Runtime references taken and not yet handed out (see `RuntimeRef`).
     pub(crate) runtime_reserve: Cell<usize>,
     pub(crate) events: RefCell<<DefaultDriver as Driver>::Events>,
+    /// Metrics, and the state of dumps, stall and deadlock reports.
+    pub(crate) diag: crate::inspect::diag::RuntimeDiag,
 }
 
 thread_local! {
@@ -355,7 +359,7 @@ impl Scheduler {
             run_queue: RunQueue::default(),
             timers: RefCell::new(BTreeMap::new()),
             timer_seq: Cell::new(0),
-            current: Cell::new(ptr::null()),
+            current: crate::inspect::diag::CurrentTask::new(ptr::null()),
             forcing: Cell::new(ptr::null()),
             forced_unwinds: Cell::new(0),
             main: Cell::new(ptr::null()),
@@ -364,6 +368,7 @@ impl Scheduler {
             clock_checks: Cell::new(0),
             runtime_reserve: Cell::new(0),
             events: RefCell::new(DefaultDriver::events()),
+            diag: crate::inspect::diag::RuntimeDiag::new(config.stall_threshold),
         })
     }
 
@@ -419,6 +424,7 @@ impl Scheduler {
         f: F,
         name: Option<Arc<str>>,
         stack_size: usize,
+        location: &'static std::panic::Location<'static>,
     ) -> Result<JoinHandle<T>, Error>
     where
         F: FnOnce() -> T,
@@ -432,7 +438,7 @@ impl Scheduler {
         let since = self.tick.get();
         let (task, handle) = Packet::<T>::allocate(
             |vtable| Core {
-                header: Header::new(name, key, runtime, stack_size, vtable),
+                header: Header::new(name, key, runtime, stack_size, vtable, location),
                 coroutine: UnsafeCell::new(None),
                 local: UnsafeCell::new(LocalState {
                     state: TaskState::Ready,
@@ -447,6 +453,7 @@ impl Scheduler {
                     locals: Default::default(),
                     stack: Some(reservation),
                     generator: ptr::null(),
+                    wait: Default::default(),
                 }),
             },
             f,
@@ -454,6 +461,9 @@ impl Scheduler {
         let core = NonNull::from(task.core());
         entry.insert(task);
         drop(tasks);
+        crate::inspect::diag::RuntimeDiag::bump(&self.diag.counters.spawned);
+        // SAFETY: the registry holds the task.
+        crate::task::trace::spawned(self, unsafe { core.as_ref() });
         self.run_queue.push(core);
         Ok(handle)
     }
@@ -464,13 +474,14 @@ impl Scheduler {
         f: F,
         name: Option<Arc<str>>,
         stack_size: usize,
+        location: &'static std::panic::Location<'static>,
     ) -> Result<JoinHandle<T>, Error>
     where
         F: FnOnce() -> T + 'static,
         T: 'static,
     {
         // SAFETY: `F` and `T` are 'static, so nothing they borrow can go away.
-        unsafe { self.spawn_unchecked(f, name, stack_size) }
+        unsafe { self.spawn_unchecked(f, name, stack_size, location) }
     }
 
     /// Wakes a task of this runtime, on this thread (park protocol rule 2, in `task::park`): a waiting task
@@ -493,11 +504,13 @@ impl Scheduler {
         local.state = local.state.next(Transition::Wake);
         local.since = self.tick.get();
         self.run_queue.push(NonNull::from(core));
+        crate::task::trace::woken(self, core);
     }
 
     /// Drops a finished or abandoned task's coroutine (returning its stack to
     /// the pool) and then its registry entry, in that order.
     pub(crate) fn retire(&self, core: &Core) {
+        crate::inspect::stall::before_free(self, core);
         // SAFETY: the coroutine is not running (it returned or was unwound).
         let coroutine = unsafe { (*core.coroutine.get()).take() };
         drop(coroutine);
@@ -615,6 +628,11 @@ impl Scheduler {
             unsafe {
                 let local = core.local();
                 local.yielder = local.yielder.map_addr(|a| a | FORCED_TAG);
+                // What a yield tests (`park::suspend`).
+                core.header
+                    .probe
+                    .0
+                    .fetch_or(crate::inspect::diag::FORCED, Ordering::AcqRel);
                 // Straight to running, whether it waited or was ready: it is
                 // resumed only to unwind (not a lifecycle step of its own).
                 local.state = TaskState::Running;
@@ -655,6 +673,11 @@ impl Scheduler {
                 (TaskState::Running, None) => TaskState::Finished(Outcome::Cancelled),
             };
         }
+        // SAFETY: on the runtime thread; read and released at once.
+        if let TaskState::Finished(o) = unsafe { core.local().state } {
+            crate::inspect::metrics::count_finish(self, o);
+            crate::task::trace::finished(self, core, o);
+        }
         task.complete_cancelled();
         // Not retired already (a nested `abandon_task` may have, and a new
         // task may have taken its key since).
@@ -665,22 +688,6 @@ impl Scheduler {
             .is_some_and(|t| ptr::eq(t.core(), core));
         if registered {
             self.retire(core);
-        }
-    }
-
-    /// Calls `f` with every live task's header, state, and when it
-    /// entered that state (for `corio::inspect`). `f` must not reach the
-    /// registry or a task's thread-owned state.
-    pub(crate) fn for_each_task(&self, mut f: impl FnMut(&Header, TaskState, Instant)) {
-        for (_, t) in self.tasks.borrow().iter() {
-            let core = t.core();
-            // SAFETY: on the runtime thread (the caller is one of its
-            // tasks); read and released at once.
-            let (state, since) = unsafe {
-                let l = core.local();
-                (l.state, l.since)
-            };
-            f(&core.header, state, since);
         }
     }
 }

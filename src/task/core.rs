@@ -73,6 +73,8 @@ pub(crate) struct LocalState {
     /// The generator the task executes innermost (null if none); see
     /// `generator::Info`.
     pub(crate) generator: *const crate::generator::Info,
+    /// What it waits on beyond its `WaitReason` (`corio::inspect`).
+    pub(crate) wait: crate::inspect::diag::WaitObj,
 }
 
 impl Core {

@@ -19,7 +19,7 @@ fn dump_shows_location_wait_object_and_backtrace() {
         let m = Arc::new(Mutex::new(0));
         let held = m.lock();
         let m2 = Arc::clone(&m);
-        let line = line!() + 1;
+        let line = line!() + 3; // the `.spawn(` below
         let waiter = corio::Builder::new()
             .name("locker")
             .spawn(move || *m2.lock() += 1)

@@ -38,11 +38,24 @@ fn main() {
         f();
         return;
     }
-    // `cargo test` passes libtest's flags; a filter runs the matching cases.
-    let filter = args[1..].iter().find(|a| !a.starts_with('-')).cloned();
+    // `cargo test` passes libtest's arguments: a filter runs the matching
+    // cases, `--skip NAME` skips, other flags are ignored.
+    let (mut filters, mut skips) = (Vec::new(), Vec::new());
+    let mut rest = args[1..].iter();
+    while let Some(a) = rest.next() {
+        if a == "--skip" {
+            skips.extend(rest.next().cloned());
+        } else if ["--test-threads", "--color", "--format", "--logfile", "-Z"].contains(&a.as_str())
+        {
+            rest.next();
+        } else if !a.starts_with('-') {
+            filters.push(a.clone());
+        }
+    }
     let mut failed = 0;
     for (name, _) in CASES {
-        if filter.as_ref().is_some_and(|f| !name.contains(f.as_str())) {
+        let wanted = filters.is_empty() || filters.iter().any(|f| name.contains(f.as_str()));
+        if !wanted || skips.iter().any(|s| name.contains(s.as_str())) {
             continue;
         }
         let (ok, why) = check(name);

@@ -222,14 +222,18 @@ fn is_io(state: TaskState, dir: Direction) -> bool {
     matches!(state, TaskState::Waiting(WaitReason::Io { direction, .. }) if direction == dir)
 }
 
-/// The first rows of `corio::inspect::dump()`, and a count of all tasks by
-/// what they are doing.
+/// The first rows of the task table (`corio::tasks()`, one `TaskInfo` per
+/// row; `corio::inspect::dump()` adds backtraces and the wait graph), and a
+/// count of all tasks by what they are doing.
 fn print_task_table() {
     println!(
-        "   The task table while the requests are in flight (corio::inspect::dump(), a few rows of each kind):\n"
+        "   The task table while the requests are in flight (corio::tasks(), a few rows of each kind):\n"
     );
-    let dump = corio::inspect::dump();
-    let lines: Vec<&str> = dump.lines().collect();
+    let rows: Vec<String> = corio::tasks().iter().map(|t| t.to_string()).collect();
+    let mut lines: Vec<&str> = vec![
+        "    id  name              state                                for  worker  spawned at",
+    ];
+    lines.extend(rows.iter().map(String::as_str));
     println!("   {}", lines[0]);
     let mut shown: BTreeMap<&str, usize> = BTreeMap::new();
     for line in &lines[1..] {

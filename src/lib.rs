@@ -206,6 +206,7 @@ pub use task::{Builder, JoinHandle, Task, TaskId, scope, try_scope};
 ///     assert_eq!(h.join().unwrap(), "hello from a task");
 /// });
 /// ```
+#[track_caller]
 pub fn spawn<F, T>(f: F) -> JoinHandle<T>
 where
     F: FnOnce() -> T + Send + 'static,
@@ -220,6 +221,7 @@ where
 /// # Panics
 ///
 /// As [`spawn`].
+#[track_caller]
 pub fn spawn_local<F, T>(f: F) -> JoinHandle<T>
 where
     F: FnOnce() -> T + 'static,

@@ -2,6 +2,9 @@
 //! [`run`], the usual way to start one.
 
 use std::panic;
+use std::time::Duration;
+
+pub use crate::inspect::metrics::{RuntimeMetrics, WorkerMetrics};
 
 use crate::error::Error;
 use crate::stack;
@@ -39,6 +42,7 @@ pub struct Runtime {
 pub struct Builder {
     stack_size: usize,
     event_interval: u32,
+    stall_threshold: Option<Duration>,
 }
 
 impl Default for Builder {
@@ -46,6 +50,7 @@ impl Default for Builder {
         Builder {
             stack_size: stack::DEFAULT_STACK_SIZE,
             event_interval: 128,
+            stall_threshold: None,
         }
     }
 }
@@ -72,6 +77,36 @@ impl Builder {
         self
     }
 
+    /// Reports tasks that run longer than `threshold` without switching
+    /// (a loop that never yields, a blocking call on the runtime thread):
+    /// a monitor thread notices the runtime's worker has not switched tasks
+    /// for that long and writes once per stall to stderr the task's id,
+    /// name, spawn location and how long it has run; when the task finally
+    /// yields, the total time and the backtrace of where it yielded. Off
+    /// by default; when on, a task switch costs nothing more than with it
+    /// off (the monitor reads the switch counter the metrics keep anyway).
+    ///
+    /// Without this call, the `CORIO_STALL_MS` environment variable (in
+    /// milliseconds) sets it, so an unmodified program can be diagnosed.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let rt = corio::runtime::Builder::new()
+    ///     .stall_threshold(Duration::from_millis(100))
+    ///     .build()
+    ///     .unwrap();
+    /// rt.block_on(|| {
+    ///     // Blocks the thread for 300 ms: stderr gets "corio: stall: task 1 'main' ...",
+    ///     // then "corio: stall ended: ... it yielded at:" and a backtrace.
+    ///     std::thread::sleep(Duration::from_millis(300));
+    ///     corio::yield_now();
+    /// });
+    /// ```
+    pub fn stall_threshold(mut self, threshold: Duration) -> Builder {
+        self.stall_threshold = Some(threshold.max(Duration::from_millis(1)));
+        self
+    }
+
     /// Creates the runtime.
     ///
     /// # Errors
@@ -81,9 +116,14 @@ impl Builder {
     pub fn build(self) -> Result<Runtime, Error> {
         let stack_size = stack::checked_size(self.stack_size)?;
         crate::task::panic_hook::install();
+        let stall_threshold = self.stall_threshold.or_else(|| {
+            let ms: u64 = std::env::var("CORIO_STALL_MS").ok()?.trim().parse().ok()?;
+            Some(Duration::from_millis(ms.max(1)))
+        });
         let scheduler = Scheduler::new(Config {
             stack_size,
             event_interval: self.event_interval,
+            stall_threshold,
         })
         .map_err(crate::error::from_io)?;
         Ok(Runtime { scheduler })
@@ -113,6 +153,12 @@ impl Runtime {
     /// If `f` panics, the panic resumes in the caller. Panics with a clear
     /// message if a runtime is already running on this thread (spawn a task
     /// instead), or if the main task's stack cannot be mapped.
+    ///
+    /// Panics with a message that starts `corio: deadlock` when every task
+    /// waits and nothing can wake any of them (after printing the dump,
+    /// with the cycle of the wait graph, to stderr; see
+    /// [`corio::inspect`](crate::inspect) for what counts).
+    #[track_caller]
     pub fn block_on<F, T>(&self, f: F) -> T
     where
         F: FnOnce() -> T,
@@ -121,13 +167,61 @@ impl Runtime {
         // The stack-overflow report, for the tasks' guard pages.
         crate::overflow::install(crate::task::context::report_overflow);
         let _enter = self.scheduler.enter();
+        let counters = &self.scheduler.diag.counters;
+        counters.entered.set(Some(std::time::Instant::now()));
+        let registration = crate::inspect::stall::register(&self.scheduler);
         let handle = self.scheduler.block_on(f);
+        drop(registration);
+        if let Some(at) = counters.entered.take() {
+            counters.active.set(counters.active.get() + at.elapsed());
+        }
+        if self.scheduler.diag.deadlocked.replace(false) {
+            let message = self.scheduler.diag.deadlock_message.borrow_mut().take();
+            panic!("{}", message.unwrap_or_default());
+        }
         match handle.join() {
             Ok(v) => v,
             Err(e) if e.is_panic() => panic::resume_unwind(e.into_panic()),
             Err(e) => panic!("corio: {e}"),
         }
     }
+}
+
+impl Runtime {
+    /// The counters of this runtime (see [`RuntimeMetrics`]): tasks
+    /// spawned, alive, finished by outcome; switches; IO events; timers
+    /// fired; blocking-pool jobs; time busy and parked — in total and per
+    /// worker. Kept in plain counters of the runtime's thread: reading
+    /// them costs nothing until asked.
+    ///
+    /// ```
+    /// let rt = corio::Runtime::new().unwrap();
+    /// rt.block_on(|| corio::time::sleep(std::time::Duration::from_millis(5)));
+    /// let m = rt.metrics();
+    /// assert_eq!(m.tasks_returned, 1);
+    /// assert!(m.timers_fired >= 1);
+    /// assert!(m.parked > std::time::Duration::ZERO);
+    /// ```
+    pub fn metrics(&self) -> RuntimeMetrics {
+        crate::inspect::metrics::of(&self.scheduler)
+    }
+}
+
+/// The counters of the runtime running on this thread (see
+/// [`Runtime::metrics`]); outside a runtime, all zero and no workers.
+///
+/// ```
+/// corio::run(|| {
+///     corio::spawn(|| ()).join().unwrap();
+///     let m = corio::runtime::metrics();
+///     assert_eq!(m.tasks_spawned, 2);
+///     assert_eq!(m.tasks_alive, 1); // the main task
+///     assert_eq!(m.workers.len(), 1);
+/// });
+/// assert!(corio::runtime::metrics().workers.is_empty());
+/// ```
+pub fn metrics() -> RuntimeMetrics {
+    crate::task::context::with_scheduler(crate::inspect::metrics::of).unwrap_or_default()
 }
 
 impl std::fmt::Debug for Runtime {
@@ -156,6 +250,7 @@ impl std::fmt::Debug for Runtime {
 /// });
 /// assert_eq!(total, 90);
 /// ```
+#[track_caller]
 pub fn run<F, T>(f: F) -> T
 where
     F: FnOnce() -> T,

@@ -22,7 +22,9 @@ const IDLE_RECHECK: Duration = Duration::from_secs(1);
 
 impl Scheduler {
     /// Runs `f` as the main task until it finishes, then unwinds every other
-    /// task; returns the main task's handle (finished).
+    /// task; returns the main task's handle (finished). On a deadlock
+    /// (`corio::inspect`), stops early: the main task is unwound too.
+    #[track_caller]
     pub(crate) fn block_on<F, T>(&self, f: F) -> JoinHandle<T>
     where
         F: FnOnce() -> T,
@@ -37,11 +39,12 @@ impl Scheduler {
         }
         let shutdown = Shutdown(self);
         let size = self.default_stack_size();
+        let location = std::panic::Location::caller();
         // SAFETY: `f` and `T` may borrow from our caller. The main task either
         // finishes inside `run_until_main`, or `shutdown` — run by the guard
         // above on every exit path, unwinding included — unwinds it before
         // this function returns.
-        let handle = unsafe { self.spawn_unchecked(f, Some("main".into()), size) }
+        let handle = unsafe { self.spawn_unchecked(f, Some("main".into()), size, location) }
             .unwrap_or_else(|e| panic!("corio: cannot start the main task: {e}"));
         self.main_done.set(false);
         self.main.set(handle.core_ptr());
@@ -52,7 +55,10 @@ impl Scheduler {
 
     /// Runs tasks until the main task has finished.
     fn run_until_main(&self) {
-        let mut budget = self.config.event_interval;
+        // The metrics count task runs from the budget, when it is reset
+        // (`inspect::metrics`): no counter of their own per switch.
+        let interval = self.config.event_interval;
+        let mut budget = interval;
         loop {
             loop {
                 let next = self.run_queue.pop();
@@ -61,16 +67,22 @@ impl Scheduler {
                 // when finished, and a finished task is never queued; shutdown
                 // clears the queue).
                 self.run_task(unsafe { core.as_ref() });
-                if self.main_done.get() {
-                    return;
-                }
                 budget -= 1;
+                if self.main_done.get() {
+                    return self.diag.count_runs(interval - budget);
+                }
                 if budget == 0 {
-                    budget = self.config.event_interval;
+                    self.diag.count_runs(interval);
+                    budget = interval;
                     self.poll_events(false);
                 }
             }
+            self.diag.count_runs(interval - budget);
+            budget = interval;
             self.poll_events(true);
+            if self.diag.deadlocked.get() {
+                return;
+            }
         }
     }
 
@@ -101,13 +113,20 @@ impl Scheduler {
                 slot.insert(unsafe { (core.header.vtable.start)(NonNull::from(core), stack) })
             }
         };
-        let result = coroutine.resume(());
+        let result = {
+            // The task's `tracing` span, with the feature (else nothing).
+            let _span = crate::task::trace::enter(self, core);
+            coroutine.resume(())
+        };
         self.current.set(ptr::null());
         match result {
             // The task recorded its own transition before suspending.
             CoroutineResult::Yield(()) => {}
             CoroutineResult::Return(outcome) => {
                 core.local(self).advance(Transition::Finish(outcome));
+                crate::inspect::metrics::count_finish(self, outcome);
+                crate::inspect::diag::on_finish(self, core);
+                crate::task::trace::finished(self, core, outcome);
                 if ptr::eq(core, self.main.get()) {
                     self.main_done.set(true);
                 }
@@ -119,9 +138,30 @@ impl Scheduler {
     /// Polls for IO events, wakeups from other threads and expired timers.
     /// With `block`, waits until one of them arrives (or the next timer).
     fn poll_events(&self, block: bool) {
+        if self
+            .diag
+            .dump_request
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            crate::inspect::diag::serve_dump_request(self);
+        }
         let woke = self.drain_inject();
         let idle = block && !woke && self.run_queue.is_empty();
-        let timeout = if idle {
+        // Every task waits and neither a timer nor IO can wake one: sleep
+        // briefly, then look for a deadlock (`corio::inspect`).
+        let quiet = idle && crate::inspect::deadlock::quiet(self);
+        if !quiet {
+            self.diag.quiet_since.set(None);
+        }
+        let timeout = if quiet
+            && self
+                .diag
+                .quiet_since
+                .get()
+                .is_none_or(|since| since.elapsed() < 2 * crate::inspect::deadlock::GRACE)
+        {
+            Some(crate::inspect::deadlock::GRACE)
+        } else if idle {
             // Never sleep unboundedly: an idle loop looks at its inject queue
             // at least every IDLE_RECHECK even without a notify. A defence
             // only (one hang of an fs test, a task waiting on the blocking
@@ -145,7 +185,13 @@ impl Scheduler {
                 Some(Duration::ZERO)
             };
             let mut events = self.events.borrow_mut();
+            let counters = &self.diag.counters;
+            counters.polls.set(counters.polls.get() + 1);
+            let parked_from = (timeout != Some(Duration::ZERO)).then(std::time::Instant::now);
             self.shared.driver.poll(&mut events, timeout);
+            if let Some(from) = parked_from {
+                counters.parked.set(counters.parked.get() + from.elapsed());
+            }
             self.shared.inject.awake();
             self.shared.driver.dispatch(&events, |token| {
                 // SAFETY: every waiter token is a task's `Core` (`io_op`
@@ -156,6 +202,7 @@ impl Scheduler {
                 let core = unsafe { token.cast::<Core>().as_ref() };
                 let finished = core.local(self).state.get().is_finished();
                 debug_assert!(!finished, "a reactor waiter entry outlived its task");
+                counters.io_events.set(counters.io_events.get() + 1);
                 self.unpark_local(core)
             });
             drop(events);
@@ -165,6 +212,9 @@ impl Scheduler {
         }
         self.refresh_clock();
         self.fire_timers();
+        if quiet && self.run_queue.is_empty() {
+            crate::inspect::deadlock::check(self);
+        }
     }
 
     /// Takes whatever is in the inject queue even if the flag says nothing
@@ -203,6 +253,8 @@ impl Scheduler {
                     if timer.get() == Some(key) {
                         timer.set(None);
                     }
+                    let fired = &self.diag.counters.timers_fired;
+                    fired.set(fired.get() + 1);
                     Unparker::Task(task).unpark();
                 }
                 None => break,

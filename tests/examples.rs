@@ -18,6 +18,7 @@ const EXAMPLES: &[&str] = &[
     "http_get",
     "http_server",
     "sim_kv",
+    "stuck",
     "tls_echo",
     "tour",
     "websocket",
@@ -429,6 +430,72 @@ fn tour_runs() {
         out.contains("concurrently:") && out.contains("one after another:"),
         "{out}"
     );
+}
+
+#[test]
+fn stuck_deadlock_reports_the_cycle_and_panics() {
+    let out = output("stuck", &["deadlock"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(101), "{err}");
+    assert!(err.contains("corio: deadlock: all 3 tasks"), "{err}");
+    assert!(
+        err.contains("cycle: task 2 'a-to-b' → task 3 'b-to-a' → task 2 'a-to-b'"),
+        "{err}"
+    );
+    assert!(err.contains("held by task 3 'b-to-a'"), "{err}");
+    assert!(err.contains("stuck::transfer"), "{err}");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("unreachable"));
+}
+
+#[test]
+fn stuck_stall_reports_the_task_and_where_it_yielded() {
+    let out = run("stuck", &["stall"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("corio: stall: task 3 'hog' (spawned at examples/stuck.rs:"),
+        "{err}"
+    );
+    assert_eq!(err.matches("corio: stall: ").count(), 1, "{err}");
+    assert!(
+        err.contains("corio: stall ended: task 3 'hog' ran for about"),
+        "{err}"
+    );
+    assert!(err.contains("stuck::stall"), "{err}");
+}
+
+#[test]
+fn stuck_dump_shows_wait_objects_backtraces_and_the_graph() {
+    let out = run("stuck", &["dump"]);
+    let dump = String::from_utf8_lossy(&out.stdout);
+    for want in [
+        "waiting: lock on Mutex 0x",
+        "held by task 1 'main'",
+        "waiting: join task 3 'sleeper'",
+        "waiting: timer, ",
+        "s left",
+        "waiting: read fd ",
+        " ← 127.0.0.1:",
+        "waiting: channel",
+        "spawned at examples/stuck.rs:",
+        "backtrace:",
+        "stuck::dump",
+        "wait graph:",
+        "task 4 'joiner' → task 3 'sleeper'",
+        "dump: done",
+    ] {
+        assert!(dump.contains(want), "{want:?} not in:\n{dump}");
+    }
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("corio: dump requested by a signal"), "{err}");
+}
+
+#[test]
+fn stuck_rejects_bad_arguments() {
+    for args in [&[][..], &["bogus"][..]] {
+        let out = output("stuck", args);
+        let err = assert_readable_error(&out, "usage: stuck deadlock|stall|dump");
+        assert_eq!(out.status.code(), Some(2), "{err}");
+    }
 }
 
 #[test]

@@ -240,6 +240,7 @@ impl World {
             },
             Some(name.as_str().into()),
             self.cfg.stack_size,
+            std::panic::Location::caller(),
         );
         self.current_host.set(prev);
         let handle =
@@ -466,6 +467,7 @@ impl Sim {
         let mut scheduler = Scheduler::new(RtConfig {
             stack_size,
             event_interval: 128,
+            stall_threshold: None,
         })
         .unwrap_or_else(|e| panic!("corio::sim: cannot create the runtime: {e}"));
         let mut rng = Rng::new(cfg.seed);

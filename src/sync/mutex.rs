@@ -67,6 +67,8 @@ const QUEUED: u8 = 2;
 /// ```
 pub struct Mutex<T: ?Sized> {
     state: AtomicU8,
+    /// Who took it last (for dumps and the deadlock report).
+    owner: crate::inspect::diag::LockOwner,
     waiters: SpinLock<WaitQueue<()>>,
     data: UnsafeCell<T>,
 }
@@ -82,6 +84,7 @@ impl<T> Mutex<T> {
     pub const fn new(t: T) -> Mutex<T> {
         Mutex {
             state: AtomicU8::new(0),
+            owner: crate::inspect::diag::LockOwner::new(),
             waiters: SpinLock::new(WaitQueue::new()),
             data: UnsafeCell::new(t),
         }
@@ -192,6 +195,7 @@ impl<T: ?Sized> Mutex<T> {
                 Err(actual) => s = actual,
             }
         }
+        crate::inspect::diag::note_wait(crate::inspect::diag::WaitObj::mutex(&self.owner));
         // Ownership is handed over by `unlock_slow` (FIFO).
         waiter::wait_in(
             &self.waiters,
@@ -287,6 +291,7 @@ unsafe impl<T: ?Sized + Sync> Sync for MutexGuard<'_, T> {}
 
 impl<'a, T: ?Sized> MutexGuard<'a, T> {
     fn new(mutex: &'a Mutex<T>) -> Self {
+        mutex.owner.claim();
         MutexGuard {
             mutex,
             _not_send: PhantomData,

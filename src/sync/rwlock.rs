@@ -87,6 +87,8 @@ impl State {
 /// ```
 pub struct RwLock<T: ?Sized> {
     state: SpinLock<State>,
+    /// Who took it for writing last (for dumps and the deadlock report).
+    writer: crate::inspect::diag::LockOwner,
     data: UnsafeCell<T>,
 }
 
@@ -105,6 +107,7 @@ impl<T> RwLock<T> {
                 writer: false,
                 queue: WaitQueue::new(),
             }),
+            writer: crate::inspect::diag::LockOwner::new(),
             data: UnsafeCell::new(t),
         }
     }
@@ -206,6 +209,7 @@ impl<T: ?Sized> RwLock<T> {
             }
             return Ok(());
         }
+        crate::inspect::diag::note_wait(crate::inspect::diag::WaitObj::rwlock(&self.writer));
         // Granted by `State::grant`, which does the bookkeeping.
         waiter::wait_in(
             &self.state,
@@ -350,6 +354,7 @@ unsafe impl<T: ?Sized + Sync> Sync for RwLockWriteGuard<'_, T> {}
 
 impl<'a, T: ?Sized> RwLockWriteGuard<'a, T> {
     fn new(lock: &'a RwLock<T>) -> Self {
+        lock.writer.claim();
         RwLockWriteGuard {
             lock,
             _not_send: PhantomData,

@@ -54,6 +54,8 @@ impl Builder {
     /// [`Error::NoRuntime`] outside a runtime; [`Error::InvalidStackSize`];
     /// [`Error::MapLimit`] or [`Error::OutOfMemory`] when no stack can be
     /// mapped — each says which limit was hit and how to raise it.
+    #[track_caller]
+    #[inline]
     pub fn spawn<F, T>(self, f: F) -> Result<JoinHandle<T>, Error>
     where
         F: FnOnce() -> T + Send + 'static,
@@ -69,11 +71,14 @@ impl Builder {
     /// # Errors
     ///
     /// As for [`spawn`](Self::spawn).
+    #[track_caller]
+    #[inline]
     pub fn spawn_local<F, T>(self, f: F) -> Result<JoinHandle<T>, Error>
     where
         F: FnOnce() -> T + 'static,
         T: 'static,
     {
+        let location = std::panic::Location::caller();
         let name = self.name.map(Arc::<str>::from);
         super::context::with_scheduler(|s| {
             // The runtime's default was checked when the runtime was built.
@@ -81,7 +86,7 @@ impl Builder {
                 Some(bytes) => stack::checked_size(bytes)?,
                 None => s.default_stack_size(),
             };
-            s.spawn(f, name, size)
+            s.spawn(f, name, size, location)
         })
         .unwrap_or(Err(Error::NoRuntime))
     }
@@ -89,6 +94,7 @@ impl Builder {
 
 /// `corio::spawn`: [`Builder::spawn`] with the defaults, panicking with a
 /// message that names the call instead of returning an error.
+#[track_caller]
 pub(crate) fn spawn_or_panic<F, T>(f: F) -> JoinHandle<T>
 where
     F: FnOnce() -> T + Send + 'static,
@@ -104,6 +110,7 @@ where
 }
 
 /// `corio::spawn_local`, as [`spawn_or_panic`].
+#[track_caller]
 pub(crate) fn spawn_local_or_panic<F, T>(f: F) -> JoinHandle<T>
 where
     F: FnOnce() -> T + 'static,

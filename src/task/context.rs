@@ -221,6 +221,8 @@ pub(crate) struct Config {
     pub(crate) stack_size: usize,
     /// Tasks run between two zero-timeout polls when the queue stays busy.
     pub(crate) event_interval: u32,
+    /// Report tasks that run longer than this without switching.
+    pub(crate) stall_threshold: Option<std::time::Duration>,
 }
 
 /// The thread-owned part of a runtime.
@@ -234,7 +236,7 @@ pub(crate) struct Scheduler {
     pub(crate) timers: RefCell<BTreeMap<(Instant, u64), TaskRef>>,
     pub(crate) timer_seq: Cell<u64>,
     /// The running task (null between tasks).
-    pub(crate) current: Cell<*const Core>,
+    pub(crate) current: crate::inspect::diag::CurrentTask,
     /// The task being force-unwound at shutdown.
     pub(crate) forcing: Cell<*const Core>,
     /// How many times it caught that unwind (see `forced_unwind`).
@@ -255,6 +257,8 @@ pub(crate) struct Scheduler {
     /// The simulation this runtime runs (`None` for a real runtime): its
     /// clock, and the host each spawned task belongs to.
     pub(crate) sim: Option<std::rc::Rc<crate::sim::World>>,
+    /// Metrics, and the state of dumps, stall and deadlock reports.
+    pub(crate) diag: crate::inspect::diag::RuntimeDiag,
 }
 
 thread_local! {
@@ -387,7 +391,7 @@ impl Scheduler {
             run_queue: RunQueue::default(),
             timers: RefCell::new(BTreeMap::new()),
             timer_seq: Cell::new(0),
-            current: Cell::new(ptr::null()),
+            current: crate::inspect::diag::CurrentTask::new(ptr::null()),
             forcing: Cell::new(ptr::null()),
             forced_unwinds: Cell::new(0),
             main: Cell::new(ptr::null()),
@@ -397,6 +401,7 @@ impl Scheduler {
             runtime_reserve: Cell::new(0),
             events: RefCell::new(DefaultDriver::events()),
             sim: None,
+            diag: crate::inspect::diag::RuntimeDiag::new(config.stall_threshold),
         })
     }
 
@@ -452,6 +457,7 @@ impl Scheduler {
         f: F,
         name: Option<Arc<str>>,
         stack_size: usize,
+        location: &'static std::panic::Location<'static>,
     ) -> Result<JoinHandle<T>, Error>
     where
         F: FnOnce() -> T,
@@ -465,7 +471,7 @@ impl Scheduler {
         let since = self.tick.get();
         let (task, handle) = Packet::<T>::allocate(
             |vtable| Core {
-                header: Header::new(name, key, runtime, stack_size, vtable),
+                header: Header::new(name, key, runtime, stack_size, vtable, location),
                 coroutine: UnsafeCell::new(None),
                 local: ThreadOwned::new(LocalState::new(since, reservation)),
             },
@@ -477,6 +483,9 @@ impl Scheduler {
         if let Some(sim) = &self.sim {
             sim.on_spawn(key);
         }
+        crate::inspect::diag::RuntimeDiag::bump(&self.diag.counters.spawned);
+        // SAFETY: the registry holds the task.
+        crate::task::trace::spawned(self, unsafe { core.as_ref() });
         self.run_queue.push(core);
         Ok(handle)
     }
@@ -487,13 +496,14 @@ impl Scheduler {
         f: F,
         name: Option<Arc<str>>,
         stack_size: usize,
+        location: &'static std::panic::Location<'static>,
     ) -> Result<JoinHandle<T>, Error>
     where
         F: FnOnce() -> T + 'static,
         T: 'static,
     {
         // SAFETY: `F` and `T` are 'static, so nothing they borrow can go away.
-        unsafe { self.spawn_unchecked(f, name, stack_size) }
+        unsafe { self.spawn_unchecked(f, name, stack_size, location) }
     }
 
     /// Wakes a task of this runtime, on this thread (park protocol rule 2, in `task::park`): a waiting task
@@ -513,11 +523,13 @@ impl Scheduler {
         local.advance(Transition::Wake);
         local.since.set(self.tick.get());
         self.run_queue.push(NonNull::from(core));
+        crate::task::trace::woken(self, core);
     }
 
     /// Drops a finished or abandoned task's coroutine (returning its stack to
     /// the pool) and then its registry entry, in that order.
     pub(crate) fn retire(&self, core: &Core) {
+        crate::inspect::stall::before_free(self, core);
         // SAFETY: the coroutine is not running (it returned or was unwound).
         let coroutine = unsafe { (*core.coroutine.get()).take() };
         drop(coroutine);
@@ -644,6 +656,11 @@ impl Scheduler {
             local
                 .yielder
                 .set(local.yielder.get().map_addr(|a| a | FORCED_TAG));
+            // What a yield tests (`park::suspend`).
+            core.header
+                .probe
+                .0
+                .fetch_or(crate::inspect::diag::FORCED, Ordering::AcqRel);
             // Straight to running, whether it waited or was ready: it is
             // resumed only to unwind (not a lifecycle step of its own).
             local.state.set(TaskState::Running);
@@ -678,6 +695,10 @@ impl Scheduler {
             // add a second panic to that unwind.
             (TaskState::Running, None) => TaskState::Finished(Outcome::Cancelled),
         });
+        if let TaskState::Finished(o) = core.local(self).state.get() {
+            crate::inspect::metrics::count_finish(self, o);
+            crate::task::trace::finished(self, core, o);
+        }
         task.complete_cancelled();
         // Not retired already (a nested `abandon_task` may have, and a new
         // task may have taken its key since).
@@ -688,17 +709,6 @@ impl Scheduler {
             .is_some_and(|t| ptr::eq(t.core(), core));
         if registered {
             self.retire(core);
-        }
-    }
-
-    /// Calls `f` with every live task's header, state, and when it
-    /// entered that state (for `corio::inspect`). `f` must not reach the
-    /// registry or a task's thread-owned state.
-    pub(crate) fn for_each_task(&self, mut f: impl FnMut(&Header, TaskState, Instant)) {
-        for (_, t) in self.tasks.borrow().iter() {
-            let core = t.core();
-            let l = core.local(self);
-            f(&core.header, l.state.get(), l.since.get());
         }
     }
 }

@@ -80,6 +80,8 @@ pub(crate) struct LocalState {
     /// The frame (generator) the task executes innermost, null if none;
     /// see `task::frame`.
     pub(crate) frame: Cell<*const super::frame::Frame>,
+    /// What it waits on beyond its `WaitReason` (`corio::inspect`).
+    pub(crate) wait: Cell<crate::inspect::diag::WaitObj>,
 }
 
 impl LocalState {
@@ -98,6 +100,7 @@ impl LocalState {
             locals: RefCell::default(),
             stack: Cell::new(Some(reservation)),
             frame: Cell::new(ptr::null()),
+            wait: Cell::default(),
         }
     }
 

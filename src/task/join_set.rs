@@ -177,6 +177,7 @@ impl<T> JoinSet<T> {
     ///
     /// As [`corio::spawn`](crate::spawn): outside a runtime, or if no stack
     /// can be had.
+    #[track_caller]
     pub fn spawn<F>(&mut self, f: F) -> CancelHandle
     where
         F: FnOnce() -> T + Send + 'static,
@@ -198,6 +199,7 @@ impl<T> JoinSet<T> {
     /// # Panics
     ///
     /// As [`corio::spawn_local`](crate::spawn_local).
+    #[track_caller]
     pub fn spawn_local<F>(&mut self, f: F) -> CancelHandle
     where
         F: FnOnce() -> T + 'static,

@@ -154,6 +154,7 @@ pub(crate) mod panic_hook;
 pub(crate) mod park;
 mod scope;
 mod state;
+pub(crate) mod trace;
 
 use std::fmt;
 use std::num::NonZeroU64;
@@ -264,6 +265,11 @@ pub(crate) struct Header {
     pub(crate) cancelled: AtomicBool,
     /// Who owns the result slot, and the joiner to wake.
     join: JoinState<Unparker>,
+    /// Where the task was spawned (`#[track_caller]` on every spawn
+    /// function), for `corio::inspect` and the stall monitor.
+    pub(crate) location: &'static std::panic::Location<'static>,
+    /// Requests of `corio::inspect` (stall monitor, dumper) to the task.
+    pub(crate) probe: crate::inspect::diag::Probe,
 }
 
 impl Header {
@@ -277,6 +283,7 @@ impl Header {
         runtime: RuntimeRef,
         stack_size: usize,
         vtable: &'static Vtable,
+        location: &'static std::panic::Location<'static>,
     ) -> Header {
         Header {
             id: TaskId::next(),
@@ -289,6 +296,8 @@ impl Header {
             vtable,
             cancelled: AtomicBool::new(false),
             join: JoinState::new(),
+            location,
+            probe: crate::inspect::diag::Probe::new(),
         }
     }
 

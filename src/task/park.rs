@@ -251,20 +251,27 @@ impl UnparkRef {
 pub(crate) fn suspend(s: &Scheduler, core: &Core, t: Transition) {
     let local = core.local(s);
     let y = local.yielder.get();
-    // A task that shutdown unwinds does not yield (`context` module docs, "Shutdown").
-    // Parks need no test: theirs is the cancellation check before this.
-    if matches!(t, Transition::Yield) && y.addr() & FORCED_TAG != 0 {
-        forced_unwind(s, core);
+    // One test of the task's probe byte: a task that shutdown unwinds does
+    // not yield (`context` module docs, "Shutdown"; parks need no test:
+    // theirs is the cancellation check before this), and the requests of
+    // `corio::inspect` (the stall monitor's).
+    if core.header.probe.is_set() {
+        crate::inspect::diag::probed(s, core, matches!(t, Transition::Yield));
     }
     local.advance(t);
     local.since.set(s.tick.get());
     if matches!(t, Transition::Yield) {
         s.run_queue.push(NonNull::from(core));
     }
+    crate::task::trace::suspending(t);
     debug_assert!(!y.is_null());
     // SAFETY: `yielder` was stored by `run_body` on this task's own stack,
     // which lives as long as the task, and the caller runs inside the task.
     unsafe { &*y }.suspend(());
+    // A park may be resumed by the dumper, to trace its stack.
+    if !matches!(t, Transition::Yield) {
+        crate::inspect::diag::after_park(core);
+    }
 }
 
 /// Suspends the caller until it is unparked, `deadline` (or an enclosing

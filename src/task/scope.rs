@@ -313,6 +313,7 @@ impl<'scope, 'env, E> Scope<'scope, 'env, E> {
     /// # Panics
     ///
     /// If no stack can be mapped (see [`Builder::spawn`](crate::Builder::spawn)).
+    #[track_caller]
     pub fn spawn<F, T>(&'scope self, f: F) -> ScopedJoinHandle<'scope, T>
     where
         F: FnOnce() -> T + 'scope,
@@ -329,6 +330,7 @@ impl<'scope, 'env, E> Scope<'scope, 'env, E> {
     /// # Panics
     ///
     /// As [`spawn`](Self::spawn).
+    #[track_caller]
     pub fn spawn_try<F, T>(&'scope self, f: F) -> ScopedJoinHandle<'scope, Result<T, E>>
     where
         F: FnOnce() -> Result<T, E> + 'scope,
@@ -365,6 +367,7 @@ impl<'scope, 'env, E> Scope<'scope, 'env, E> {
         }
     }
 
+    #[track_caller]
     fn spawn_try_with<F, T>(
         &'scope self,
         f: F,
@@ -398,6 +401,7 @@ impl<'scope, 'env, E> Scope<'scope, 'env, E> {
         !self.state.failures.borrow().is_empty()
     }
 
+    #[track_caller]
     fn spawn_inner<F, R, T>(
         &'scope self,
         f: F,
@@ -410,6 +414,7 @@ impl<'scope, 'env, E> Scope<'scope, 'env, E> {
         R: 'scope,
         T: 'scope,
     {
+        let location = std::panic::Location::caller();
         // Checked before anything is counted: a bad size spawns nothing.
         let stack_size = options.stack_size.map(stack::checked_size).transpose()?;
         let state = &self.state;
@@ -454,7 +459,7 @@ impl<'scope, 'env, E> Scope<'scope, 'env, E> {
             // child finished (`finish`, rules 1, 2 and 4) — it waits, or
             // unwinds each child in place — and the scope cannot be leaked,
             // so the task is gone before that data is.
-            unsafe { s.spawn_unchecked(body, name, size) }
+            unsafe { s.spawn_unchecked(body, name, size, location) }
         })
         .expect("a scope lives in a task of a running runtime");
         // A failed spawn dropped `body`, whose `Running` guard counted the
@@ -619,6 +624,7 @@ impl<'scope, E> ScopedBuilder<'scope, '_, E> {
     /// [`Error::MapLimit`](crate::Error::MapLimit) or
     /// [`Error::OutOfMemory`](crate::Error::OutOfMemory) when no stack can
     /// be mapped. Nothing is spawned then.
+    #[track_caller]
     pub fn spawn<F, T>(self, f: F) -> Result<ScopedJoinHandle<'scope, T>, Error>
     where
         F: FnOnce() -> T + 'scope,
@@ -633,6 +639,7 @@ impl<'scope, E> ScopedBuilder<'scope, '_, E> {
     /// # Errors
     ///
     /// As [`spawn`](Self::spawn).
+    #[track_caller]
     pub fn spawn_try<F, T>(self, f: F) -> Result<ScopedJoinHandle<'scope, Result<T, E>>, Error>
     where
         F: FnOnce() -> Result<T, E> + 'scope,

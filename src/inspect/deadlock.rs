@@ -1,0 +1,119 @@
+//! Deadlock detection: the loop found every task waiting, and nothing that
+//! could wake one of them.
+//!
+//! Never a false positive, so the test is conservative. The runtime is
+//! deadlocked only when all of these hold after a quiet period:
+//!
+//! * its run queue and inject queue are empty and every task waits on
+//!   another task or on a primitive of `corio::sync` (a join, a lock, a
+//!   semaphore, a channel, an event) — not on IO, a timer, the blocking
+//!   pool, a `select`, a future, a process or a signal;
+//! * no timer is armed and no IO source is registered with its reactor;
+//! * no other thread exists in the process besides corio's own monitor
+//!   threads: any other thread — a plain OS thread, a blocking-pool thread,
+//!   another runtime — might hold a channel sender, a lock, a `JoinHandle`
+//!   to cancel with, or a waker of one of the tasks. (Idle blocking-pool
+//!   threads exit after half a second; the check runs again then.)
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use super::TaskInfo;
+use crate::task::context::Scheduler;
+use crate::task::{TaskId, TaskState, WaitReason};
+
+/// How long the loop stays quiet before the first check.
+pub(crate) const GRACE: Duration = Duration::from_millis(50);
+
+/// corio's own long-lived threads (stall monitor, signal dumper), which
+/// never wake a task.
+pub(crate) static HELPER_THREADS: AtomicUsize = AtomicUsize::new(0);
+
+/// The first cycle of the wait graph of `table`, as the task ids in order.
+pub(crate) fn find_cycle(table: &[TaskInfo]) -> Option<Vec<TaskId>> {
+    let next = |id: TaskId| table.iter().find(|t| t.id() == id)?.blocked_on;
+    for start in table {
+        let mut path = vec![start.id()];
+        let mut at = start.id();
+        while let Some(n) = next(at) {
+            if let Some(i) = path.iter().position(|&p| p == n) {
+                let mut cycle = path.split_off(i);
+                // Start the cycle at its smallest id, for stable output.
+                let min = (0..cycle.len()).min_by_key(|&k| cycle[k]).unwrap_or(0);
+                cycle.rotate_left(min);
+                return Some(cycle);
+            }
+            if path.len() > table.len() {
+                break;
+            }
+            path.push(n);
+            at = n;
+        }
+    }
+    None
+}
+
+/// Whether nothing registered with the loop could wake a task: the cheap
+/// half of the test, checked before the loop goes to sleep.
+pub(crate) fn quiet(s: &Scheduler) -> bool {
+    s.timers.borrow().is_empty() && !crate::reactor::Driver::has_sources(&s.shared.driver)
+}
+
+/// Threads in this process, or `None` if that cannot be read.
+fn process_threads() -> Option<usize> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The command name (field 2) may hold spaces: count from its `)`.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(17)?.parse().ok()
+}
+
+/// The full test, after the loop stayed quiet; on a deadlock, prints the
+/// report and records the panic message for `block_on`.
+pub(crate) fn check(s: &Scheduler) {
+    let now = Instant::now();
+    match s.diag.quiet_since.get() {
+        None => {
+            s.diag.quiet_since.set(Some(now));
+            return;
+        }
+        Some(since) if now.duration_since(since) < GRACE => return,
+        Some(_) => {}
+    }
+    let helpers = HELPER_THREADS.load(Ordering::Acquire);
+    if process_threads() != Some(1 + helpers) {
+        return;
+    }
+    let internal = |r: WaitReason| {
+        matches!(
+            r,
+            WaitReason::Join(_)
+                | WaitReason::Lock
+                | WaitReason::Semaphore
+                | WaitReason::Channel
+                | WaitReason::Event
+        )
+    };
+    let all_stuck = s.tasks.borrow().iter().all(|(_, t)| {
+        let state = t.core().local(s).state.get();
+        matches!(state, TaskState::Waiting(r) if internal(r))
+    });
+    if !all_stuck || s.tasks.borrow().is_empty() {
+        return;
+    }
+    let _reporting = s.diag.reporting();
+    let table = super::snapshot(s, true);
+    let cycle = find_cycle(&table).map(|c| {
+        let names: Vec<String> = c.iter().map(|&id| super::describe_id(&table, id)).collect();
+        format!("{} → {}", names.join(" → "), names[0])
+    });
+    let head = format!(
+        "corio: deadlock: all {} tasks of the runtime are waiting and nothing can wake any of them{}",
+        table.len(),
+        cycle
+            .as_ref()
+            .map_or_else(String::new, |c| format!("; cycle: {c}"))
+    );
+    super::write_stderr(&format!("{head}\n{}", super::render(&table)));
+    *s.diag.deadlock_message.borrow_mut() = Some(head);
+    s.diag.deadlocked.set(true);
+}

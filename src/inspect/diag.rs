@@ -1,0 +1,357 @@
+//! The runtime's side of the diagnostics: what the scheduler keeps for
+//! them ([`RuntimeDiag`], one per runtime; [`Probe`] in every task's header;
+//! [`WaitObj`] in every task's local state), and the checks the hot path
+//! makes for them.
+//!
+//! # The probe byte
+//!
+//! Each task's header has a [`Probe`] byte, zero unless somebody wants
+//! something from the task. A task tests it right before it suspends (a
+//! yield or a park) and, for a park, right after it is resumed: one load
+//! and test each, on a line the task touches anyway. Three bits use it:
+//!
+//! * `PROBED`: set by the stall monitor on the running task; cleared by
+//!   the task's next suspension. Still set a threshold later, the task has
+//!   run all that time without switching: the monitor reports a stall and
+//!   sets `STALLED`.
+//! * `STALLED`: the task's next suspension reports the end of the stall:
+//!   how long it ran, and the backtrace of where it yields (captured right
+//!   there, on its stack).
+//! * `TRACE`: the dumper wants the backtrace of a parked task. It sets the
+//!   bit and resumes that task (and only that one); the task sees it right
+//!   after its park's switch, captures its own stack, stores it, clears the
+//!   bit and suspends again — its state, its wakeup token, the run queue
+//!   untouched. A wakeup that came meanwhile is where it was.
+#![allow(unsafe_code)]
+
+use std::backtrace::Backtrace;
+use std::cell::{Cell, RefCell};
+use std::ptr;
+use std::sync::atomic::{AtomicPtr, AtomicU8, Ordering};
+use std::time::{Duration, Instant};
+
+use corosensei::CoroutineResult;
+
+use crate::task::TaskState;
+use crate::task::context::{FORCED_TAG, Scheduler};
+use crate::task::core::Core;
+
+pub(crate) const PROBED: u8 = 1;
+pub(crate) const STALLED: u8 = 2;
+pub(crate) const TRACE: u8 = 4;
+/// Set by the runtime's shutdown on a task it unwinds: the task's yields
+/// unwind it instead (`task::context`, "Shutdown"). Never cleared.
+pub(crate) const FORCED: u8 = 8;
+
+/// A task's probe byte (module docs).
+pub(crate) struct Probe(pub(crate) AtomicU8);
+
+impl Probe {
+    pub(crate) const fn new() -> Probe {
+        Probe(AtomicU8::new(0))
+    }
+
+    /// Whether anything is asked of the task (a relaxed load: a plain move).
+    #[inline(always)]
+    pub(crate) fn is_set(&self) -> bool {
+        self.0.load(Ordering::Relaxed) != 0
+    }
+}
+
+/// The running task of a runtime: `Scheduler::current`. An atomic only so
+/// that the stall monitor may read it from its own thread; the runtime's
+/// relaxed loads and stores compile to the plain moves a `Cell` would.
+pub(crate) struct CurrentTask(AtomicPtr<Core>);
+
+impl CurrentTask {
+    pub(crate) const fn new(p: *const Core) -> CurrentTask {
+        CurrentTask(AtomicPtr::new(p.cast_mut()))
+    }
+
+    #[inline(always)]
+    pub(crate) fn get(&self) -> *const Core {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    #[inline(always)]
+    pub(crate) fn set(&self, p: *const Core) {
+        self.0.store(p.cast_mut(), Ordering::Relaxed)
+    }
+}
+
+/// What a waiting task waits on, beyond its `WaitReason`: recorded by the
+/// primitive just before it parks (its slow path only), read only when
+/// someone dumps. One word, so that a spawn initialises one: the address of
+/// the lock's [`LockOwner`], tagged in its low bits with the kind of lock
+/// (0: nothing recorded).
+#[derive(Clone, Copy)]
+pub(crate) struct WaitObj(*const LockOwner);
+
+impl Default for WaitObj {
+    fn default() -> WaitObj {
+        WaitObj(ptr::null())
+    }
+}
+
+const TAG_MUTEX: usize = 1;
+const TAG_RWLOCK: usize = 2;
+const TAGS: usize = 3;
+
+impl WaitObj {
+    pub(crate) fn mutex(owner: &LockOwner) -> WaitObj {
+        WaitObj(ptr::from_ref(owner).map_addr(|a| a | TAG_MUTEX))
+    }
+
+    pub(crate) fn rwlock(owner: &LockOwner) -> WaitObj {
+        WaitObj(ptr::from_ref(owner).map_addr(|a| a | TAG_RWLOCK))
+    }
+
+    /// The kind of lock and its owner record, if one was recorded.
+    pub(crate) fn lock(self) -> Option<(&'static str, *const LockOwner)> {
+        let kind = match self.0.addr() & TAGS {
+            TAG_MUTEX => "Mutex",
+            TAG_RWLOCK => "RwLock",
+            _ => return None,
+        };
+        Some((kind, self.0.map_addr(|a| a & !TAGS)))
+    }
+}
+
+/// Who holds a lock: the `Core` of the task that took it last (null for a
+/// thread outside any task). Only ever compared with the registry's tasks,
+/// never dereferenced, so a stale value cannot do harm; it is meaningful
+/// while the lock is held (every acquisition overwrites it).
+#[repr(align(8))]
+pub(crate) struct LockOwner(AtomicPtr<()>);
+
+impl LockOwner {
+    pub(crate) const fn new() -> LockOwner {
+        LockOwner(AtomicPtr::new(ptr::null_mut()))
+    }
+
+    /// Records the caller as the holder.
+    #[inline(always)]
+    pub(crate) fn claim(&self) {
+        let p = crate::task::context::current_task_ptrs()
+            .map_or(ptr::null_mut(), |(_, core)| core.as_ptr().cast::<()>());
+        self.0.store(p, Ordering::Relaxed);
+    }
+
+    pub(crate) fn get(&self) -> *const () {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Records what the running task is about to wait on (before its park).
+pub(crate) fn note_wait(obj: WaitObj) {
+    crate::task::context::with_current(|s, core| core.local(s).wait.set(obj));
+}
+
+/// The counters of a runtime (see `runtime::RuntimeMetrics`): plain cells
+/// written by the runtime's own thread, except `switches`, which the stall
+/// monitor reads (relaxed load and store: no atomic read-modify-write).
+#[derive(Default)]
+pub(crate) struct Counters {
+    pub(crate) spawned: Cell<u64>,
+    /// Finished tasks by `Outcome` (returned, panicked, cancelled).
+    pub(crate) finished: [Cell<u64>; 3],
+    pub(crate) io_events: Cell<u64>,
+    pub(crate) timers_fired: Cell<u64>,
+    pub(crate) blocking_jobs: Cell<u64>,
+    pub(crate) polls: Cell<u64>,
+    /// Task runs, counted from the loop's budget each time it is reset (at
+    /// every poll): the loop counts its budget down anyway, so a switch
+    /// costs no counter of its own.
+    pub(crate) switches: Cell<u64>,
+    pub(crate) parked: Cell<Duration>,
+    /// Time inside `block_on` before the current call, and when the current
+    /// call began.
+    pub(crate) active: Cell<Duration>,
+    pub(crate) entered: Cell<Option<Instant>>,
+}
+
+/// A stall the monitor saw, for the report when it ends.
+pub(crate) struct Stall {
+    pub(crate) id: crate::task::TaskId,
+    pub(crate) describe: String,
+    pub(crate) since: Instant,
+}
+
+/// The diagnostics state of one runtime (a field of its `Scheduler`).
+pub(crate) struct RuntimeDiag {
+    /// A signal asked for a dump (`dump_on_signal`); the loop's next poll
+    /// prints it.
+    pub(crate) dump_request: std::sync::atomic::AtomicBool,
+    /// The task the stall monitor is reading the header of (see
+    /// `stall::before_free`).
+    pub(crate) hazard: AtomicPtr<Core>,
+    /// Whether a stall monitor watches this runtime.
+    pub(crate) monitored: Cell<bool>,
+    /// The runtime is printing a report of its own (the monitor does not
+    /// count that time as a stall).
+    pub(crate) reporting: std::sync::atomic::AtomicBool,
+    pub(crate) stall_threshold: Option<Duration>,
+    pub(crate) trace_out: RefCell<Option<Backtrace>>,
+    pub(crate) stall: std::sync::Mutex<Option<Stall>>,
+    /// Set by the deadlock check: the loop stops and `block_on` panics
+    /// with `deadlock_message`.
+    pub(crate) deadlocked: Cell<bool>,
+    pub(crate) deadlock_message: RefCell<Option<String>>,
+    /// When the loop last found every task waiting with nothing that could
+    /// wake them (see `deadlock`).
+    pub(crate) quiet_since: Cell<Option<Instant>>,
+    pub(crate) counters: Counters,
+    #[cfg(feature = "tracing")]
+    pub(crate) spans: crate::task::trace::Spans,
+}
+
+impl RuntimeDiag {
+    pub(crate) fn new(stall_threshold: Option<Duration>) -> RuntimeDiag {
+        RuntimeDiag {
+            dump_request: std::sync::atomic::AtomicBool::new(false),
+            hazard: AtomicPtr::new(ptr::null_mut()),
+            monitored: Cell::new(false),
+            reporting: std::sync::atomic::AtomicBool::new(false),
+            stall_threshold,
+            trace_out: RefCell::new(None),
+            stall: std::sync::Mutex::new(None),
+            deadlocked: Cell::new(false),
+            deadlock_message: RefCell::new(None),
+            quiet_since: Cell::new(None),
+            counters: Counters::default(),
+            #[cfg(feature = "tracing")]
+            spans: Default::default(),
+        }
+    }
+
+    /// Marks the runtime as busy with a report of its own until the guard
+    /// drops.
+    pub(crate) fn reporting(&self) -> impl Drop + '_ {
+        struct Done<'a>(&'a RuntimeDiag);
+        impl Drop for Done<'_> {
+            fn drop(&mut self) {
+                self.0.reporting.store(false, Ordering::Release);
+            }
+        }
+        self.reporting.store(true, Ordering::Release);
+        Done(self)
+    }
+
+    /// Counts `n` task runs (see `Counters::switches`).
+    #[inline]
+    pub(crate) fn count_runs(&self, n: u32) {
+        let c = &self.counters.switches;
+        c.set(c.get() + u64::from(n));
+    }
+
+    #[inline(always)]
+    pub(crate) fn bump(c: &Cell<u64>) {
+        c.set(c.get() + 1);
+    }
+}
+
+/// The test right after a park's switch (module docs).
+#[inline(always)]
+pub(crate) fn after_park(core: &Core) {
+    if core.header.probe.is_set() {
+        probed_after_park(core);
+    }
+}
+
+/// The task `core` (running) is about to suspend (`yielding`, or park)
+/// with its probe set.
+#[cold]
+#[inline(never)]
+pub(crate) fn probed(s: &Scheduler, core: &Core, yielding: bool) {
+    if yielding && core.header.probe.0.load(Ordering::Acquire) & FORCED != 0 {
+        crate::task::park::forced_unwind(s, core);
+    }
+    let was = core
+        .header
+        .probe
+        .0
+        .fetch_and(!(PROBED | STALLED), Ordering::AcqRel);
+    if was & STALLED != 0 {
+        super::stall::report_end(s, core, false);
+    }
+}
+
+/// The task `core` was resumed in a park with its probe set: a trace
+/// request (captured, then back to the dumper), or a monitor's probe that
+/// came just as it suspended (cleared).
+#[cold]
+#[inline(never)]
+fn probed_after_park(core: &Core) {
+    while core.header.probe.0.load(Ordering::Acquire) & TRACE != 0 {
+        let bt = super::backtrace::capture_here(core);
+        crate::task::context::with_scheduler(|s| *s.diag.trace_out.borrow_mut() = bt);
+        core.header.probe.0.fetch_and(!TRACE, Ordering::AcqRel);
+        // Untagged, it is the pointer `run_body` stored, on this task's
+        // own stack, which outlives it; we run inside the task.
+        let y = crate::task::context::with_scheduler(|s| core.local(s).yielder.get())
+            .expect("a task runs inside its runtime")
+            .map_addr(|a| a & !FORCED_TAG);
+        // Back to the dumper, in the state we were in: nothing of ours
+        // changed.
+        // SAFETY: as above.
+        unsafe { &*y }.suspend(());
+    }
+    core.header.probe.0.fetch_and(!PROBED, Ordering::AcqRel);
+}
+
+/// The task `core` finished (its closure returned) with its probe set.
+#[inline(always)]
+pub(crate) fn on_finish(s: &Scheduler, core: &Core) {
+    if core.header.probe.is_set() {
+        finished_probed(s, core);
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn finished_probed(s: &Scheduler, core: &Core) {
+    let was = core.header.probe.0.fetch_and(FORCED, Ordering::AcqRel);
+    if was & STALLED != 0 {
+        super::stall::report_end(s, core, true);
+    }
+}
+
+/// A dump a signal asked for, from the loop.
+#[cold]
+pub(crate) fn serve_dump_request(s: &Scheduler) {
+    if s.diag.dump_request.swap(false, Ordering::AcqRel) {
+        let _reporting = s.diag.reporting();
+        let text = super::dump_of(s);
+        super::write_stderr(&format!("corio: dump requested by a signal\n{text}"));
+    }
+}
+
+/// The backtrace of `core`, a waiting task of `s`: it is resumed just long
+/// enough to capture its own stack (see the module docs). `None` if it
+/// cannot be traced now. Ready tasks are not traced: one that yielded
+/// would not look at its probe before going on.
+pub(crate) fn trace_task(s: &Scheduler, core: &Core) -> Option<Backtrace> {
+    if !s.forcing.get().is_null() || ptr::eq(s.current.get(), core) || std::thread::panicking() {
+        return None;
+    }
+    let state = core.local(s).state.get();
+    if !matches!(state, TaskState::Waiting(_)) {
+        return None;
+    }
+    // SAFETY: the task waits, so it is neither running nor being unwound:
+    // neither `run_task` nor `abandon` borrows its coroutine; nothing else
+    // does.
+    let slot = unsafe { &mut *core.coroutine.get() };
+    let coroutine = slot.as_mut().filter(|c| c.started() && !c.done())?;
+    core.header.probe.0.fetch_or(TRACE, Ordering::AcqRel);
+    let saved = s.current.get();
+    s.current.set(core);
+    let r = coroutine.resume(());
+    s.current.set(saved);
+    core.header.probe.0.fetch_and(!TRACE, Ordering::AcqRel);
+    debug_assert!(
+        matches!(r, CoroutineResult::Yield(())),
+        "a traced task ran to its end"
+    );
+    s.diag.trace_out.borrow_mut().take()
+}

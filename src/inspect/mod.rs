@@ -1,0 +1,447 @@
+//! Introspection: see what every task is doing and why a program is stuck.
+//!
+//! * [`tasks`] and [`dump`]: every task of the current runtime with its
+//!   state, how long it has been in it, where it was spawned, what it waits
+//!   on (the mutex and who holds it, the task it joins, the socket, the
+//!   timer) and — in [`dump`] — the backtrace of its own stack, captured
+//!   without disturbing it, plus the wait graph between tasks.
+//! * Deadlocks: when every task waits and nothing can wake any of them, the
+//!   runtime prints the dump with the cycle and `block_on` panics with a
+//!   message that starts `corio: deadlock`.
+//! * Stalls: [`runtime::Builder::stall_threshold`](crate::runtime::Builder::stall_threshold)
+//!   (or `CORIO_STALL_MS`) reports a task that runs too long without yielding.
+//! * [`dump_on_signal`]: a signal prints every runtime's dump to stderr.
+//! * Metrics: [`Runtime::metrics`](crate::Runtime::metrics) and
+//!   [`runtime::metrics`](crate::runtime::metrics).
+//!
+//! `docs/debugging.md` walks through each of them.
+#![allow(unsafe_code)]
+
+pub(crate) mod backtrace;
+pub(crate) mod deadlock;
+pub(crate) mod diag;
+pub(crate) mod metrics;
+pub(crate) mod signal;
+pub(crate) mod stall;
+
+use std::fmt::{self, Write as _};
+use std::io::Write as _;
+use std::panic::Location;
+use std::time::{Duration, Instant};
+
+pub use signal::dump_on_signal;
+
+use self::diag::WaitObj;
+use crate::task::context::Scheduler;
+use crate::task::core::Core;
+use crate::task::{Direction, Task, TaskId, TaskState, WaitReason};
+
+/// One task as [`tasks`] saw it.
+#[derive(Clone, Debug)]
+pub struct TaskInfo {
+    pub(crate) task: Task,
+    pub(crate) state: TaskState,
+    pub(crate) in_state: Duration,
+    pub(crate) stack_size: usize,
+    pub(crate) location: &'static Location<'static>,
+    pub(crate) worker: usize,
+    pub(crate) wait: Option<String>,
+    pub(crate) blocked_on: Option<TaskId>,
+    pub(crate) backtrace: Option<String>,
+}
+
+impl TaskInfo {
+    /// The task's id.
+    pub fn id(&self) -> TaskId {
+        self.task.id()
+    }
+
+    /// The task's name, if it has one.
+    pub fn name(&self) -> Option<&str> {
+        self.task.name()
+    }
+
+    /// Its lifecycle state, with the wait reason when waiting.
+    pub fn state(&self) -> TaskState {
+        self.state
+    }
+
+    /// How long it has been in that state (measured at the scheduler's
+    /// last poll, so a few microseconds coarse).
+    pub fn in_state(&self) -> Duration {
+        self.in_state
+    }
+
+    /// The size of its stack in bytes.
+    pub fn stack_size(&self) -> usize {
+        self.stack_size
+    }
+
+    /// Where the task was spawned: the caller of `corio::spawn`,
+    /// `Builder::spawn`, `Scope::spawn`, `JoinSet::spawn`, … (for the main
+    /// task, of `run` or `block_on`).
+    ///
+    /// ```
+    /// corio::run(|| {
+    ///     let h = corio::spawn(|| corio::yield_now()); let line = line!();
+    ///     let me = corio::tasks().into_iter().find(|t| t.id() == h.id()).unwrap();
+    ///     assert_eq!(me.location().file(), file!());
+    ///     assert_eq!(me.location().line(), line);
+    ///     h.join().unwrap();
+    /// });
+    /// ```
+    pub fn location(&self) -> &'static Location<'static> {
+        self.location
+    }
+
+    /// The worker (thread) of its runtime that runs it. A runtime has one
+    /// worker today, numbered 0.
+    pub fn worker(&self) -> usize {
+        self.worker
+    }
+
+    /// What it waits on, with the object, when it waits: `"lock on Mutex
+    /// 0x… held by task 7 'writer'"`, `"join task 12 'fetch'"`, `"read fd
+    /// 9 127.0.0.1:5000 ← 127.0.0.1:43210"`, `"timer, 2.4 s left"`.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// corio::run(|| {
+    ///     let m = Arc::new(corio::sync::Mutex::new(()));
+    ///     let guard = m.lock();
+    ///     let m2 = Arc::clone(&m);
+    ///     let waiter = corio::spawn(move || drop(m2.lock()));
+    ///     corio::yield_now();
+    ///     let info = corio::tasks().into_iter().find(|t| t.id() == waiter.id()).unwrap();
+    ///     let wait = info.wait().unwrap();
+    ///     assert!(wait.starts_with("lock on Mutex 0x"), "{wait}");
+    ///     assert!(wait.ends_with("held by task 1 'main'") || wait.contains("'main'"), "{wait}");
+    ///     drop(guard);
+    ///     waiter.join().unwrap();
+    /// });
+    /// ```
+    pub fn wait(&self) -> Option<&str> {
+        self.wait.as_deref()
+    }
+
+    /// The task it waits for, when that is known: the task it joins, the
+    /// holder of the lock it wants. The edges of the wait graph.
+    pub fn blocked_on(&self) -> Option<TaskId> {
+        self.blocked_on
+    }
+
+    /// The backtrace of the task's own stack, innermost frame first, from
+    /// the call where it waits (or yielded) down to its closure; for the
+    /// running task, from where it asked. Only in
+    /// [`tasks_with_backtraces`] (and [`dump`]); `None` for a task that has
+    /// not started yet.
+    pub fn backtrace(&self) -> Option<&str> {
+        self.backtrace.as_deref()
+    }
+}
+
+impl fmt::Display for TaskInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{:>6}  {:<16}  {:<28}  {:>10.3?}  {:>6}  {}",
+            self.id(),
+            self.name().unwrap_or("-"),
+            self.state.to_string(),
+            self.in_state,
+            self.worker,
+            self.location
+        )
+    }
+}
+
+/// A snapshot of every live task of the current runtime (empty outside
+/// one): id, name, lifecycle state with wait reason and object, time in
+/// that state, spawn location. No backtraces (see
+/// [`tasks_with_backtraces`]): cheap enough to call often.
+///
+/// # Examples
+///
+/// ```
+/// use corio::task::{TaskState, WaitReason};
+/// use std::time::Duration;
+///
+/// corio::run(|| {
+///     let sleeper = corio::spawn(|| corio::time::sleep(Duration::from_millis(50)));
+///     corio::yield_now(); // let it start and park
+///     let table = corio::tasks();
+///     let info = table.iter().find(|t| t.id() == sleeper.id()).unwrap();
+///     assert_eq!(info.state(), TaskState::Waiting(WaitReason::Timer));
+///     sleeper.join().unwrap();
+/// });
+/// ```
+pub fn tasks() -> Vec<TaskInfo> {
+    crate::task::context::with_scheduler(|s| snapshot(s, false)).unwrap_or_default()
+}
+
+/// [`tasks`], with the backtrace of every task's stack. A parked task's
+/// stack is intact: each is resumed for a moment, captures its own stack
+/// and suspends again, without any change to its state or to a wakeup
+/// that is pending for it. Costs a stack walk per task.
+///
+/// ```
+/// corio::run(|| {
+///     let (tx, rx) = corio::sync::mpsc::channel::<()>();
+///     let h = corio::spawn(move || rx.recv());
+///     corio::yield_now();
+///     let info = corio::inspect::tasks_with_backtraces()
+///         .into_iter()
+///         .find(|t| t.id() == h.id())
+///         .unwrap();
+///     assert!(info.backtrace().is_some());
+///     tx.send(()).unwrap();
+///     h.join().unwrap().unwrap();
+/// });
+/// ```
+pub fn tasks_with_backtraces() -> Vec<TaskInfo> {
+    crate::task::context::with_scheduler(|s| snapshot(s, true)).unwrap_or_default()
+}
+
+/// Every task of the current runtime as text, for people (empty outside a
+/// runtime): a table with a row per task (id, name, worker, state, time in
+/// it, spawn location), then per task what it waits on and the backtrace
+/// of its stack, then the wait graph between tasks, with the cycle if
+/// there is one. Handy from a debug endpoint; see also [`dump_on_signal`].
+///
+/// ```
+/// corio::run(|| {
+///     let h = corio::Builder::new()
+///         .name("sleeper")
+///         .spawn(|| corio::time::sleep(std::time::Duration::from_millis(20)))
+///         .unwrap();
+///     corio::yield_now();
+///     let dump = corio::inspect::dump();
+///     assert!(dump.contains("sleeper") && dump.contains("waiting: timer"), "{dump}");
+///     h.join().unwrap();
+/// });
+/// ```
+pub fn dump() -> String {
+    crate::task::context::with_scheduler(dump_of).unwrap_or_default()
+}
+
+/// The dump of `s`, from its thread.
+pub(crate) fn dump_of(s: &Scheduler) -> String {
+    let table = snapshot(s, true);
+    render(&table)
+}
+
+pub(crate) fn render(table: &[TaskInfo]) -> String {
+    let mut out = format!(
+        "{:>6}  {:<16}  {:<28}  {:>10}  {:>6}  {}\n",
+        "id", "name", "state", "for", "worker", "spawned at"
+    );
+    for t in table {
+        let _ = writeln!(out, "{t}");
+    }
+    for t in table {
+        let _ = writeln!(
+            out,
+            "\n{} (worker {}): {}, for {:.3?}",
+            describe(t),
+            t.worker,
+            match &t.wait {
+                Some(w) => format!("waiting: {w}"),
+                None => t.state.to_string(),
+            },
+            t.in_state
+        );
+        let _ = writeln!(out, "    spawned at {}", t.location);
+        match &t.backtrace {
+            Some(bt) => {
+                out.push_str("    backtrace:\n");
+                out.push_str(bt);
+            }
+            None if t.state == TaskState::Ready => {
+                out.push_str("    (not started yet)\n");
+            }
+            None => {}
+        }
+    }
+    let edges: Vec<&TaskInfo> = table.iter().filter(|t| t.blocked_on.is_some()).collect();
+    if !edges.is_empty() {
+        out.push_str("\nwait graph:\n");
+        for t in &edges {
+            let to = t.blocked_on.unwrap();
+            let _ = writeln!(out, "    {} → {}", describe(t), describe_id(table, to));
+        }
+        if let Some(cycle) = deadlock::find_cycle(table) {
+            let names: Vec<String> = cycle.iter().map(|&id| describe_id(table, id)).collect();
+            let _ = writeln!(out, "cycle: {} → {}", names.join(" → "), names[0]);
+        }
+    }
+    out
+}
+
+fn describe(t: &TaskInfo) -> String {
+    match t.name() {
+        Some(n) => format!("task {} '{n}'", t.id()),
+        None => format!("task {}", t.id()),
+    }
+}
+
+fn describe_id(table: &[TaskInfo], id: TaskId) -> String {
+    table
+        .iter()
+        .find(|t| t.id() == id)
+        .map_or_else(|| format!("task {id}"), describe)
+}
+
+/// Writes `text` to stderr in one call (reports from the loop, the
+/// monitor, a signal).
+pub(crate) fn write_stderr(text: &str) {
+    let mut err = std::io::stderr().lock();
+    let _ = err.write_all(text.as_bytes());
+    let _ = err.flush();
+}
+
+/// What a task is doing, read on its runtime thread.
+struct Raw<'a> {
+    core: &'a Core,
+    state: TaskState,
+    since: Instant,
+    wait: WaitObj,
+    timer: Option<Instant>,
+}
+
+fn snapshot(s: &Scheduler, with_backtraces: bool) -> Vec<TaskInfo> {
+    let now = Instant::now();
+    let registry = s.tasks.borrow();
+    let raws: Vec<Raw<'_>> = registry
+        .iter()
+        .map(|(_, t)| {
+            let core = t.core();
+            let l = core.local(s);
+            Raw {
+                core,
+                state: l.state.get(),
+                since: l.since.get(),
+                wait: l.wait.get(),
+                timer: l.timer.get().map(|(at, _)| at),
+            }
+        })
+        .collect();
+    // Indexes for the edges: a dump of many tasks stays linear.
+    let by_addr: std::collections::HashMap<*const (), &Core> = raws
+        .iter()
+        .map(|r| (r.core as *const Core as *const (), r.core))
+        .collect();
+    let by_task: std::collections::HashMap<TaskId, &Core> =
+        raws.iter().map(|r| (r.core.header.id, r.core)).collect();
+    let owner_of = |p: *const ()| by_addr.get(&p).copied();
+    let by_id = |id: TaskId| by_task.get(&id).copied();
+    let mut out = Vec::with_capacity(raws.len());
+    for r in &raws {
+        let header = &r.core.header;
+        let (wait, blocked_on) = match r.state {
+            TaskState::Waiting(reason) => {
+                let (w, b) = wait_text(reason, r, &owner_of, &by_id, now);
+                (Some(w), b)
+            }
+            _ => (None, None),
+        };
+        out.push(TaskInfo {
+            task: header.task(),
+            state: r.state,
+            in_state: now.saturating_duration_since(r.since),
+            stack_size: header.stack_size,
+            location: header.location,
+            worker: 0,
+            wait,
+            blocked_on,
+            backtrace: None,
+        });
+    }
+    if with_backtraces {
+        let cores: Vec<crate::task::TaskRef> = registry.iter().map(|(_, t)| t.clone()).collect();
+        drop((by_addr, by_task, raws));
+        drop(registry);
+        for (info, task) in out.iter_mut().zip(&cores) {
+            let core = task.core();
+            let bt = if std::ptr::eq(s.current.get(), core) {
+                backtrace::capture_here(core)
+            } else {
+                diag::trace_task(s, core)
+            };
+            info.backtrace = bt.map(|b| backtrace::render(&b, "        "));
+        }
+    }
+    out
+}
+
+fn wait_text<'a>(
+    reason: WaitReason,
+    r: &Raw<'a>,
+    owner_of: &dyn Fn(*const ()) -> Option<&'a Core>,
+    by_id: &dyn Fn(TaskId) -> Option<&'a Core>,
+    now: Instant,
+) -> (String, Option<TaskId>) {
+    match reason {
+        WaitReason::Lock => {
+            let Some((kind, owner)) = r.wait.lock() else {
+                return ("lock".into(), None);
+            };
+            // The lock's identity: the address of its owner record.
+            let addr = owner;
+            // SAFETY: the task is parked inside the lock call that recorded
+            // this object (every park with `WaitReason::Lock` records its
+            // lock first), which borrows the lock: it is alive.
+            let holder = unsafe { (*owner).get() };
+            match owner_of(holder) {
+                Some(c) => (
+                    format!("lock on {kind} {addr:p} held by {}", c.header.describe()),
+                    Some(c.header.id),
+                ),
+                None => (
+                    format!("lock on {kind} {addr:p} held outside this runtime's tasks"),
+                    None,
+                ),
+            }
+        }
+        WaitReason::Join(id) => {
+            let name = by_id(id).and_then(|c| c.header.name.clone());
+            match name {
+                Some(n) => (format!("join task {id} '{n}'"), Some(id)),
+                None => (format!("join task {id}"), Some(id)),
+            }
+        }
+        WaitReason::Timer => match r.timer {
+            Some(at) => {
+                let left = at.saturating_duration_since(now).as_secs_f64();
+                (format!("timer, {left:.1} s left"), None)
+            }
+            None => ("timer".into(), None),
+        },
+        WaitReason::Io { fd, direction } => (io_text(fd, direction), None),
+        other => (other.to_string(), None),
+    }
+}
+
+/// "read fd 9 127.0.0.1:5000 ← 127.0.0.1:43210".
+fn io_text(fd: std::os::fd::RawFd, direction: Direction) -> String {
+    let (verb, arrow) = match direction {
+        Direction::Read => ("read", "←"),
+        Direction::Write => ("write", "→"),
+    };
+    // SAFETY: a task waits for this fd's readiness, so it is open (it is
+    // deregistered before it is closed); borrowed for two queries only.
+    let fd_ref = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+    let sock = socket2::SockRef::from(&fd_ref);
+    let show = |a: std::io::Result<socket2::SockAddr>| {
+        a.ok().and_then(|a| {
+            a.as_socket().map(|s| s.to_string()).or_else(|| {
+                a.as_unix()
+                    .and_then(|u| u.as_pathname().map(|p| p.display().to_string()))
+            })
+        })
+    };
+    match (show(sock.local_addr()), show(sock.peer_addr())) {
+        (Some(l), Some(p)) => format!("{verb} fd {fd} {l} {arrow} {p}"),
+        (Some(l), None) => format!("{verb} fd {fd} {l}"),
+        _ => format!("{verb} fd {fd}"),
+    }
+}

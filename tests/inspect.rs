@@ -1,0 +1,198 @@
+//! `corio::inspect`: the dump's content (spawn locations, wait objects,
+//! backtraces, the wait graph), tracing parked tasks without disturbing
+//! them, and metrics.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use corio::sync::Mutex;
+use corio::task::{TaskState, WaitReason};
+
+#[inline(never)]
+fn park_on_channel_here(rx: corio::sync::mpsc::Receiver<u32>) -> u32 {
+    rx.recv().unwrap()
+}
+
+#[test]
+fn dump_shows_location_wait_object_and_backtrace() {
+    corio::run(|| {
+        let m = Arc::new(Mutex::new(0));
+        let held = m.lock();
+        let m2 = Arc::clone(&m);
+        let line = line!() + 3; // the `.spawn(` below
+        let waiter = corio::Builder::new()
+            .name("locker")
+            .spawn(move || *m2.lock() += 1)
+            .unwrap();
+        let (tx, rx) = corio::sync::mpsc::channel();
+        let chan = corio::Builder::new()
+            .name("receiver")
+            .spawn(move || park_on_channel_here(rx))
+            .unwrap();
+        corio::yield_now();
+        let table = corio::tasks();
+        let info = table.iter().find(|t| t.id() == waiter.id()).unwrap();
+        assert_eq!(info.location().file(), file!());
+        assert_eq!(info.location().line(), line);
+        assert_eq!(info.worker(), 0);
+        let wait = info.wait().unwrap();
+        assert!(wait.starts_with("lock on Mutex 0x"), "{wait}");
+        assert!(
+            wait.ends_with("held by task 1 'main'") || wait.contains("'main'"),
+            "{wait}"
+        );
+        let main_id = corio::current().id();
+        assert_eq!(info.blocked_on(), Some(main_id));
+        let dump = corio::inspect::dump();
+        assert!(
+            dump.contains("locker") && dump.contains("receiver"),
+            "{dump}"
+        );
+        assert!(dump.contains("park_on_channel_here"), "{dump}");
+        assert!(
+            dump.contains("Mutex<T>::lock") || dump.contains("mutex::Mutex"),
+            "{dump}"
+        );
+        assert!(dump.contains("wait graph:"), "{dump}");
+        assert!(dump.contains("inspect.rs"), "{dump}");
+        // The dumping task's own stack too.
+        assert!(
+            dump.contains("dump_shows_location_wait_object_and_backtrace"),
+            "{dump}"
+        );
+        drop(held);
+        tx.send(7).unwrap();
+        waiter.join().unwrap();
+        assert_eq!(chan.join().unwrap(), 7);
+    });
+}
+
+#[test]
+fn join_wait_names_the_target_and_timer_time_left() {
+    corio::run(|| {
+        let sleeper = corio::spawn(|| corio::time::sleep(Duration::from_secs(30)));
+        let id = sleeper.id();
+        let joiner = corio::spawn(move || sleeper.join());
+        corio::yield_now();
+        corio::yield_now();
+        let table = corio::tasks();
+        let j = table.iter().find(|t| t.id() == joiner.id()).unwrap();
+        assert_eq!(j.wait(), Some(format!("join task {id}").as_str()));
+        assert_eq!(j.blocked_on(), Some(id));
+        let s = table.iter().find(|t| t.id() == id).unwrap();
+        let w = s.wait().unwrap();
+        assert!(w.starts_with("timer, ") && w.ends_with(" s left"), "{w}");
+        joiner.cancel();
+        let _ = joiner.join();
+    });
+}
+
+#[test]
+fn io_wait_shows_the_addresses() {
+    corio::run(|| {
+        let listener = corio::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let client = corio::net::TcpStream::connect(addr).unwrap();
+        let (server, peer) = listener.accept().unwrap();
+        let reader = corio::spawn(move || {
+            let mut buf = [0u8; 1];
+            std::io::Read::read(&mut &server, &mut buf)
+        });
+        corio::yield_now();
+        let info = corio::tasks()
+            .into_iter()
+            .find(|t| t.id() == reader.id())
+            .unwrap();
+        let w = info.wait().unwrap();
+        assert!(w.starts_with("read fd "), "{w}");
+        assert!(w.contains(&format!("{addr} ← {peer}")), "{w}");
+        drop(client);
+        reader.join().unwrap().unwrap();
+    });
+}
+
+/// A dump of 100,000 parked tasks resumes each of them to trace it: none
+/// may lose a wakeup or change state.
+#[test]
+fn dumping_many_parked_tasks_changes_nothing() {
+    const N: usize = 100_000;
+    corio::run(|| {
+        let gate = Arc::new(corio::sync::Event::new());
+        let (tx, rx) = corio::sync::mpsc::channel::<usize>();
+        let notified: Vec<_> = (0..N)
+            .map(|i| {
+                let gate = Arc::clone(&gate);
+                let tx = tx.clone();
+                corio::Builder::new()
+                    .stack_size(64 * 1024)
+                    .spawn(move || {
+                        gate.wait();
+                        tx.send(i).unwrap();
+                    })
+                    .unwrap()
+            })
+            .collect();
+        drop(tx);
+        corio::yield_now();
+        let before: Vec<TaskState> = corio::tasks().iter().map(|t| t.state()).collect();
+        assert_eq!(before.len(), N + 1);
+        assert!(
+            before[1..]
+                .iter()
+                .all(|s| *s == TaskState::Waiting(WaitReason::Event))
+        );
+        // Wake them now, from another thread while we dump: the wakeups
+        // queue up (the dump runs without letting anyone else run).
+        let g = Arc::clone(&gate);
+        let waker = std::thread::spawn(move || g.set());
+        let traced = corio::inspect::tasks_with_backtraces();
+        waker.join().unwrap();
+        assert_eq!(traced.len(), N + 1);
+        assert!(traced[1..].iter().all(|t| t.backtrace().is_some()));
+        let after: Vec<TaskState> = traced.iter().map(|t| t.state()).collect();
+        assert_eq!(before, after);
+        let mut seen = vec![false; N];
+        for i in rx.iter() {
+            seen[i] = true;
+        }
+        assert!(seen.iter().all(|s| *s), "a wakeup was lost");
+        for h in notified {
+            h.join().unwrap();
+        }
+    });
+}
+
+#[test]
+fn metrics_count_tasks_switches_timers_and_blocking_jobs() {
+    let rt = corio::Runtime::new().unwrap();
+    rt.block_on(|| {
+        let ok = corio::spawn(corio::yield_now);
+        let bad = corio::spawn(|| panic!("boom"));
+        let slow = corio::spawn(|| corio::time::sleep(Duration::from_secs(60)));
+        corio::time::sleep(Duration::from_millis(2));
+        corio::unblock(|| ());
+        ok.join().unwrap();
+        assert!(bad.join().is_err());
+        slow.cancel();
+        assert!(slow.join().unwrap_err().is_cancelled());
+        let m = corio::runtime::metrics();
+        assert_eq!(m.tasks_spawned, 4);
+        assert_eq!(m.tasks_alive, 1);
+        assert_eq!(m.workers.len(), 1);
+        assert_eq!(m.workers[0].tasks_spawned, 4);
+    });
+    let m = rt.metrics();
+    assert_eq!(m.tasks_spawned, 4);
+    assert_eq!(m.tasks_alive, 0);
+    assert_eq!(m.tasks_returned, 2);
+    assert_eq!(m.tasks_panicked, 1);
+    assert_eq!(m.tasks_cancelled, 1);
+    assert!(m.switches >= 6, "{m:?}");
+    assert!(m.timers_fired >= 1, "{m:?}");
+    assert_eq!(m.blocking_jobs, 1);
+    assert_eq!(m.tasks_stolen, 0);
+    assert!(
+        m.parked > Duration::ZERO && m.busy > Duration::ZERO,
+        "{m:?}"
+    );
+}

@@ -7,6 +7,7 @@
 #![allow(unsafe_code)]
 
 use std::ptr::{self, NonNull};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use corosensei::CoroutineResult;
@@ -32,6 +33,12 @@ impl Scheduler {
         impl Drop for Shutdown<'_> {
             fn drop(&mut self) {
                 self.0.main.set(ptr::null());
+                // The other workers unwind their tasks meanwhile.
+                if self.0.multi.get()
+                    && let Some(group) = self.0.group.get()
+                {
+                    group.stop();
+                }
                 self.0.shutdown();
             }
         }
@@ -69,6 +76,33 @@ impl Scheduler {
                     budget = self.config.event_interval;
                     self.poll_events(false);
                 }
+            }
+            self.poll_events(true);
+        }
+    }
+
+    /// The loop of a worker other than the first: runs tasks until the
+    /// main task of `block_on` (on worker 0) has returned.
+    pub(crate) fn run_worker(&self) {
+        let Some(group) = self.group.get() else {
+            return;
+        };
+        let mut budget = self.config.event_interval;
+        loop {
+            while let Some(core) = self.run_queue.pop() {
+                // SAFETY: as in `run_until_main`.
+                self.run_task(unsafe { core.as_ref() });
+                budget -= 1;
+                if budget == 0 {
+                    budget = self.config.event_interval;
+                    self.poll_events(false);
+                    if group.stopping.load(Ordering::Acquire) {
+                        return;
+                    }
+                }
+            }
+            if group.stopping.load(Ordering::Acquire) {
+                return;
             }
             self.poll_events(true);
         }
@@ -116,6 +150,9 @@ impl Scheduler {
     /// Polls for IO events, wakeups from other threads and expired timers.
     /// With `block`, waits until one of them arrives (or the next timer).
     fn poll_events(&self, block: bool) {
+        if self.multi.get() {
+            self.balance();
+        }
         let woke = self.drain_inject();
         let idle = block && !woke && self.run_queue.is_empty();
         let timeout = if idle {
@@ -142,8 +179,15 @@ impl Scheduler {
                 Some(Duration::ZERO)
             };
             let mut events = self.events.borrow_mut();
+            let rest = idle && self.multi.get();
+            if rest {
+                self.set_idle(true);
+            }
             self.shared.driver.poll(&mut events, timeout);
             self.shared.inject.awake();
+            if rest {
+                self.set_idle(false);
+            }
             self.shared.driver.dispatch(&events, |token| {
                 // SAFETY: every waiter token is a task's `Core` (`io_op`
                 // lists nothing else), and a waiter's entry is removed
@@ -167,16 +211,16 @@ impl Scheduler {
     /// Takes whatever is in the inject queue even if the flag says nothing
     /// is (see `IDLE_RECHECK`).
     fn drain_inject_unflagged(&self) {
-        for task in self.shared.inject.take_unflagged() {
-            self.unpark_local(task.core());
+        for item in self.shared.inject.take_unflagged() {
+            self.receive(item);
         }
     }
 
     fn drain_inject(&self) -> bool {
         let woken = self.shared.inject.take();
         let any = !woken.is_empty();
-        for task in woken {
-            self.unpark_local(task.core());
+        for item in woken {
+            self.receive(item);
         }
         any
     }

@@ -75,7 +75,8 @@ pub(crate) struct LocalState {
     pub(crate) timer: Cell<Option<(Instant, u64)>>,
     /// Its `task_local!` values.
     pub(crate) locals: RefCell<crate::task::local::Locals>,
-    /// The stack promised at spawn, until the first run takes it.
+    /// The stack promised at spawn, until the first run takes it (none
+    /// while a task that never ran moves between workers).
     pub(crate) stack: Cell<Option<stack::Reservation>>,
     /// The frame (generator) the task executes innermost, null if none;
     /// see `task::frame`.
@@ -84,7 +85,7 @@ pub(crate) struct LocalState {
 
 impl LocalState {
     /// The state of a task spawned at `since`, holding the stack promised to it.
-    pub(crate) fn new(since: Instant, reservation: stack::Reservation) -> LocalState {
+    pub(crate) fn new(since: Instant, reservation: Option<stack::Reservation>) -> LocalState {
         LocalState {
             state: Cell::new(TaskState::Ready),
             since: Cell::new(since),
@@ -96,7 +97,7 @@ impl LocalState {
             notified: Cell::new(false),
             timer: Cell::new(None),
             locals: RefCell::default(),
-            stack: Cell::new(Some(reservation)),
+            stack: Cell::new(reservation),
             frame: Cell::new(ptr::null()),
         }
     }
@@ -122,7 +123,7 @@ impl Core {
     #[inline(always)]
     pub(crate) fn local<'a>(&'a self, owner: &'a Scheduler) -> &'a LocalState {
         debug_assert!(
-            ptr::eq(self.header.runtime.as_ptr(), Arc::as_ptr(&owner.shared)),
+            self.header.is_on(Arc::as_ptr(&owner.shared)),
             "a task's local state reached from another runtime"
         );
         &self.local.0

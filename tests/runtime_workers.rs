@@ -93,3 +93,73 @@ fn shutdown_unwinds_tasks_on_every_worker() {
     });
     assert_eq!(dropped.load(Ordering::SeqCst), 3);
 }
+
+/// A connected pair, the first already registered with the calling
+/// worker's reactor (a read on it waited).
+fn registered_pair() -> (corio::net::TcpStream, corio::net::TcpStream) {
+    use std::io::Read;
+    let listener = corio::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let client = corio::net::TcpStream::connect(addr).unwrap();
+    let (server, _) = listener.accept().unwrap();
+    server
+        .set_read_timeout(Some(std::time::Duration::from_millis(5)))
+        .unwrap();
+    let mut b = [0u8; 1];
+    let e = (&server).read(&mut b).unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::TimedOut);
+    server.set_read_timeout(None).unwrap();
+    (server, client)
+}
+
+#[test]
+fn a_socket_moved_by_value_to_another_worker_reregisters_there() {
+    use std::io::{Read, Write};
+    let rt = Builder::new().workers(2).build().unwrap();
+    rt.block_on(|| {
+        let (mut server, mut client) = registered_pair();
+        let (tx, rx) = corio::sync::mpsc::channel();
+        let reader = corio::spawn_on(1, move || {
+            let mut s: corio::net::TcpStream = rx.recv().unwrap();
+            let mut b = [0u8; 5];
+            // Waits on worker 1's reactor for data sent later.
+            s.read_exact(&mut b).unwrap();
+            s.write_all(b"pong!").unwrap();
+            (b, worker_index())
+        });
+        server.write_all(b"").unwrap();
+        let _ = &mut server;
+        tx.send(server).unwrap();
+        corio::time::sleep(std::time::Duration::from_millis(10));
+        client.write_all(b"ping!").unwrap();
+        let mut b = [0u8; 5];
+        client.read_exact(&mut b).unwrap();
+        assert_eq!(&b, b"pong!");
+        assert_eq!(reader.join().unwrap(), (*b"ping!", Some(1)));
+    });
+}
+
+#[test]
+fn a_shared_socket_used_from_another_worker_fails_with_a_typed_error() {
+    use std::io::Read;
+    let rt = Builder::new().workers(2).build().unwrap();
+    rt.block_on(|| {
+        let (server, _client) = registered_pair();
+        let server = Arc::new(server);
+        let s = server.clone();
+        let e = corio::spawn_on(1, move || (&*s).read(&mut [0u8; 1]).unwrap_err())
+            .join()
+            .unwrap();
+        let inner = e.get_ref().and_then(|e| e.downcast_ref::<corio::Error>());
+        assert!(
+            matches!(
+                inner,
+                Some(corio::Error::WrongWorker {
+                    registered: 0,
+                    current: 1
+                })
+            ),
+            "{e}"
+        );
+    });
+}

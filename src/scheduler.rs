@@ -108,7 +108,9 @@ impl Scheduler {
         }
     }
 
-    /// Resumes one task until it suspends or ends.
+    /// Resumes one task until it suspends or ends. Inlined into both loops:
+    /// called from two, it was not, which cost a yield 16 instructions.
+    #[inline(always)]
     fn run_task(&self, core: &Core) {
         core.local(self).advance(Transition::Resume);
         self.current.set(core);

@@ -58,13 +58,15 @@ fn handle_spawns_from_plain_threads() {
     let rt = Builder::new().workers(2).build().unwrap();
     let handle = rt.handle();
     let total = rt.block_on(move || {
-        let ts: Vec<_> = (0..4)
-            .map(|i| {
-                let h = handle.clone();
-                std::thread::spawn(move || h.spawn(move || i * 10).join().unwrap())
-            })
-            .collect();
-        ts.into_iter().map(|t| t.join().unwrap()).sum::<i32>()
+        // The main task waits on a corio channel: blocking worker 0's
+        // thread would stall the tasks placed on it.
+        let (tx, rx) = corio::sync::mpsc::channel();
+        for i in 0..4 {
+            let (h, tx) = (handle.clone(), tx.clone());
+            std::thread::spawn(move || tx.send(h.spawn(move || i * 10).join().unwrap()).unwrap());
+        }
+        drop(tx);
+        rx.iter().sum::<i32>()
     });
     assert_eq!(total, 60);
     assert!(Handle::try_current().is_err());

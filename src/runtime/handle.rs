@@ -23,10 +23,12 @@ use crate::task::worker::{Group, spawn_remote};
 /// let rt = corio::runtime::Builder::new().workers(2).build().unwrap();
 /// let handle = rt.handle();
 /// let n = rt.block_on(move || {
-///     // A plain thread spawns onto the runtime and waits for the result.
-///     std::thread::spawn(move || handle.spawn(|| 6 * 7).join().unwrap())
-///         .join()
-///         .unwrap()
+///     // A plain thread spawns onto the runtime and waits for the result;
+///     // the main task waits on a channel (blocking worker 0's thread
+///     // would stall the tasks placed on it).
+///     let (tx, rx) = corio::sync::oneshot::channel();
+///     std::thread::spawn(move || { let _ = tx.send(handle.spawn(|| 6 * 7).join().unwrap()); });
+///     rx.recv().unwrap()
 /// });
 /// assert_eq!(n, 42);
 /// ```

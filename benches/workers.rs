@@ -12,7 +12,8 @@
 //!   of 2 (`spawn_on`);
 //! * `pingpong`: a round trip between two tasks through two channels, on
 //!   one worker and on two;
-//! * `parked`: 1,000,000 tasks parked on one semaphore with `workers(2)`:
+//! * `parked`: 1,000,000 tasks parked on one semaphore with `workers(2)`
+//!   (`parked1`: with one worker, for comparison):
 //!   creation time and resident memory per task (in a child process).
 
 use std::hint::black_box;
@@ -90,8 +91,8 @@ fn rss() -> u64 {
     kib * 1024
 }
 
-fn parked(n: usize) {
-    let rt = Builder::new().workers(2).build().unwrap();
+fn parked(n: usize, workers: usize) {
+    let rt = Builder::new().workers(workers).build().unwrap();
     rt.block_on(move || {
         let gate = Arc::new(corio::sync::Semaphore::new(0));
         let started = Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -111,7 +112,7 @@ fn parked(n: usize) {
         let took = t.elapsed();
         let bytes = (rss() - before) / n as u64;
         println!(
-            "parked: {n} tasks on 2 workers: created and parked in {took:.2?}, {bytes} bytes/task"
+            "parked: {n} tasks on {workers} worker(s): created and parked in {took:.2?}, {bytes} bytes/task"
         );
         gate.add_permits(n);
         for h in hs {
@@ -149,6 +150,9 @@ fn main() {
         );
     }
     if on("parked") {
-        parked(1_000_000);
+        parked(1_000_000, 2);
+    }
+    if which.iter().any(|a| a == "parked1") {
+        parked(1_000_000, 1);
     }
 }

@@ -165,3 +165,40 @@ fn a_shared_socket_used_from_another_worker_fails_with_a_typed_error() {
         );
     });
 }
+
+#[test]
+fn tasks_spawned_through_a_handle_run_at_the_next_block_on_or_are_cancelled_at_drop() {
+    let rt = Builder::new().workers(2).build().unwrap();
+    let handle = rt.handle();
+    // Before block_on: queued until a block_on runs the workers.
+    let early = std::thread::spawn({
+        let handle = handle.clone();
+        move || handle.spawn(|| 5)
+    })
+    .join()
+    .unwrap();
+    let early_on_1 = handle.spawn_on(1, || 6);
+    let got = rt.block_on(move || early.join().unwrap() + early_on_1.join().unwrap());
+    assert_eq!(got, 11);
+    drop(rt);
+    // The runtime is gone: the task is never run, and its join says so
+    // instead of waiting for ever.
+    let late = handle.spawn(|| 7);
+    assert!(late.join().unwrap_err().is_cancelled());
+}
+
+#[test]
+fn tasks_handed_to_a_runtime_that_never_runs_them_are_cancelled_at_drop() {
+    let rt = Builder::new().workers(2).build().unwrap();
+    let handle = rt.handle();
+    let on_0 = std::thread::spawn({
+        let handle = handle.clone();
+        move || handle.spawn_on(0, || 1)
+    })
+    .join()
+    .unwrap();
+    let on_1 = handle.spawn_on(1, || 2);
+    drop(rt);
+    assert!(on_0.join().unwrap_err().is_cancelled());
+    assert!(on_1.join().unwrap_err().is_cancelled());
+}

@@ -721,6 +721,8 @@ impl Drop for Scheduler {
             });
             self.shutdown();
         }
+        // Tasks handed to this worker that it will never run.
+        self.shared.close_inject();
         let reserve = self.runtime_reserve.replace(0);
         if reserve > 0 {
             // SAFETY: the reserve is counted references we own.

@@ -202,3 +202,26 @@ fn tasks_handed_to_a_runtime_that_never_runs_them_are_cancelled_at_drop() {
     assert!(on_0.join().unwrap_err().is_cancelled());
     assert!(on_1.join().unwrap_err().is_cancelled());
 }
+
+#[test]
+fn pinned_workers_run_and_report_their_index() {
+    let rt = Builder::new().workers(2).pin_workers(true).build().unwrap();
+    assert_eq!(rt.workers(), 2);
+    let got = rt.block_on(|| {
+        let other = corio::spawn_on(1, worker_index).join().unwrap();
+        (worker_index(), other)
+    });
+    assert_eq!(got, (Some(0), Some(1)));
+}
+
+#[test]
+fn spawn_on_a_worker_out_of_range_panics_with_the_rule() {
+    let rt = Builder::new().workers(2).build().unwrap();
+    let msg =
+        rt.block_on(|| std::panic::catch_unwind(|| drop(corio::spawn_on(2, || ()))).unwrap_err());
+    let msg = msg.downcast_ref::<String>().unwrap();
+    assert!(
+        msg.contains("worker 2 is out of range (the runtime has 2 workers)"),
+        "{msg}"
+    );
+}

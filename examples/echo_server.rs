@@ -2,8 +2,11 @@
 //! loop of `read` and `write_all`.
 //!
 //! Every connection's task suspends in `read` until the client sends
-//! something, so one thread serves thousands of connections. This is the
-//! server side of the echo benchmark (pair it with `echo_load`):
+//! something, so one thread serves thousands of connections; the server
+//! runs a worker on every core (`--workers N` to choose), each accepting on
+//! its own `SO_REUSEPORT` socket, and a connection's task stays on the
+//! worker that accepted it. This is the server side of the echo benchmark
+//! (pair it with `echo_load`):
 //!
 //! ```text
 //! cargo run --release --example echo_server -- --addr 127.0.0.1:7000
@@ -11,7 +14,7 @@
 //! ```
 //!
 //! Options: `--addr HOST:PORT` (default `127.0.0.1:7000`; port 0 picks a
-//! free one), `--duration SECS` (exit after that long, printing how many
+//! free one), `--workers N` (default: one per core), `--duration SECS` (exit after that long, printing how many
 //! messages were echoed; default: run until stopped), `--grace SECS` (see
 //! below; default 10). The first line printed is `listening on ADDR`, for
 //! scripts that start it on port 0.
@@ -45,6 +48,9 @@ use corio::JoinHandle;
 use corio::net::{TcpListener, TcpStream};
 use corio::signal::{SIGINT, SIGTERM, Signals};
 
+#[path = "every_core/listen.rs"]
+mod listen;
+
 fn main() -> ExitCode {
     match run() {
         Ok(()) => ExitCode::SUCCESS,
@@ -59,6 +65,7 @@ fn run() -> io::Result<()> {
     let mut addr = String::from("127.0.0.1:7000");
     let mut duration = None;
     let mut grace = Duration::from_secs(10);
+    let mut workers = listen::all_cores();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = || args.next().ok_or_else(|| usage(&arg));
@@ -66,35 +73,67 @@ fn run() -> io::Result<()> {
             "--addr" => addr = value()?,
             "--duration" => duration = Some(secs(&value()?)?),
             "--grace" => grace = secs(&value()?)?,
+            "--workers" => workers = listen::parse_workers(&value()?).ok_or_else(|| usage(&arg))?,
             _ => return Err(usage(&arg)),
         }
     }
-    corio::run(move || serve(&addr, duration, grace))
+    let rt = corio::runtime::Builder::new()
+        .workers(workers)
+        .build()
+        .map_err(io::Error::other)?;
+    rt.block_on(move || serve(&addr, duration, grace, workers))
 }
 
 /// The open connections, by task id; each task removes itself when it ends.
 type Connections = Rc<RefCell<HashMap<corio::TaskId, JoinHandle<()>>>>;
 
-fn serve(addr: &str, duration: Option<Duration>, grace: Duration) -> io::Result<()> {
+thread_local! {
+    /// This worker's echo count and open connections. A thread-local is
+    /// the worker's own: a task that has started never changes threads.
+    static WORKER: (Rc<Cell<u64>>, Connections) = Default::default();
+}
+
+/// Runs `f` on every worker and collects what it returns.
+fn on_every_worker<T: Send + 'static>(workers: usize, f: fn() -> T) -> Vec<T> {
+    let handles: Vec<_> = (0..workers).map(|w| corio::spawn_on(w, f)).collect();
+    handles.into_iter().map(|h| h.join().unwrap()).collect()
+}
+
+fn echoed(workers: usize) -> u64 {
+    on_every_worker(workers, || WORKER.with(|(e, _)| e.get()))
+        .iter()
+        .sum()
+}
+
+fn serve(
+    addr: &str,
+    duration: Option<Duration>,
+    grace: Duration,
+    workers: usize,
+) -> io::Result<()> {
     // Listen for the shutdown signals before accepting anyone: from here on
     // Ctrl-C is ours to handle.
     let mut signals = Signals::new([SIGINT, SIGTERM])?;
-    let listener = TcpListener::bind(addr)
-        .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
-    println!("listening on {}", listener.local_addr()?);
-    let echoed = Rc::new(Cell::new(0u64));
-    let connections: Connections = Rc::default();
-    let acceptor = {
-        let (echoed, connections) = (Rc::clone(&echoed), Rc::clone(&connections));
-        corio::spawn_local(move || accept_loop(listener, &echoed, &connections))
-    };
+    let listeners = listen::listeners(addr, workers)?;
+    println!("listening on {}", listeners[0].local_addr()?);
+    // An acceptor on every worker; each connection stays on its worker.
+    let acceptors: Vec<JoinHandle<()>> = listeners
+        .into_iter()
+        .enumerate()
+        .map(|(w, listener)| {
+            corio::spawn_on(w, move || {
+                let (echoed, connections) = WORKER.with(|(e, c)| (Rc::clone(e), Rc::clone(c)));
+                accept_loop(listener, &echoed, &connections)
+            })
+        })
+        .collect();
     // Wait for a signal — or, with --duration, at most that long.
     let signalled = match duration {
         Some(d) => corio::time::timeout(d, || signals.recv()).ok(),
         None => Some(signals.recv()),
     };
     if signalled.is_none() {
-        println!("echoed {} messages", echoed.get());
+        println!("echoed {} messages", echoed(workers));
         // Returning ends the runtime: every connection task is unwound.
         return Ok(());
     }
@@ -107,10 +146,19 @@ fn serve(addr: &str, duration: Option<Duration>, grace: Duration) -> io::Result<
         }
     });
 
-    // 1. Stop accepting: the acceptor ends and closes the listener.
-    acceptor.cancel();
-    let _ = acceptor.join();
-    let mut open: Vec<JoinHandle<()>> = connections.borrow_mut().drain().map(|(_, h)| h).collect();
+    // 1. Stop accepting: the acceptors end and close their listeners.
+    for acceptor in &acceptors {
+        acceptor.cancel();
+    }
+    for acceptor in acceptors {
+        let _ = acceptor.join();
+    }
+    let mut open: Vec<JoinHandle<()>> = on_every_worker(workers, || {
+        WORKER.with(|(_, c)| c.borrow_mut().drain().map(|(_, h)| h).collect::<Vec<_>>())
+    })
+    .into_iter()
+    .flatten()
+    .collect();
     println!("shutting down: {} open connection(s)", open.len());
 
     // 2. Let the open connections finish, for up to the grace period.
@@ -135,7 +183,7 @@ fn serve(addr: &str, duration: Option<Duration>, grace: Duration) -> io::Result<
     println!(
         "shutdown: {} finished, {cancelled} cancelled; echoed {} messages",
         total - cancelled,
-        echoed.get()
+        echoed(workers)
     );
     Ok(())
 }
@@ -187,8 +235,8 @@ fn usage(arg: &str) -> io::Error {
     io::Error::new(
         io::ErrorKind::InvalidInput,
         format!(
-            "unexpected {arg:?}; usage: echo_server [--addr HOST:PORT] [--duration SECS] \
-             [--grace SECS]"
+            "unexpected {arg:?}; usage: echo_server [--addr HOST:PORT] [--workers N] \
+             [--duration SECS] [--grace SECS]"
         ),
     )
 }

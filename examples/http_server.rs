@@ -30,7 +30,10 @@
 //! answered with `Connection: close`. The response is `HTTP/1.1 200 OK`, `Server`, `Date`,
 //! `Content-Length` and `Hello, world!` — the same head as the servers it is
 //! benchmarked against (`cargo bench --bench net`), so that they all send
-//! the same bytes. Options: `--addr HOST:PORT` (port 0 picks a free one; the
+//! the same bytes. It runs a worker on every core, each accepting on its
+//! own `SO_REUSEPORT` socket with its own `Server` state; a connection's
+//! task stays on the worker that accepted it. Options: `--workers N`
+//! (default: one per core), `--addr HOST:PORT` (port 0 picks a free one; the
 //! first line printed is `listening on ADDR`), `--timeout-ms MS`, `--server
 //! NAME` (the `Server` header, default `corio`), `--duration SECS` (exit
 //! after that long), `--grace SECS` (default 5, see below). A bad argument,
@@ -52,12 +55,16 @@ use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::process::ExitCode;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use corio::JoinHandle;
 use corio::net::{TcpListener, TcpStream};
 use corio::signal::{SIGINT, SIGTERM, Signals};
 use corio::time::timeout_at;
+
+#[path = "every_core/listen.rs"]
+mod listen;
 
 // The request parser, in a file of its own so that the fuzz target
 // (`fuzz/fuzz_targets/http_request.rs`) runs the very same code.
@@ -104,6 +111,7 @@ fn run() -> io::Result<()> {
     let mut name: Rc<str> = Rc::from("corio");
     let mut duration = None;
     let mut grace = Duration::from_secs(5);
+    let mut workers = listen::all_cores();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         if arg == "--help" || arg == "-h" {
@@ -119,27 +127,41 @@ fn run() -> io::Result<()> {
             "--server" => name = Rc::from(value),
             "--duration" => duration = Some(secs(&value)?),
             "--grace" => grace = secs(&value)?,
+            "--workers" => workers = listen::parse_workers(&value).ok_or_else(|| usage(&value))?,
             _ => return Err(usage(&arg)),
         }
     }
-    corio::run(move || {
+    let rt = corio::runtime::Builder::new()
+        .workers(workers)
+        .build()
+        .map_err(io::Error::other)?;
+    let name: Arc<str> = Arc::from(&*name);
+    rt.block_on(move || {
         // Listen for the shutdown signals before accepting anyone: from
         // here on Ctrl-C is ours to handle.
         let mut signals = Signals::new([SIGINT, SIGTERM])?;
-        let listener = TcpListener::bind(addr.as_str())
-            .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
-        println!("listening on {}", listener.local_addr()?);
-        let server = Rc::new(Server {
-            name,
-            date: HttpDate::start(),
-            request_timeout,
-            stopping: Cell::new(false),
-            connections: RefCell::default(),
-        });
-        let acceptor = {
-            let server = Rc::clone(&server);
-            corio::spawn_local(move || accept_loop(listener, &server))
-        };
+        let listeners = listen::listeners(&addr, workers)?;
+        println!("listening on {}", listeners[0].local_addr()?);
+        // An acceptor on every worker, with that worker's `Server`; each
+        // connection stays on the worker that accepted it.
+        let acceptors: Vec<JoinHandle<()>> = listeners
+            .into_iter()
+            .enumerate()
+            .map(|(w, listener)| {
+                let name = Arc::clone(&name);
+                corio::spawn_on(w, move || {
+                    let server = Rc::new(Server {
+                        name: Rc::from(&*name),
+                        date: HttpDate::start(),
+                        request_timeout,
+                        stopping: Cell::new(false),
+                        connections: RefCell::default(),
+                    });
+                    SERVER.with(|s| *s.borrow_mut() = Some(Rc::clone(&server)));
+                    accept_loop(listener, &server)
+                })
+            })
+            .collect();
         let signalled = match duration {
             Some(d) => corio::time::timeout(d, || signals.recv()).ok(),
             // Returning ends the runtime: every connection task is unwound.
@@ -148,7 +170,7 @@ fn run() -> io::Result<()> {
         match signalled {
             Some(signal) => {
                 signal?;
-                shutdown(acceptor, &server, grace);
+                shutdown(acceptors, workers, grace);
                 Ok(())
             }
             None => Ok(()),
@@ -193,29 +215,57 @@ fn accept_loop(listener: TcpListener, server: &Rc<Server>) {
     }
 }
 
+thread_local! {
+    /// This worker's `Server`. A thread-local is the worker's own: a task
+    /// that has started never changes threads.
+    static SERVER: RefCell<Option<Rc<Server>>> = const { RefCell::new(None) };
+}
+
 /// The graceful shutdown: stop accepting, close the idle connections, let
 /// the busy ones answer what they have received for up to `grace`, then
 /// cancel what is left.
-fn shutdown(acceptor: JoinHandle<()>, server: &Server, grace: Duration) {
-    acceptor.cancel();
-    let _ = acceptor.join();
-    server.stopping.set(true);
-    let conns: Vec<Conn> = server
-        .connections
-        .borrow_mut()
-        .drain()
-        .map(|(_, c)| c)
-        .collect();
-    println!("shutting down: {} open connection(s)", conns.len());
-    let total = conns.len();
-    let mut open = Vec::with_capacity(total);
-    for conn in conns {
-        // Waiting for a request that has not begun: nothing to finish.
-        if conn.idle.get() {
-            conn.handle.cancel();
-        }
-        open.push(conn.handle);
+fn shutdown(acceptors: Vec<JoinHandle<()>>, workers: usize, grace: Duration) {
+    for acceptor in &acceptors {
+        acceptor.cancel();
     }
+    for acceptor in acceptors {
+        let _ = acceptor.join();
+    }
+    // On each worker, with its `Server`: stop, cancel the idle
+    // connections, hand the others' handles here.
+    let per_worker: Vec<_> = (0..workers)
+        .map(|w| {
+            corio::spawn_on(w, || {
+                let Some(server) = SERVER.with(|s| s.borrow().clone()) else {
+                    return Vec::new();
+                };
+                server.stopping.set(true);
+                let conns: Vec<Conn> = server
+                    .connections
+                    .borrow_mut()
+                    .drain()
+                    .map(|(_, c)| c)
+                    .collect();
+                conns
+                    .into_iter()
+                    .map(|conn| {
+                        // Waiting for a request that has not begun: nothing
+                        // to finish.
+                        if conn.idle.get() {
+                            conn.handle.cancel();
+                        }
+                        conn.handle
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let mut open: Vec<JoinHandle<()>> = per_worker
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect();
+    println!("shutting down: {} open connection(s)", open.len());
+    let total = open.len();
     let _ = corio::time::timeout(grace, || {
         while let Some(conn) = open.last_mut() {
             // By `&mut`, so that the handle stays here if time runs out.
@@ -462,8 +512,8 @@ fn format_date(secs: u64) -> String {
     )
 }
 
-const USAGE: &str = "usage: http_server [--addr HOST:PORT] [--timeout-ms MS] [--server NAME] \
-                     [--duration SECS] [--grace SECS]";
+const USAGE: &str = "usage: http_server [--addr HOST:PORT] [--workers N] [--timeout-ms MS] \
+                     [--server NAME] [--duration SECS] [--grace SECS]";
 
 fn usage(arg: &str) -> io::Error {
     io::Error::new(

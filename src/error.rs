@@ -103,6 +103,24 @@ pub enum Error {
         /// What was called.
         operation: &'static str,
     },
+    /// A task used an IO object (a socket, a pipe) that a task on another
+    /// worker of the same runtime is using: only the worker where a task
+    /// first waited on it delivers its events while it is shared. An object
+    /// moved by value re-registers with the worker of the task that next
+    /// reads or writes it through `&mut` (its owned `Read`/`Write`), since
+    /// then nobody else can be waiting on it.
+    #[error(
+        "this fd is registered with worker {registered}'s reactor (where a task first waited on \
+         it) and this task runs on worker {current}: a shared IO object is used from one worker; \
+         move it by value (an owned stream re-registers at its next read or write) or spawn_on \
+         worker {registered}"
+    )]
+    WrongWorker {
+        /// The worker whose reactor the fd is registered with.
+        registered: usize,
+        /// The worker of the task that used it.
+        current: usize,
+    },
     /// An operating-system error.
     #[error(transparent)]
     Io(#[from] io::Error),

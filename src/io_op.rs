@@ -166,6 +166,18 @@ impl<F: AsFd> Registered<F> {
         (self.fd.as_fd(), &self.reg)
     }
 
+    /// Drops the registration if it is with another worker than the
+    /// calling task's, so that the next wait registers with the caller's:
+    /// `&mut self` proves that no task waits on it meanwhile. `true` if it
+    /// did.
+    pub(crate) fn rebind(&mut self) -> bool {
+        let elsewhere = self.reg.registered_elsewhere();
+        if elsewhere {
+            self.reg.take();
+        }
+        elsewhere
+    }
+
     /// The fd, deregistered from the reactor first.
     pub(crate) fn into_inner(self) -> F {
         let mut this = ManuallyDrop::new(self);
@@ -186,6 +198,37 @@ impl<F: AsFd> Drop for Registered<F> {
         // SAFETY: dropped once, here; `fd` is not used after.
         unsafe { ManuallyDrop::drop(&mut self.fd) }
     }
+}
+
+/// The error for a task that uses an fd registered with `r`'s runtime,
+/// not its own: [`WrongWorker`](crate::Error::WrongWorker) if that is
+/// another worker of the caller's runtime.
+#[cold]
+fn wrong_owner(r: Option<&Registration>) -> crate::Error {
+    let sibling = r.and_then(|r| {
+        crate::task::context::with_scheduler(|s| {
+            let group = s.group.get()?;
+            group
+                .workers
+                .iter()
+                .any(|w| Arc::ptr_eq(w, &r.runtime))
+                .then_some(crate::Error::WrongWorker {
+                    registered: r.runtime.index,
+                    current: s.shared.index,
+                })
+        })
+        .flatten()
+    });
+    sibling.unwrap_or(crate::Error::WrongRuntime)
+}
+
+/// Whether `e` is [`Error::WrongWorker`](crate::Error::WrongWorker): the
+/// owned `Read`/`Write` of a stream then re-registers it and retries.
+#[cold]
+pub(crate) fn is_wrong_worker(e: &io::Error) -> bool {
+    e.get_ref()
+        .and_then(|e| e.downcast_ref::<crate::Error>())
+        .is_some_and(|e| matches!(e, crate::Error::WrongWorker { .. }))
 }
 
 /// A lazily made [`Registration`], for IO objects that may be created outside
@@ -225,7 +268,15 @@ impl LazyRegistration {
                 Registration::new(fd).map(|r| r.expect("a task runs inside its runtime"))
             },
         )?;
-        registered.ok_or_else(|| crate::Error::WrongRuntime.into())
+        registered.ok_or_else(|| wrong_owner(self.0.get()).into())
+    }
+
+    /// Whether the fd is registered with a worker other than the calling
+    /// task's; `false` outside a runtime or when not registered.
+    fn registered_elsewhere(&self) -> bool {
+        let Some(r) = self.0.get() else { return false };
+        crate::task::context::with_scheduler(|s| !Arc::ptr_eq(&s.shared, &r.runtime))
+            .unwrap_or(false)
     }
 
     /// Drops the registration now (before the fd it watches is closed).

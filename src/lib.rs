@@ -230,6 +230,30 @@ where
     task::spawn_local_or_panic(f)
 }
 
+/// Spawns `f` on worker `worker` of the current runtime (`0..workers`),
+/// where it runs until it ends. See [`runtime::Handle::spawn_on`].
+///
+/// # Panics
+///
+/// Outside a runtime, if `worker` is out of range, or if no stack can be
+/// mapped.
+///
+/// # Examples
+///
+/// ```
+/// let rt = corio::runtime::Builder::new().workers(2).build().unwrap();
+/// let w = rt.block_on(|| corio::spawn_on(1, corio::runtime::worker_index).join().unwrap());
+/// assert_eq!(w, Some(1));
+/// ```
+#[track_caller]
+pub fn spawn_on<F, T>(worker: usize, f: F) -> JoinHandle<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    runtime::spawn_on(worker, f)
+}
+
 /// Lets the other ready tasks run, then continues (outside a task, yields
 /// the thread). The task stays `Ready` while it waits its turn.
 #[inline]

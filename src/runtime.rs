@@ -1,7 +1,12 @@
-//! [`Runtime`]: a scheduler and reactor on the current thread, and
-//! [`run`], the usual way to start one.
+//! [`Runtime`]: one or several workers — each a thread with its own
+//! scheduler, reactor and timers — and [`run`], the usual way to start one;
+//! [`Handle`], [`worker_index`].
+
+mod handle;
+mod workers;
 
 use std::panic;
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use crate::inspect::metrics::{RuntimeMetrics, WorkerMetrics};
@@ -9,11 +14,17 @@ pub use crate::inspect::metrics::{RuntimeMetrics, WorkerMetrics};
 use crate::error::Error;
 use crate::stack;
 use crate::task::context::{Config, Scheduler};
+use crate::task::worker::Group;
 
-/// A corio runtime: one scheduler and one reactor, running tasks on the
-/// thread that calls [`block_on`](Runtime::block_on).
+pub(crate) use handle::spawn_on;
+pub use handle::{Handle, worker_index};
+
+/// A corio runtime: one or several workers, each a thread with its own
+/// scheduler, reactor and timers. Worker 0 is the thread that calls
+/// [`block_on`](Runtime::block_on); the others (see
+/// [`Builder::workers`]) are threads of the runtime.
 ///
-/// Most programs call [`run`] instead.
+/// Most programs call [`run`] (one worker) instead.
 ///
 /// # Examples
 ///
@@ -24,6 +35,9 @@ use crate::task::context::{Config, Scheduler};
 /// ```
 pub struct Runtime {
     scheduler: Scheduler,
+    group: Arc<Group>,
+    threads: workers::Threads,
+    pin: bool,
 }
 
 /// Configures a [`Runtime`].
@@ -43,6 +57,8 @@ pub struct Builder {
     stack_size: usize,
     event_interval: u32,
     stall_threshold: Option<Duration>,
+    workers: usize,
+    pin: bool,
 }
 
 impl Default for Builder {
@@ -51,6 +67,8 @@ impl Default for Builder {
             stack_size: stack::DEFAULT_STACK_SIZE,
             event_interval: 128,
             stall_threshold: None,
+            workers: 1,
+            pin: false,
         }
     }
 }
@@ -107,6 +125,33 @@ impl Builder {
         self
     }
 
+    /// How many workers the runtime has (default 1; at least 1): threads,
+    /// each with its own scheduler, reactor and timers. Worker 0 is the
+    /// thread that calls [`Runtime::block_on`]; the others are made by
+    /// [`build`](Self::build). [`corio::spawn`](crate::spawn) queues a task
+    /// on the current worker, from which an idle worker may take it before
+    /// it first runs; a task that has started never changes threads.
+    /// [`available_parallelism`](std::thread::available_parallelism) uses
+    /// every core.
+    ///
+    /// ```
+    /// let rt = corio::runtime::Builder::new().workers(2).build().unwrap();
+    /// let on = rt.block_on(|| corio::spawn_on(1, corio::runtime::worker_index).join().unwrap());
+    /// assert_eq!(on, Some(1));
+    /// ```
+    pub fn workers(mut self, n: usize) -> Builder {
+        self.workers = n.max(1);
+        self
+    }
+
+    /// Pins worker `i` to the `i`-th core the process may use (modulo their
+    /// number) — worker 0, the caller of `block_on`, while `block_on` runs.
+    /// Off by default.
+    pub fn pin_workers(mut self, pin: bool) -> Builder {
+        self.pin = pin;
+        self
+    }
+
     /// Creates the runtime.
     ///
     /// # Errors
@@ -120,13 +165,25 @@ impl Builder {
             let ms: u64 = std::env::var("CORIO_STALL_MS").ok()?.trim().parse().ok()?;
             Some(Duration::from_millis(ms.max(1)))
         });
-        let scheduler = Scheduler::new(Config {
+        let config = Config {
             stack_size,
+            worker: 0,
             event_interval: self.event_interval,
             stall_threshold,
+        };
+        let scheduler = Scheduler::new(config).map_err(crate::error::from_io)?;
+        let (threads, others) = workers::Threads::spawn(self.workers, config, self.pin)?;
+        let mut shared = vec![scheduler.shared.clone()];
+        shared.extend(others);
+        let group = Arc::new(Group::new(shared, stack_size));
+        scheduler.join_group(group.clone());
+        threads.join(&group);
+        Ok(Runtime {
+            scheduler,
+            group,
+            threads,
+            pin: self.pin,
         })
-        .map_err(crate::error::from_io)?;
-        Ok(Runtime { scheduler })
     }
 }
 
@@ -140,11 +197,13 @@ impl Runtime {
         Builder::new().build()
     }
 
-    /// Runs `f` as the main task of this runtime and returns its value.
+    /// Runs `f` as the main task of this runtime, on worker 0 (the calling
+    /// thread), and returns its value.
     ///
-    /// Other tasks run while the main task waits. When the main task
-    /// returns, tasks still alive are cancelled: each is unwound on its own
-    /// stack, so every destructor runs (like `asyncio.run`). `f` may borrow
+    /// Other tasks run while the main task waits, on every worker. When the
+    /// main task returns, tasks still alive on every worker are cancelled:
+    /// each is unwound on its own stack, so every destructor runs (like
+    /// `asyncio.run`); `block_on` returns once every worker is done. `f` may borrow
     /// from the caller: it is guaranteed to have finished or unwound when
     /// `block_on` returns.
     ///
@@ -165,12 +224,18 @@ impl Runtime {
         T: 'static,
     {
         // The stack-overflow report, for the tasks' guard pages.
-        crate::overflow::install(crate::task::context::report_overflow);
+        crate::overflow::install(crate::task::core::report_overflow);
         let _enter = self.scheduler.enter();
         let counters = &self.scheduler.diag.counters;
         counters.entered.set(Some(std::time::Instant::now()));
         let registration = crate::inspect::stall::register(&self.scheduler);
+        let _pinned = self.pin.then(|| workers::pin_to_core(0)).flatten();
+        let running = self.threads.run(&self.group);
         let handle = self.scheduler.block_on(f);
+        drop(running);
+        if let Some(old) = &_pinned {
+            workers::restore_affinity(old);
+        }
         drop(registration);
         if let Some(at) = counters.entered.take() {
             counters.active.set(counters.active.get() + at.elapsed());
@@ -188,6 +253,16 @@ impl Runtime {
 }
 
 impl Runtime {
+    /// A [`Handle`] to this runtime, to spawn onto it from other threads.
+    pub fn handle(&self) -> Handle {
+        Handle::new(self.group.clone())
+    }
+
+    /// How many workers the runtime has.
+    pub fn workers(&self) -> usize {
+        self.group.workers.len()
+    }
+
     /// The counters of this runtime (see [`RuntimeMetrics`]): tasks
     /// spawned, alive, finished by outcome; switches; IO events; timers
     /// fired; blocking-pool jobs; time busy and parked — in total and per

@@ -7,6 +7,7 @@
 #![allow(unsafe_code)]
 
 use std::ptr::{self, NonNull};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use corosensei::CoroutineResult;
@@ -34,6 +35,12 @@ impl Scheduler {
         impl Drop for Shutdown<'_> {
             fn drop(&mut self) {
                 self.0.main.set(ptr::null());
+                // The other workers unwind their tasks meanwhile.
+                if self.0.multi.get()
+                    && let Some(group) = self.0.group.get()
+                {
+                    group.stop();
+                }
                 self.0.shutdown();
             }
         }
@@ -86,9 +93,36 @@ impl Scheduler {
         }
     }
 
-    /// Resumes one task until it suspends or ends. Always inlined: the
-    /// simulation's loop calls it too, and the real loop's yield round trip
-    /// costs 16 instructions more through a call.
+    /// The loop of a worker other than the first: runs tasks until the
+    /// main task of `block_on` (on worker 0) has returned.
+    pub(crate) fn run_worker(&self) {
+        let Some(group) = self.group.get() else {
+            return;
+        };
+        let mut budget = self.config.event_interval;
+        loop {
+            while let Some(core) = self.run_queue.pop() {
+                // SAFETY: as in `run_until_main`.
+                self.run_task(unsafe { core.as_ref() });
+                budget -= 1;
+                if budget == 0 {
+                    budget = self.config.event_interval;
+                    self.poll_events(false);
+                    if group.stopping.load(Ordering::Acquire) {
+                        return;
+                    }
+                }
+            }
+            if group.stopping.load(Ordering::Acquire) {
+                return;
+            }
+            self.poll_events(true);
+        }
+    }
+
+    /// Resumes one task until it suspends or ends. Always inlined: called
+    /// from several loops (each worker's, the simulation's) it was not,
+    /// which cost a yield 16 instructions.
     #[inline(always)]
     pub(crate) fn run_task(&self, core: &Core) {
         core.local(self).advance(Transition::Resume);
@@ -145,6 +179,9 @@ impl Scheduler {
         {
             crate::inspect::diag::serve_dump_request(self);
         }
+        if self.multi.get() {
+            self.balance();
+        }
         let woke = self.drain_inject();
         let idle = block && !woke && self.run_queue.is_empty();
         // Every task waits and neither a timer nor IO can wake one: sleep
@@ -188,11 +225,18 @@ impl Scheduler {
             let counters = &self.diag.counters;
             counters.polls.set(counters.polls.get() + 1);
             let parked_from = (timeout != Some(Duration::ZERO)).then(std::time::Instant::now);
+            let rest = idle && self.multi.get();
+            if rest {
+                self.set_idle(true);
+            }
             self.shared.driver.poll(&mut events, timeout);
             if let Some(from) = parked_from {
                 counters.parked.set(counters.parked.get() + from.elapsed());
             }
             self.shared.inject.awake();
+            if rest {
+                self.set_idle(false);
+            }
             self.shared.driver.dispatch(&events, |token| {
                 // SAFETY: every waiter token is a task's `Core` (`io_op`
                 // lists nothing else), and a waiter's entry is removed
@@ -220,8 +264,8 @@ impl Scheduler {
     /// Takes whatever is in the inject queue even if the flag says nothing
     /// is (see `IDLE_RECHECK`).
     fn drain_inject_unflagged(&self) {
-        for task in self.shared.inject.take_unflagged() {
-            self.unpark_local(task.core());
+        for item in self.shared.inject.take_unflagged() {
+            self.receive(item);
         }
     }
 
@@ -230,8 +274,8 @@ impl Scheduler {
     pub(crate) fn drain_inject(&self) -> bool {
         let woken = self.shared.inject.take();
         let any = !woken.is_empty();
-        for task in woken {
-            self.unpark_local(task.core());
+        for item in woken {
+            self.receive(item);
         }
         any
     }

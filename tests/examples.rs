@@ -534,6 +534,32 @@ fn echo_server_and_load() {
     assert_eq!(rest.trim(), format!("echoed {requests} messages"));
 }
 
+#[test]
+fn echo_server_and_http_server_with_workers() {
+    for workers in ["1", "2"] {
+        let (server, addr) =
+            Running::server("echo_server", &["--workers", workers, "--duration", "2"]);
+        // Enough connections that both workers' listeners get some.
+        let conns: Vec<_> = (0..16).map(|_| TcpStream::connect(addr).unwrap()).collect();
+        for c in &conns {
+            round_trip(c, b"ping");
+            round_trip(c, b"pong");
+        }
+        drop(conns);
+        assert_eq!(server.finish().trim(), "echoed 32 messages");
+
+        let (_server, addr) = Running::server("http_server", &["--workers", workers]);
+        for _ in 0..8 {
+            let out = run("http_get", &[&format!("http://{addr}/get")]);
+            assert_eq!(out.stdout, b"Hello, world!");
+        }
+    }
+    for name in ["echo_server", "http_server"] {
+        let out = output(name, &["--workers", "0"]);
+        assert_readable_error(&out, &format!("{name}: "));
+    }
+}
+
 /// Sends `sig` to a running example.
 fn signal(r: &Running, sig: libc::c_int) {
     // SAFETY: kill(2) on our own child's pid.

@@ -14,7 +14,10 @@
 //! * the waiter state of `corio::sync`: the select CAS and the
 //!   single-queue hand-over (`src/sync/waiter/state.rs`);
 //! * lazy registration of an fd with the first runtime that waits on it
-//!   (`src/reactor/lazy.rs`).
+//!   (`src/reactor/lazy.rs`);
+//! * the hand-over of a task that never ran from its home worker to an idle
+//!   one, with a cancel racing it (a model of `src/task/worker.rs`'s rules,
+//!   on the inject queue above: that file uses the whole task layer).
 //!
 //! `cargo test` runs them with at most 2 preemptions per execution unless
 //! `LOOM_MAX_PREEMPTIONS` says otherwise; CI runs them again with 3, and
@@ -482,5 +485,147 @@ fn lazy_registration_race_between_runtimes() {
             .collect();
         let accepted: Vec<bool> = tasks.into_iter().map(|t| t.join().unwrap()).collect();
         assert_eq!(accepted.iter().filter(|a| **a).count(), 1);
+    });
+}
+
+// ---------------------------------------------------------------------------
+// Hand-over of a task that never ran to another worker (`src/task/worker.rs`,
+// rules 1–4), with a cancel from a plain thread racing it.
+
+/// What one worker sends another through its inject queue.
+enum Handed {
+    Wake,
+    Adopt,
+}
+
+/// A worker's queue and poller.
+struct Worker {
+    inject: Inject<Handed>,
+    poller: Poller,
+}
+
+impl Worker {
+    fn new() -> Worker {
+        Worker {
+            inject: Inject::new(),
+            poller: Poller::new(),
+        }
+    }
+
+    fn push(&self, item: Handed) {
+        if self.inject.push(item) {
+            self.poller.notify();
+        }
+    }
+
+    /// An idle poll: take what was pushed, blocking until something is.
+    fn poll(&self) -> Vec<Handed> {
+        loop {
+            let got = self.inject.take();
+            if !got.is_empty() {
+                return got;
+            }
+            if self.inject.sleep() {
+                self.poller.wait();
+            }
+            self.inject.awake();
+            let got = self.inject.take_unflagged();
+            if !got.is_empty() {
+                return got;
+            }
+        }
+    }
+}
+
+/// A task block: `worker` and `cancelled` are the header's atomics; `local`
+/// is its thread-owned state (the stack promise, the `notified` token),
+/// which loom reports as a data race if two workers touch it unordered.
+struct Moving {
+    worker: ::loom::sync::atomic::AtomicUsize,
+    cancelled: AtomicBool,
+    local: UnsafeCell<(bool, bool)>,
+}
+
+#[test]
+fn a_task_handed_to_another_worker_sees_a_racing_cancel() {
+    model(|| {
+        let home = Arc::new(Worker::new());
+        let target = Arc::new(Worker::new());
+        let task = Arc::new(Moving {
+            worker: ::loom::sync::atomic::AtomicUsize::new(0),
+            cancelled: AtomicBool::new(false),
+            // (holds a stack promise, notified)
+            local: UnsafeCell::new((true, false)),
+        });
+
+        // A plain thread cancels: sets the flag, wakes through the home
+        // (`Header::runtime`, the counted pointer).
+        let canceller = {
+            let (home, task) = (home.clone(), task.clone());
+            thread::spawn(move || {
+                task.cancelled.store(true, Ordering::Release);
+                home.push(Handed::Wake);
+            })
+        };
+
+        // The target: adopts the task, runs it to its first park, which
+        // must see the cancellation or be woken for it.
+        let worker_b = {
+            let (target, task) = (target.clone(), task.clone());
+            thread::spawn(move || {
+                let mut adopted = false;
+                loop {
+                    for item in target.poll() {
+                        match item {
+                            Handed::Adopt => {
+                                // SAFETY: loom's cell checks the access (a
+                                // race fails the model).
+                                task.local.with_mut(|l| unsafe { (*l).0 = true });
+                                adopted = true;
+                            }
+                            // unpark_local: the task is Ready, so a token.
+                            Handed::Wake => {
+                                assert_eq!(task.worker.load(Ordering::Relaxed), 1);
+                                // SAFETY: as above.
+                                task.local.with_mut(|l| unsafe { (*l).1 = true });
+                            }
+                        }
+                    }
+                    if !adopted {
+                        continue;
+                    }
+                    // The task runs: its park checks the flag, then the token.
+                    if task.cancelled.load(Ordering::Acquire) {
+                        return;
+                    }
+                    // SAFETY: as above.
+                    let notified = task
+                        .local
+                        .with_mut(|l| unsafe { std::mem::replace(&mut (*l).1, false) });
+                    if notified && task.cancelled.load(Ordering::Acquire) {
+                        return;
+                    }
+                    // Parked: only a wake can end this (a lost one deadlocks).
+                }
+            })
+        };
+
+        // The home: hands the task over (rule 1–2), then drains its queue,
+        // forwarding wakes for the task that left (rule 3).
+        // SAFETY: as above.
+        task.local.with_mut(|l| unsafe { (*l).0 = false });
+        task.worker.store(1, Ordering::Release);
+        target.push(Handed::Adopt);
+        for item in home.poll() {
+            match item {
+                Handed::Wake if task.worker.load(Ordering::Acquire) == 0 => {
+                    unreachable!("the home moved it")
+                }
+                Handed::Wake => target.push(Handed::Wake),
+                Handed::Adopt => unreachable!(),
+            }
+        }
+        canceller.join().unwrap();
+        worker_b.join().unwrap();
     });
 }

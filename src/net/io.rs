@@ -121,6 +121,12 @@ impl<S: AsFd> Io<S> {
         self.io.get()
     }
 
+    /// Re-registers with the calling task's worker if the socket is
+    /// registered with another (see `Registered::rebind`).
+    pub(crate) fn rebind(&mut self) -> bool {
+        self.io.rebind()
+    }
+
     /// The fd and its registration, for a `select` readiness arm.
     pub(crate) fn source(&self) -> (std::os::fd::BorrowedFd<'_>, &LazyRegistration) {
         self.io.source()
@@ -316,14 +322,28 @@ macro_rules! stream_read_write {
 
         impl ::std::io::Read for $t {
             fn read(&mut self, buf: &mut [u8]) -> ::std::io::Result<usize> {
-                ::std::io::Read::read(&mut &*self, buf)
+                // Moved here from another worker by value: nobody else
+                // can be waiting on it, so it may re-register here.
+                match ::std::io::Read::read(&mut &*self, buf) {
+                    Err(e) if $crate::io_op::is_wrong_worker(&e) && self.io.rebind() => {
+                        ::std::io::Read::read(&mut &*self, buf)
+                    }
+                    r => r,
+                }
             }
 
             fn read_vectored(
                 &mut self,
                 bufs: &mut [::std::io::IoSliceMut<'_>],
             ) -> ::std::io::Result<usize> {
-                ::std::io::Read::read_vectored(&mut &*self, bufs)
+                // Moved here from another worker by value: nobody else
+                // can be waiting on it, so it may re-register here.
+                match ::std::io::Read::read_vectored(&mut &*self, bufs) {
+                    Err(e) if $crate::io_op::is_wrong_worker(&e) && self.io.rebind() => {
+                        ::std::io::Read::read_vectored(&mut &*self, bufs)
+                    }
+                    r => r,
+                }
             }
         }
 
@@ -358,14 +378,28 @@ macro_rules! stream_read_write {
 
         impl ::std::io::Write for $t {
             fn write(&mut self, buf: &[u8]) -> ::std::io::Result<usize> {
-                ::std::io::Write::write(&mut &*self, buf)
+                // Moved here from another worker by value: nobody else
+                // can be waiting on it, so it may re-register here.
+                match ::std::io::Write::write(&mut &*self, buf) {
+                    Err(e) if $crate::io_op::is_wrong_worker(&e) && self.io.rebind() => {
+                        ::std::io::Write::write(&mut &*self, buf)
+                    }
+                    r => r,
+                }
             }
 
             fn write_vectored(
                 &mut self,
                 bufs: &[::std::io::IoSlice<'_>],
             ) -> ::std::io::Result<usize> {
-                ::std::io::Write::write_vectored(&mut &*self, bufs)
+                // Moved here from another worker by value: nobody else
+                // can be waiting on it, so it may re-register here.
+                match ::std::io::Write::write_vectored(&mut &*self, bufs) {
+                    Err(e) if $crate::io_op::is_wrong_worker(&e) && self.io.rebind() => {
+                        ::std::io::Write::write_vectored(&mut &*self, bufs)
+                    }
+                    r => r,
+                }
             }
 
             fn flush(&mut self) -> ::std::io::Result<()> {

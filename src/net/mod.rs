@@ -38,7 +38,13 @@
 //!   one registers it, the other gets the error. Hand
 //!   sockets to another runtime before any task waits on them (a freshly
 //!   accepted stream is not registered yet), or pass them through
-//!   `into_std`/`from_std`.
+//!   `into_std`/`from_std`. The workers of one runtime (see
+//!   [`runtime::Builder::workers`](crate::runtime::Builder::workers)) each
+//!   have their own reactor: a stream moved by value to a task on another
+//!   worker re-registers there at its next owned (`&mut`) read or write —
+//!   nobody else can be waiting on it then; one shared by reference and
+//!   used from another worker gets
+//!   [`Error::WrongWorker`](crate::Error::WrongWorker) instead of waiting.
 //! * **Simulation.** Inside a [`sim`](crate::sim) simulation the same
 //!   types run over an in-memory network (host names resolve to the
 //!   simulated hosts); see `docs/simulation.md` for what is modelled.

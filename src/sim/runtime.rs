@@ -191,7 +191,7 @@ impl World {
                         .max_by_key(|&i| {
                             // SAFETY: queued tasks are alive (they are in
                             // the scheduler's registry).
-                            let key = unsafe { q[i].as_ref() }.header.key as usize;
+                            let key = unsafe { q[i].as_ref() }.header.key();
                             prio.get(key).copied().unwrap_or(0)
                         })
                         .unwrap_or(0)
@@ -201,7 +201,7 @@ impl World {
                     pct.change_points.pop();
                     let key = s.run_queue.with(|q| {
                         // SAFETY: as above.
-                        unsafe { q[i].as_ref() }.header.key as usize
+                        unsafe { q[i].as_ref() }.header.key()
                     });
                     if let Some(p) = prio.get_mut(key) {
                         *p = pct.next_low;
@@ -466,6 +466,7 @@ impl Sim {
         crate::task::panic_hook::install();
         let mut scheduler = Scheduler::new(RtConfig {
             stack_size,
+            worker: 0,
             event_interval: 128,
             stall_threshold: None,
         })
@@ -583,7 +584,7 @@ impl Sim {
     pub fn run(&mut self) -> Result<(), SimError> {
         self.ran = true;
         self.world.dirty.set(true);
-        crate::overflow::install(crate::task::context::report_overflow);
+        crate::overflow::install(crate::task::core::report_overflow);
         let result = {
             let _enter = self.scheduler.enter();
             let r = loop {
@@ -628,15 +629,10 @@ impl Sim {
             // SAFETY: queued tasks are in the registry, which keeps them
             // alive until they are retired (never while queued).
             let core = unsafe { core.as_ref() };
-            let key = core.header.key;
-            let host =
-                w.st.borrow()
-                    .task_host
-                    .get(key as usize)
-                    .copied()
-                    .unwrap_or(NO_HOST);
+            let key = core.header.key();
+            let host = w.st.borrow().task_host.get(key).copied().unwrap_or(NO_HOST);
             w.current_host.set(host);
-            w.trace(T_RUN, u64::from(key), u64::from(host));
+            w.trace(T_RUN, key as u64, u64::from(host));
             s.run_task(core);
             w.current_host.set(NO_HOST);
         }

@@ -47,7 +47,10 @@ impl Builder {
         self
     }
 
-    /// Spawns a task running `f` on the current thread's runtime.
+    /// Spawns a task running `f` on the current worker of the current
+    /// thread's runtime. With several workers, an idle worker may take the
+    /// task before it first runs; once started, it runs on one thread until
+    /// it ends (its thread-locals stay valid across every suspension).
     ///
     /// # Errors
     ///
@@ -61,11 +64,20 @@ impl Builder {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        self.spawn_local(f)
+        let name = self.name.map(Arc::<str>::from);
+        let location = std::panic::Location::caller();
+        super::context::with_scheduler(|s| {
+            let size = match self.stack_size {
+                Some(bytes) => stack::checked_size(bytes)?,
+                None => s.default_stack_size(),
+            };
+            s.spawn_send(f, name, size, location)
+        })
+        .unwrap_or(Err(Error::NoRuntime))
     }
 
     /// Like [`spawn`](Self::spawn), for closures and results that are not
-    /// `Send`. Tasks never leave the thread that spawned them, so this is
+    /// `Send`. The task never leaves the worker that spawned it, so this is
     /// sound; the `JoinHandle` of a `!Send` result stays on this thread.
     ///
     /// # Errors

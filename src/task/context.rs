@@ -29,7 +29,7 @@
 #![allow(unsafe_code)]
 
 use std::cell::{Cell, RefCell, UnsafeCell};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::panic::{self, AssertUnwindSafe};
 use std::ptr::{self, NonNull};
@@ -43,6 +43,8 @@ use slab::Slab;
 
 use super::core::{Core, LocalState, ThreadOwned, report_caught};
 use super::inject::Inject;
+pub(crate) use super::run_queue::RunQueue;
+use super::worker::Incoming;
 use crate::error::Error;
 use crate::reactor::{DefaultDriver, Driver};
 use crate::stack;
@@ -70,9 +72,11 @@ pub(crate) const FORCED_TAG: usize = 1;
 
 /// The part of a runtime that other threads may touch.
 pub(crate) struct Shared {
-    /// Wakeups from other threads, and whether the runtime thread is
-    /// (about to be) blocked in `Poller::wait`.
-    pub(crate) inject: Inject<TaskRef>,
+    /// Wakeups from other threads and tasks handed to this worker, and
+    /// whether the worker thread is (about to be) blocked in `Poller::wait`.
+    pub(crate) inject: Inject<Incoming>,
+    /// The worker's index in its runtime (0 runs `block_on`'s main task).
+    pub(crate) index: usize,
     /// Cleared when the runtime is dropped: later wakeups are no-ops.
     pub(crate) alive: AtomicBool,
     pub(crate) owner: ThreadId,
@@ -85,8 +89,9 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub(crate) fn new() -> std::io::Result<Shared> {
+    pub(crate) fn new(index: usize) -> std::io::Result<Shared> {
         Ok(Shared {
+            index,
             runtime_refs: AtomicUsize::new(0),
             inject: Inject::new(),
             alive: AtomicBool::new(true),
@@ -100,9 +105,21 @@ impl Shared {
         if !self.alive.load(Ordering::Acquire) {
             return;
         }
-        if self.inject.push(task) {
+        if self.inject.push(Incoming::Wake(task)) {
             self.driver.notify();
         }
+    }
+
+    /// A counted reference to this runtime, taken with an atomic add (for
+    /// tasks made off the worker's thread, see `task::worker`).
+    pub(crate) fn counted_ref(self: &Arc<Shared>) -> RuntimeRef {
+        if self.runtime_refs.fetch_add(1, Ordering::Relaxed) == 0 {
+            // The references' strong count (see `RuntimeRef`); `self` holds
+            // another, so the count cannot reach zero meanwhile.
+            // SAFETY: `self` is a live `Arc`.
+            unsafe { Arc::increment_strong_count(Arc::as_ptr(self)) };
+        }
+        RuntimeRef(NonNull::from(&**self))
     }
 
     pub(crate) fn is_owned_by_current_thread(&self) -> bool {
@@ -180,45 +197,12 @@ unsafe fn release_runtime_refs(shared: NonNull<Shared>, n: usize) {
     }
 }
 
-/// The run queue: tasks that are `Ready`, in FIFO order.
-///
-/// Not a `RefCell`: it is the hottest structure of the scheduler (a push and
-/// a pop per yield), it is only touched by the scheduler's own thread, and
-/// its methods never call out while borrowing, so borrows never overlap.
-#[derive(Default)]
-pub(crate) struct RunQueue(UnsafeCell<VecDeque<NonNull<Core>>>);
-
-impl RunQueue {
-    #[inline]
-    pub(crate) fn with<R>(&self, f: impl FnOnce(&mut VecDeque<NonNull<Core>>) -> R) -> R {
-        // SAFETY: see the type's docs: one thread, and the closures passed
-        // below only call `VecDeque` methods.
-        f(unsafe { &mut *self.0.get() })
-    }
-
-    #[inline]
-    pub(crate) fn push(&self, core: NonNull<Core>) {
-        self.with(|q| q.push_back(core))
-    }
-
-    #[inline]
-    pub(crate) fn pop(&self) -> Option<NonNull<Core>> {
-        self.with(|q| q.pop_front())
-    }
-
-    pub(crate) fn is_empty(&self) -> bool {
-        self.with(|q| q.is_empty())
-    }
-
-    pub(crate) fn clear(&self) {
-        self.with(|q| q.clear())
-    }
-}
-
 /// Tunables of a scheduler, set by `runtime::Builder`.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Config {
     pub(crate) stack_size: usize,
+    /// The worker's index in its runtime.
+    pub(crate) worker: usize,
     /// Tasks run between two zero-timeout polls when the queue stays busy.
     pub(crate) event_interval: u32,
     /// Report tasks that run longer than this without switching.
@@ -233,6 +217,12 @@ pub(crate) struct Scheduler {
     /// `run_queue` and `current` valid.
     pub(crate) tasks: RefCell<Slab<TaskRef>>,
     pub(crate) run_queue: RunQueue,
+    /// Ready tasks that never ran and may move to an idle worker (only
+    /// with several workers; see `task::worker`).
+    pub(crate) movable: RunQueue,
+    /// The runtime's workers, and whether there is more than one.
+    pub(crate) group: std::cell::OnceCell<Arc<super::worker::Group>>,
+    pub(crate) multi: Cell<bool>,
     pub(crate) timers: RefCell<BTreeMap<(Instant, u64), TaskRef>>,
     pub(crate) timer_seq: Cell<u64>,
     /// The running task (null between tasks).
@@ -308,52 +298,6 @@ pub(crate) fn with_current<R>(f: impl FnOnce(&Scheduler, &Core) -> R) -> Option<
     Some(f(unsafe { s.as_ref() }, unsafe { core.as_ref() }))
 }
 
-/// The stack-overflow report for tasks (an `overflow::Reporter`): the task
-/// running on this thread, if `fault_addr` is in its guard page.
-pub(crate) fn report_overflow(fault_addr: usize) -> bool {
-    use crate::overflow::{write_stderr, write_u64};
-    // SAFETY: the header of the task running on this thread, alive while it
-    // runs (the scheduler holds a reference); only immutable fields are read.
-    let Some(h) = (unsafe { running_task_header().as_ref() }) else {
-        return false;
-    };
-    let guard = h.stack_guard();
-    if guard.1 == 0 || fault_addr < guard.0 || fault_addr >= guard.1 {
-        return false;
-    }
-    write_stderr(b"\ncorio: task ");
-    write_u64(h.id.as_u64());
-    if let Some(name) = &h.name {
-        write_stderr(b" '");
-        write_stderr(name.as_bytes());
-        write_stderr(b"'");
-    }
-    write_stderr(b" overflowed its stack of ");
-    write_u64(h.stack_size as u64);
-    write_stderr(
-        b" bytes; give it a bigger stack with corio::Builder::stack_size \
-          (or corio::runtime::Builder::stack_size for every task)\n",
-    );
-    true
-}
-
-/// The task running on this thread (null if none), for the stack-overflow
-/// report (async-signal-safe: plain loads).
-fn running_task_header() -> *const Header {
-    let p = CONTEXT.with(Cell::get);
-    if p.is_null() {
-        return ptr::null();
-    }
-    // SAFETY: as in `with_scheduler`.
-    let core = unsafe { (*p).current.get() };
-    if core.is_null() {
-        ptr::null()
-    } else {
-        // SAFETY: `current` points to a live task while it runs.
-        unsafe { &(*core).header }
-    }
-}
-
 /// Resets CONTEXT when `block_on` ends, however it ends.
 pub(crate) struct EnterGuard {
     prev: *const Scheduler,
@@ -374,7 +318,7 @@ pub(crate) fn in_runtime() -> bool {
 }
 
 pub(crate) fn current_task_ref() -> Option<TaskRef> {
-    with_current(|s, core| s.tasks.borrow()[core.header.key as usize].clone())
+    with_current(|s, core| s.tasks.borrow()[core.header.key()].clone())
 }
 
 /// The running task's identity, if the caller is a task.
@@ -385,10 +329,13 @@ pub(crate) fn current_task() -> Option<Task> {
 impl Scheduler {
     pub(crate) fn new(config: Config) -> std::io::Result<Scheduler> {
         Ok(Scheduler {
-            shared: Arc::new(Shared::new()?),
+            shared: Arc::new(Shared::new(config.worker)?),
             config,
             tasks: RefCell::new(Slab::new()),
             run_queue: RunQueue::default(),
+            movable: RunQueue::default(),
+            group: std::cell::OnceCell::new(),
+            multi: Cell::new(false),
             timers: RefCell::new(BTreeMap::new()),
             timer_seq: Cell::new(0),
             current: crate::inspect::diag::CurrentTask::new(ptr::null()),
@@ -463,6 +410,30 @@ impl Scheduler {
         F: FnOnce() -> T,
         T: 'static,
     {
+        // SAFETY: the caller's contract.
+        unsafe { self.spawn_placed(f, name, stack_size, false, location) }
+    }
+
+    /// [`spawn_unchecked`](Self::spawn_unchecked); with `movable`, the task
+    /// may move to an idle worker before it first runs.
+    ///
+    /// # Safety
+    ///
+    /// As for `spawn_unchecked`; with `movable`, `F` and `T` are also `Send`
+    /// and `'static`.
+    #[inline(always)]
+    pub(crate) unsafe fn spawn_placed<F, T>(
+        &self,
+        f: F,
+        name: Option<Arc<str>>,
+        stack_size: usize,
+        movable: bool,
+        location: &'static std::panic::Location<'static>,
+    ) -> Result<JoinHandle<T>, Error>
+    where
+        F: FnOnce() -> T,
+        T: 'static,
+    {
         let reservation = stack::reserve(stack_size)?;
         let mut tasks = self.tasks.borrow_mut();
         let entry = tasks.vacant_entry();
@@ -473,7 +444,7 @@ impl Scheduler {
             |vtable| Core {
                 header: Header::new(name, key, runtime, stack_size, vtable, location),
                 coroutine: UnsafeCell::new(None),
-                local: ThreadOwned::new(LocalState::new(since, reservation)),
+                local: ThreadOwned::new(LocalState::new(since, Some(reservation))),
             },
             f,
         );
@@ -486,7 +457,11 @@ impl Scheduler {
         crate::inspect::diag::RuntimeDiag::bump(&self.diag.counters.spawned);
         // SAFETY: the registry holds the task.
         crate::task::trace::spawned(self, unsafe { core.as_ref() });
-        self.run_queue.push(core);
+        if movable && self.multi.get() {
+            self.movable.push(core);
+        } else {
+            self.run_queue.push(core);
+        }
         Ok(handle)
     }
 
@@ -556,7 +531,7 @@ impl Scheduler {
         // Its lazily kept timer entry, which holds a reference to it.
         let timer = timer.and_then(|t| self.timers.borrow_mut().remove(&t));
         drop(timer);
-        let task = self.tasks.borrow_mut().remove(core.header.key as usize);
+        let task = self.tasks.borrow_mut().remove(core.header.key());
         // Dropped outside the borrow: it may run user destructors (`T`).
         drop(task);
     }
@@ -615,7 +590,9 @@ impl Scheduler {
     /// unwound too.
     pub(crate) fn shutdown(&self) {
         self.run_queue.clear();
+        self.movable.clear();
         loop {
+            self.adopt_incoming();
             let tasks: Vec<TaskRef> = self.tasks.borrow().iter().map(|(_, t)| t.clone()).collect();
             if tasks.is_empty() {
                 break;
@@ -624,11 +601,11 @@ impl Scheduler {
                 self.abandon(&task);
             }
             self.run_queue.clear();
+            self.movable.clear();
         }
         let timers = std::mem::take(&mut *self.timers.borrow_mut());
         drop(timers);
-        let inject = self.shared.inject.take_unflagged();
-        drop(inject);
+        self.shared.close_inject();
     }
 
     /// Unwinds `task` on its own stack, or gives up on it (see the module
@@ -705,7 +682,7 @@ impl Scheduler {
         let registered = self
             .tasks
             .borrow()
-            .get(core.header.key as usize)
+            .get(core.header.key())
             .is_some_and(|t| ptr::eq(t.core(), core));
         if registered {
             self.retire(core);
@@ -728,6 +705,8 @@ impl Drop for Scheduler {
             });
             self.shutdown();
         }
+        // Tasks handed to this worker that it will never run.
+        self.shared.close_inject();
         let reserve = self.runtime_reserve.replace(0);
         if reserve > 0 {
             // SAFETY: the reserve is counted references we own.
@@ -757,9 +736,7 @@ impl Drop for Scheduler {
 pub(crate) fn abandon_task(task: &TaskRef) {
     with_scheduler(|s| {
         let core = task.core();
-        if !ptr::eq(Arc::as_ptr(&s.shared), core.header.runtime.as_ptr())
-            || ptr::eq(s.current.get(), core)
-        {
+        if !core.header.is_on(Arc::as_ptr(&s.shared)) || ptr::eq(s.current.get(), core) {
             return;
         }
         let local = core.local(s);
@@ -768,9 +745,11 @@ pub(crate) fn abandon_task(task: &TaskRef) {
             TaskState::Finished(_) | TaskState::Running => return,
             // Its run-queue entry is an uncounted pointer: remove it before
             // the task goes.
-            TaskState::Ready => s
-                .run_queue
-                .with(|q| q.retain(|c| !ptr::eq(c.as_ptr(), core))),
+            TaskState::Ready => {
+                for q in [&s.run_queue, &s.movable] {
+                    q.with(|q| q.retain(|c| !ptr::eq(c.as_ptr(), core)));
+                }
+            }
             TaskState::Waiting(_) => {}
         }
         if let Some(timer) = timer {

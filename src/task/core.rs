@@ -75,7 +75,8 @@ pub(crate) struct LocalState {
     pub(crate) timer: Cell<Option<(Instant, u64)>>,
     /// Its `task_local!` values.
     pub(crate) locals: RefCell<crate::task::local::Locals>,
-    /// The stack promised at spawn, until the first run takes it.
+    /// The stack promised at spawn, until the first run takes it (none
+    /// while a task that never ran moves between workers).
     pub(crate) stack: Cell<Option<stack::Reservation>>,
     /// The frame (generator) the task executes innermost, null if none;
     /// see `task::frame`.
@@ -86,7 +87,7 @@ pub(crate) struct LocalState {
 
 impl LocalState {
     /// The state of a task spawned at `since`, holding the stack promised to it.
-    pub(crate) fn new(since: Instant, reservation: stack::Reservation) -> LocalState {
+    pub(crate) fn new(since: Instant, reservation: Option<stack::Reservation>) -> LocalState {
         LocalState {
             state: Cell::new(TaskState::Ready),
             since: Cell::new(since),
@@ -98,7 +99,7 @@ impl LocalState {
             notified: Cell::new(false),
             timer: Cell::new(None),
             locals: RefCell::default(),
-            stack: Cell::new(Some(reservation)),
+            stack: Cell::new(reservation),
             frame: Cell::new(ptr::null()),
             wait: Cell::default(),
         }
@@ -125,7 +126,7 @@ impl Core {
     #[inline(always)]
     pub(crate) fn local<'a>(&'a self, owner: &'a Scheduler) -> &'a LocalState {
         debug_assert!(
-            ptr::eq(self.header.runtime.as_ptr(), Arc::as_ptr(&owner.shared)),
+            self.header.is_on(Arc::as_ptr(&owner.shared)),
             "a task's local state reached from another runtime"
         );
         &self.local.0
@@ -284,5 +285,51 @@ pub(crate) fn report_caught(header: &Header, when: &str, payload: Box<dyn std::a
     );
     if let Err(again) = panic::catch_unwind(AssertUnwindSafe(move || drop(payload))) {
         std::mem::forget(again);
+    }
+}
+
+/// The stack-overflow report for tasks (an `overflow::Reporter`): the task
+/// running on this thread, if `fault_addr` is in its guard page.
+pub(crate) fn report_overflow(fault_addr: usize) -> bool {
+    use crate::overflow::{write_stderr, write_u64};
+    // SAFETY: the header of the task running on this thread, alive while it
+    // runs (the scheduler holds a reference); only immutable fields are read.
+    let Some(h) = (unsafe { running_task_header().as_ref() }) else {
+        return false;
+    };
+    let guard = h.stack_guard();
+    if guard.1 == 0 || fault_addr < guard.0 || fault_addr >= guard.1 {
+        return false;
+    }
+    write_stderr(b"\ncorio: task ");
+    write_u64(h.id.as_u64());
+    if let Some(name) = &h.name {
+        write_stderr(b" '");
+        write_stderr(name.as_bytes());
+        write_stderr(b"'");
+    }
+    write_stderr(b" overflowed its stack of ");
+    write_u64(h.stack_size as u64);
+    write_stderr(
+        b" bytes; give it a bigger stack with corio::Builder::stack_size \
+          (or corio::runtime::Builder::stack_size for every task)\n",
+    );
+    true
+}
+
+/// The task running on this thread (null if none), for the stack-overflow
+/// report (async-signal-safe: plain loads).
+fn running_task_header() -> *const Header {
+    let p = super::context::CONTEXT.with(Cell::get);
+    if p.is_null() {
+        return ptr::null();
+    }
+    // SAFETY: as in `with_scheduler`.
+    let core = unsafe { (*p).current.get() };
+    if core.is_null() {
+        ptr::null()
+    } else {
+        // SAFETY: `current` points to a live task while it runs.
+        unsafe { &(*core).header }
     }
 }

@@ -45,6 +45,15 @@ impl<T> Inject<T> {
         self.state.fetch_or(PENDING, Ordering::AcqRel) & SLEEPING != 0
     }
 
+    /// Queues every item of `items` under one lock; as [`push`](Self::push).
+    pub(crate) fn push_all(&self, items: impl IntoIterator<Item = T>) -> bool {
+        self.queue
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(items);
+        self.state.fetch_or(PENDING, Ordering::AcqRel) & SLEEPING != 0
+    }
+
     /// Takes what was pushed, if the flag says anything was (one atomic
     /// instruction when nothing was: the consumer calls it at every poll).
     pub(crate) fn take(&self) -> Vec<T> {

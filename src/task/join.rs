@@ -81,7 +81,7 @@ impl<T> JoinHandle<T> {
             let waiter = Unparker::current();
             match &waiter {
                 Unparker::Thread(_) => assert!(
-                    !header.runtime.is_owned_by_current_thread(),
+                    !header.runs_on_current_thread(),
                     "JoinHandle::join on the runtime's own thread outside the runtime \
                      would block forever; join from inside a task or run block_on"
                 ),
@@ -95,7 +95,7 @@ impl<T> JoinHandle<T> {
                     match super::park::park(WaitReason::Join(header.id), None) {
                         Ok(()) => {}
                         Err(Interrupt::Unwinding) => {
-                            if header.runtime.is_owned_by_current_thread() {
+                            if header.runs_on_current_thread() {
                                 // It can only run once we suspend, which we
                                 // cannot while unwinding: give up on it, and
                                 // make the report true.

@@ -152,14 +152,16 @@ pub(crate) mod local;
 mod packet;
 pub(crate) mod panic_hook;
 pub(crate) mod park;
+mod run_queue;
 mod scope;
 mod state;
 pub(crate) mod trace;
+pub(crate) mod worker;
 
 use std::fmt;
 use std::num::NonZeroU64;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 pub(crate) use alloc::{TaskRef, Vtable};
 pub use builder::Builder;
@@ -171,7 +173,7 @@ pub(crate) use packet::{Launch, Packet};
 pub use scope::{Scope, ScopeError, ScopedBuilder, ScopedJoinHandle, scope, try_scope};
 pub use state::{Direction, IllegalTransition, Outcome, TaskState, Transition, WaitReason};
 
-use self::context::RuntimeRef;
+use self::context::{RuntimeRef, Shared};
 use self::park::Unparker;
 use join_state::JoinState;
 
@@ -248,15 +250,23 @@ impl fmt::Debug for Task {
 pub(crate) struct Header {
     pub(crate) id: TaskId,
     pub(crate) name: Option<Arc<str>>,
-    /// Key of the task in its scheduler's registry.
-    pub(crate) key: u32,
+    /// Key of the task in its worker's registry. Read and written only by
+    /// the thread of the worker the task is on (`worker`); set again when a
+    /// task that never ran moves to another worker (`task::worker`).
+    key: AtomicU32,
     /// The guard page of the task's stack (start, end; zero until the task
     /// first runs and gets its stack), for stack-overflow reports.
     stack_guard: [AtomicUsize; 2],
     /// The usable size of its stack.
     pub(crate) stack_size: usize,
-    /// The runtime that owns the task; wakes from other threads go through it.
+    /// The worker the task was made on (its home), counted: it keeps that
+    /// worker's shared state alive. Wakes from other threads go through it;
+    /// it forwards those for a task that moved (`task::worker`).
     pub(crate) runtime: RuntimeRef,
+    /// The worker whose thread runs the task (uncounted). Equal to
+    /// `runtime` unless the task moved, which only a task that never ran
+    /// does, once, written by its home before it hands the task over.
+    pub(crate) worker: AtomicPtr<Shared>,
     /// References to the task block (`TaskRef`s and the `JoinHandle`).
     pub(crate) refs: AtomicUsize,
     /// How to finish and free the block for its result type.
@@ -288,9 +298,10 @@ impl Header {
         Header {
             id: TaskId::next(),
             name,
-            key,
+            key: AtomicU32::new(key),
             stack_guard: [AtomicUsize::new(0), AtomicUsize::new(0)],
             stack_size,
+            worker: AtomicPtr::new(runtime.as_ptr().cast_mut()),
             runtime,
             refs: AtomicUsize::new(2),
             vtable,
@@ -299,6 +310,24 @@ impl Header {
             location,
             probe: crate::inspect::diag::Probe::new(),
         }
+    }
+
+    /// The task's key in its worker's registry (on that worker's thread).
+    #[inline(always)]
+    pub(crate) fn key(&self) -> usize {
+        self.key.load(Ordering::Relaxed) as usize
+    }
+
+    /// Gives the task its key in a new worker's registry (on that worker's
+    /// thread, when it adopts the task).
+    pub(crate) fn set_key(&self, key: u32) {
+        self.key.store(key, Ordering::Relaxed);
+    }
+
+    /// Whether the task runs on the worker whose shared state is `shared`.
+    #[inline(always)]
+    pub(crate) fn is_on(&self, shared: *const Shared) -> bool {
+        std::ptr::eq(self.worker.load(Ordering::Relaxed), shared)
     }
 
     /// Records the guard page of the stack the task got (first run).

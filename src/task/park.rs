@@ -151,7 +151,7 @@ impl Unparker {
             Unparker::Task(task) => {
                 let header = task.header();
                 let local = with_scheduler(|s| {
-                    let local = ptr::eq(Arc::as_ptr(&s.shared), header.runtime.as_ptr());
+                    let local = header.is_on(Arc::as_ptr(&s.shared));
                     if local {
                         s.unpark_local(task.core());
                     }
@@ -377,7 +377,7 @@ fn prepare_timed_park(
                 }
                 let seq = s.timer_seq.get();
                 s.timer_seq.set(seq + 1);
-                let task = s.tasks.borrow()[core.header.key as usize].clone();
+                let task = s.tasks.borrow()[core.header.key()].clone();
                 timers.insert((at, seq), task);
                 local.timer.set(Some((at, seq)));
             }

@@ -26,7 +26,7 @@ mod on {
         );
         span.in_scope(|| tracing::debug!(target: "corio::task", "spawned"));
         let mut spans = s.diag.spans.0.borrow_mut();
-        let key = h.key as usize;
+        let key = h.key();
         if spans.len() <= key {
             spans.resize(key + 1, None);
         }
@@ -36,7 +36,7 @@ mod on {
     /// Enters the task's span for one resume.
     pub(crate) fn enter(s: &Scheduler, core: &Core) -> Option<tracing::span::EnteredSpan> {
         let spans = s.diag.spans.0.borrow();
-        let span = spans.get(core.header.key as usize)?.as_ref()?.clone();
+        let span = spans.get(core.header.key())?.as_ref()?.clone();
         drop(spans);
         Some(span.entered())
     }
@@ -55,7 +55,7 @@ mod on {
     /// A waiting task becomes ready.
     pub(crate) fn woken(s: &Scheduler, core: &Core) {
         let spans = s.diag.spans.0.borrow();
-        if let Some(Some(span)) = spans.get(core.header.key as usize) {
+        if let Some(Some(span)) = spans.get(core.header.key()) {
             span.in_scope(|| tracing::trace!(target: "corio::task", "woken"));
         }
     }
@@ -67,7 +67,7 @@ mod on {
             .spans
             .0
             .borrow_mut()
-            .get_mut(core.header.key as usize)
+            .get_mut(core.header.key())
             .and_then(Option::take);
         if let Some(span) = span {
             span.in_scope(

@@ -1,0 +1,227 @@
+//! Several workers per runtime: placement, handles, shutdown.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use corio::runtime::{Builder, Handle, worker_index};
+
+#[test]
+fn spawn_on_places_tasks_and_they_stay() {
+    let rt = Builder::new().workers(3).build().unwrap();
+    rt.block_on(|| {
+        assert_eq!(worker_index(), Some(0));
+        let hs: Vec<_> = (0..3)
+            .map(|w| {
+                corio::spawn_on(w, move || {
+                    let mut seen = vec![];
+                    for _ in 0..10 {
+                        seen.push(worker_index().unwrap());
+                        corio::yield_now();
+                    }
+                    (w, seen)
+                })
+            })
+            .collect();
+        for h in hs {
+            let (w, seen) = h.join().unwrap();
+            assert!(seen.iter().all(|&s| s == w), "{w}: {seen:?}");
+        }
+    });
+}
+
+#[test]
+fn idle_workers_take_never_started_tasks() {
+    let rt = Builder::new().workers(2).build().unwrap();
+    let on = rt.block_on(|| {
+        let hs: Vec<_> = (0..2000)
+            .map(|_| {
+                corio::spawn(|| {
+                    let w = worker_index().unwrap();
+                    let t = std::time::Instant::now();
+                    while t.elapsed() < std::time::Duration::from_micros(50) {}
+                    corio::yield_now();
+                    assert_eq!(worker_index().unwrap(), w);
+                    w
+                })
+            })
+            .collect();
+        hs.into_iter()
+            .map(|h| h.join().unwrap())
+            .collect::<Vec<_>>()
+    });
+    assert!(on.contains(&1), "no task ran on worker 1");
+    assert!(on.contains(&0), "no task ran on worker 0");
+}
+
+#[test]
+fn handle_spawns_from_plain_threads() {
+    let rt = Builder::new().workers(2).build().unwrap();
+    let handle = rt.handle();
+    let total = rt.block_on(move || {
+        // The main task waits on a corio channel: blocking worker 0's
+        // thread would stall the tasks placed on it.
+        let (tx, rx) = corio::sync::mpsc::channel();
+        for i in 0..4 {
+            let (h, tx) = (handle.clone(), tx.clone());
+            std::thread::spawn(move || tx.send(h.spawn(move || i * 10).join().unwrap()).unwrap());
+        }
+        drop(tx);
+        rx.iter().sum::<i32>()
+    });
+    assert_eq!(total, 60);
+    assert!(Handle::try_current().is_err());
+}
+
+#[test]
+fn shutdown_unwinds_tasks_on_every_worker() {
+    struct Count(Arc<AtomicUsize>);
+    impl Drop for Count {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    let dropped = Arc::new(AtomicUsize::new(0));
+    let rt = Builder::new().workers(3).build().unwrap();
+    let d = dropped.clone();
+    rt.block_on(move || {
+        for w in 0..3 {
+            let c = Count(d.clone());
+            drop(corio::spawn_on(w, move || {
+                let _c = c;
+                corio::time::sleep(std::time::Duration::from_secs(3600));
+            }));
+        }
+        corio::time::sleep(std::time::Duration::from_millis(20));
+    });
+    assert_eq!(dropped.load(Ordering::SeqCst), 3);
+}
+
+/// A connected pair, the first already registered with the calling
+/// worker's reactor (a read on it waited).
+fn registered_pair() -> (corio::net::TcpStream, corio::net::TcpStream) {
+    use std::io::Read;
+    let listener = corio::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let client = corio::net::TcpStream::connect(addr).unwrap();
+    let (server, _) = listener.accept().unwrap();
+    server
+        .set_read_timeout(Some(std::time::Duration::from_millis(5)))
+        .unwrap();
+    let mut b = [0u8; 1];
+    let e = (&server).read(&mut b).unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::TimedOut);
+    server.set_read_timeout(None).unwrap();
+    (server, client)
+}
+
+#[test]
+fn a_socket_moved_by_value_to_another_worker_reregisters_there() {
+    use std::io::{Read, Write};
+    let rt = Builder::new().workers(2).build().unwrap();
+    rt.block_on(|| {
+        let (mut server, mut client) = registered_pair();
+        let (tx, rx) = corio::sync::mpsc::channel();
+        let reader = corio::spawn_on(1, move || {
+            let mut s: corio::net::TcpStream = rx.recv().unwrap();
+            let mut b = [0u8; 5];
+            // Waits on worker 1's reactor for data sent later.
+            s.read_exact(&mut b).unwrap();
+            s.write_all(b"pong!").unwrap();
+            (b, worker_index())
+        });
+        server.write_all(b"").unwrap();
+        let _ = &mut server;
+        tx.send(server).unwrap();
+        corio::time::sleep(std::time::Duration::from_millis(10));
+        client.write_all(b"ping!").unwrap();
+        let mut b = [0u8; 5];
+        client.read_exact(&mut b).unwrap();
+        assert_eq!(&b, b"pong!");
+        assert_eq!(reader.join().unwrap(), (*b"ping!", Some(1)));
+    });
+}
+
+#[test]
+fn a_shared_socket_used_from_another_worker_fails_with_a_typed_error() {
+    use std::io::Read;
+    let rt = Builder::new().workers(2).build().unwrap();
+    rt.block_on(|| {
+        let (server, _client) = registered_pair();
+        let server = Arc::new(server);
+        let s = server.clone();
+        let e = corio::spawn_on(1, move || (&*s).read(&mut [0u8; 1]).unwrap_err())
+            .join()
+            .unwrap();
+        let inner = e.get_ref().and_then(|e| e.downcast_ref::<corio::Error>());
+        assert!(
+            matches!(
+                inner,
+                Some(corio::Error::WrongWorker {
+                    registered: 0,
+                    current: 1
+                })
+            ),
+            "{e}"
+        );
+    });
+}
+
+#[test]
+fn tasks_spawned_through_a_handle_run_at_the_next_block_on_or_are_cancelled_at_drop() {
+    let rt = Builder::new().workers(2).build().unwrap();
+    let handle = rt.handle();
+    // Before block_on: queued until a block_on runs the workers.
+    let early = std::thread::spawn({
+        let handle = handle.clone();
+        move || handle.spawn(|| 5)
+    })
+    .join()
+    .unwrap();
+    let early_on_1 = handle.spawn_on(1, || 6);
+    let got = rt.block_on(move || early.join().unwrap() + early_on_1.join().unwrap());
+    assert_eq!(got, 11);
+    drop(rt);
+    // The runtime is gone: the task is never run, and its join says so
+    // instead of waiting for ever.
+    let late = handle.spawn(|| 7);
+    assert!(late.join().unwrap_err().is_cancelled());
+}
+
+#[test]
+fn tasks_handed_to_a_runtime_that_never_runs_them_are_cancelled_at_drop() {
+    let rt = Builder::new().workers(2).build().unwrap();
+    let handle = rt.handle();
+    let on_0 = std::thread::spawn({
+        let handle = handle.clone();
+        move || handle.spawn_on(0, || 1)
+    })
+    .join()
+    .unwrap();
+    let on_1 = handle.spawn_on(1, || 2);
+    drop(rt);
+    assert!(on_0.join().unwrap_err().is_cancelled());
+    assert!(on_1.join().unwrap_err().is_cancelled());
+}
+
+#[test]
+fn pinned_workers_run_and_report_their_index() {
+    let rt = Builder::new().workers(2).pin_workers(true).build().unwrap();
+    assert_eq!(rt.workers(), 2);
+    let got = rt.block_on(|| {
+        let other = corio::spawn_on(1, worker_index).join().unwrap();
+        (worker_index(), other)
+    });
+    assert_eq!(got, (Some(0), Some(1)));
+}
+
+#[test]
+fn spawn_on_a_worker_out_of_range_panics_with_the_rule() {
+    let rt = Builder::new().workers(2).build().unwrap();
+    let msg =
+        rt.block_on(|| std::panic::catch_unwind(|| drop(corio::spawn_on(2, || ()))).unwrap_err());
+    let msg = msg.downcast_ref::<String>().unwrap();
+    assert!(
+        msg.contains("worker 2 is out of range (the runtime has 2 workers)"),
+        "{msg}"
+    );
+}

@@ -1,6 +1,8 @@
 //! Backtraces of task stacks: captured on the task's own stack, trimmed to
 //! the task's frames (from its closure to the call that waits) for dumps.
 
+#![allow(unsafe_code)]
+
 use std::backtrace::Backtrace;
 
 use crate::task::core::Core;
@@ -11,13 +13,36 @@ const CAPTURE_STACK: usize = 24 * 1024;
 
 /// Captures the stack of the running task `core`, if it has room for it.
 pub(crate) fn capture_here(core: &Core) -> Option<Backtrace> {
-    let here = 0u8;
-    let sp = std::ptr::addr_of!(here) as usize;
+    let sp = stack_pointer();
     let (_, guard_end) = core.header.stack_guard();
     if guard_end != 0 && sp.saturating_sub(guard_end) < CAPTURE_STACK {
         return None;
     }
     Some(Backtrace::force_capture())
+}
+
+/// The stack pointer of the caller. Not the address of a local: under
+/// AddressSanitizer a local whose address is taken lives in a "fake stack"
+/// on the heap, far from the task's stack, and would read as no room left.
+#[inline(always)]
+fn stack_pointer() -> usize {
+    let sp: usize;
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: copies a register; touches no memory and no flags.
+    unsafe {
+        std::arch::asm!("mov {}, rsp", out(reg) sp, options(nomem, nostack, preserves_flags));
+    }
+    #[cfg(target_arch = "aarch64")]
+    // SAFETY: copies a register; touches no memory and no flags.
+    unsafe {
+        std::arch::asm!("mov {}, sp", out(reg) sp, options(nomem, nostack, preserves_flags));
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    {
+        let here = 0u8;
+        sp = std::ptr::addr_of!(here) as usize;
+    }
+    sp
 }
 
 /// Frames of corio's own machinery above the frames worth showing.

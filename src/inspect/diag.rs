@@ -137,6 +137,13 @@ impl LockOwner {
         self.0.store(p, Ordering::Relaxed);
     }
 
+    /// Records `holder` (the caller, as a lock's entry check found it:
+    /// `waiter::enter_as_holder`), saving the lookup `claim` makes.
+    #[inline(always)]
+    pub(crate) fn set(&self, holder: *const ()) {
+        self.0.store(holder.cast_mut(), Ordering::Relaxed);
+    }
+
     pub(crate) fn get(&self) -> *const () {
         self.0.load(Ordering::Relaxed)
     }

@@ -114,15 +114,25 @@ impl<T: ?Sized> Mutex<T> {
     /// # Panics
     ///
     /// If it would have to wait while the task is unwinding (above).
+    #[inline]
     pub fn lock(&self) -> MutexGuard<'_, T> {
-        if let Err(i) = waiter::enter() {
-            waiter::unwind_for(i, "corio::sync::Mutex::lock");
-        }
+        let me = match waiter::enter_as_holder() {
+            Ok(me) => me,
+            Err(i) => waiter::unwind_for(i, "corio::sync::Mutex::lock"),
+        };
         if self.try_lock_fast() {
-            return MutexGuard::new(self);
+            return MutexGuard::held_by(self, me);
         }
+        self.lock_contended(me)
+    }
+
+    /// The rest of [`lock`](Self::lock), out of line so that the caller
+    /// inlines the uncontended path alone.
+    #[cold]
+    #[inline(never)]
+    fn lock_contended(&self, me: *const ()) -> MutexGuard<'_, T> {
         match self.lock_slow(None) {
-            Ok(()) => MutexGuard::new(self),
+            Ok(()) => MutexGuard::held_by(self, me),
             Err(i) => waiter::unwind_for(i, "corio::sync::Mutex::lock"),
         }
     }
@@ -143,15 +153,18 @@ impl<T: ?Sized> Mutex<T> {
     /// Like [`lock`](Self::lock), giving up (`None`) at `deadline` or when an
     /// enclosing [`time::timeout`](crate::time::timeout) expires.
     pub fn try_lock_until(&self, deadline: Instant) -> Option<MutexGuard<'_, T>> {
-        if let Err(i) = waiter::enter() {
-            waiter::timed_out(i);
-            return None;
-        }
+        let me = match waiter::enter_as_holder() {
+            Ok(me) => me,
+            Err(i) => {
+                waiter::timed_out(i);
+                return None;
+            }
+        };
         if self.try_lock_fast() {
-            return Some(MutexGuard::new(self));
+            return Some(MutexGuard::held_by(self, me));
         }
         match self.lock_slow(Some(deadline)) {
-            Ok(()) => Some(MutexGuard::new(self)),
+            Ok(()) => Some(MutexGuard::held_by(self, me)),
             Err(i) => {
                 waiter::timed_out(i);
                 None
@@ -292,6 +305,16 @@ unsafe impl<T: ?Sized + Sync> Sync for MutexGuard<'_, T> {}
 impl<'a, T: ?Sized> MutexGuard<'a, T> {
     fn new(mutex: &'a Mutex<T>) -> Self {
         mutex.owner.claim();
+        MutexGuard {
+            mutex,
+            _not_send: PhantomData,
+        }
+    }
+
+    /// The guard of a lock taken by `holder` (see `LockOwner::set`).
+    #[inline(always)]
+    fn held_by(mutex: &'a Mutex<T>, holder: *const ()) -> Self {
+        mutex.owner.set(holder);
         MutexGuard {
             mutex,
             _not_send: PhantomData,

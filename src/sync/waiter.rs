@@ -489,6 +489,13 @@ pub(crate) fn enter() -> Result<(), Interrupt> {
     crate::task::park::check_current(None)
 }
 
+/// [`enter`], also returning who the caller is for a lock's holder record
+/// (`LockOwner::set`), from the same lookup.
+#[inline]
+pub(crate) fn enter_as_holder() -> Result<*const (), Interrupt> {
+    crate::task::park::check_current_task(None)
+}
+
 /// For blocking calls with no error to report an interruption through
 /// (`lock`, `acquire`, `wait`): unwinds on cancellation or an expired
 /// enclosing `timeout`, and panics when the task is unwinding already (it

@@ -511,6 +511,19 @@ pub(crate) fn check_current(deadline: Option<Instant>) -> Result<(), Interrupt> 
     }
 }
 
+/// [`check_current`], also returning the running task (null outside
+/// tasks; for comparisons only) from the same thread-local lookup: what a
+/// lock records as its holder.
+#[inline]
+pub(crate) fn check_current_task(deadline: Option<Instant>) -> Result<*const (), Interrupt> {
+    match with_current(|s, core| {
+        check_task(s, core, deadline).map(|()| std::ptr::from_ref(core).cast::<()>())
+    }) {
+        Some(r) => r,
+        None => check_thread_deadline(deadline).map(|()| std::ptr::null()),
+    }
+}
+
 /// [`check_current`], also returning which runtime the calling task belongs
 /// to (`None` outside tasks; the pointer is for comparisons only) — what an
 /// IO operation needs next, from the same thread-local lookup.

@@ -117,7 +117,7 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    crate::inspect::metrics::count_blocking_job();
+    crate::task::diag::count_blocking_job();
     let mut job = ::blocking::unblock(move || panic::catch_unwind(AssertUnwindSafe(f)));
     future::drive(Pin::new(&mut job), reason)
 }

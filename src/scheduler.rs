@@ -158,8 +158,8 @@ impl Scheduler {
             CoroutineResult::Yield(()) => {}
             CoroutineResult::Return(outcome) => {
                 core.local(self).advance(Transition::Finish(outcome));
-                crate::inspect::metrics::count_finish(self, outcome);
-                crate::inspect::diag::on_finish(self, core);
+                crate::task::diag::count_finish(self, outcome);
+                crate::task::diag::on_finish(self, core);
                 crate::task::trace::finished(self, core, outcome);
                 if ptr::eq(core, self.main.get()) {
                     self.main_done.set(true);
@@ -177,7 +177,7 @@ impl Scheduler {
             .dump_request
             .load(std::sync::atomic::Ordering::Relaxed)
         {
-            crate::inspect::diag::serve_dump_request(self);
+            crate::inspect::signal::serve_dump_request(self);
         }
         if self.multi.get() {
             self.balance();

@@ -18,9 +18,9 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use super::TaskInfo;
+use super::find_cycle;
 use crate::task::context::Scheduler;
-use crate::task::{TaskId, TaskState, WaitReason};
+use crate::task::{TaskState, WaitReason};
 
 /// How long the loop stays quiet before the first check.
 pub(crate) const GRACE: Duration = Duration::from_millis(50);
@@ -28,30 +28,6 @@ pub(crate) const GRACE: Duration = Duration::from_millis(50);
 /// corio's own long-lived threads (stall monitor, signal dumper), which
 /// never wake a task.
 pub(crate) static HELPER_THREADS: AtomicUsize = AtomicUsize::new(0);
-
-/// The first cycle of the wait graph of `table`, as the task ids in order.
-pub(crate) fn find_cycle(table: &[TaskInfo]) -> Option<Vec<TaskId>> {
-    let next = |id: TaskId| table.iter().find(|t| t.id() == id)?.blocked_on;
-    for start in table {
-        let mut path = vec![start.id()];
-        let mut at = start.id();
-        while let Some(n) = next(at) {
-            if let Some(i) = path.iter().position(|&p| p == n) {
-                let mut cycle = path.split_off(i);
-                // Start the cycle at its smallest id, for stable output.
-                let min = (0..cycle.len()).min_by_key(|&k| cycle[k]).unwrap_or(0);
-                cycle.rotate_left(min);
-                return Some(cycle);
-            }
-            if path.len() > table.len() {
-                break;
-            }
-            path.push(n);
-            at = n;
-        }
-    }
-    None
-}
 
 /// Whether nothing registered with the loop could wake a task: the cheap
 /// half of the test, checked before the loop goes to sleep.
@@ -113,7 +89,7 @@ pub(crate) fn check(s: &Scheduler) {
             .as_ref()
             .map_or_else(String::new, |c| format!("; cycle: {c}"))
     );
-    super::write_stderr(&format!("{head}\n{}", super::render(&table)));
+    crate::task::diag::write_stderr(&format!("{head}\n{}", super::render(&table)));
     *s.diag.deadlock_message.borrow_mut() = Some(head);
     s.diag.deadlocked.set(true);
 }

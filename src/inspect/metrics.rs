@@ -139,18 +139,3 @@ pub(crate) fn of(s: &Scheduler) -> RuntimeMetrics {
     };
     RuntimeMetrics::from_workers(vec![worker])
 }
-
-/// Counts the outcome of a finished task.
-#[inline(always)]
-pub(crate) fn count_finish(s: &Scheduler, outcome: Outcome) {
-    let cell = &s.diag.counters.finished[outcome as usize];
-    cell.set(cell.get() + 1);
-}
-
-/// Counts a job handed to the blocking pool by a task of this thread's runtime.
-pub(crate) fn count_blocking_job() {
-    crate::task::context::with_scheduler(|s| {
-        let c = &s.diag.counters.blocking_jobs;
-        c.set(c.get() + 1);
-    });
-}

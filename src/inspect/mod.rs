@@ -17,23 +17,21 @@
 //! `docs/debugging.md` walks through each of them.
 #![allow(unsafe_code)]
 
-pub(crate) mod backtrace;
 pub(crate) mod deadlock;
-pub(crate) mod diag;
 pub(crate) mod metrics;
 pub(crate) mod signal;
 pub(crate) mod stall;
 
 use std::fmt::{self, Write as _};
-use std::io::Write as _;
 use std::panic::Location;
 use std::time::{Duration, Instant};
 
 pub use signal::dump_on_signal;
 
-use self::diag::WaitObj;
+use crate::task::backtrace;
 use crate::task::context::Scheduler;
 use crate::task::core::Core;
+use crate::task::diag::{self, WaitObj};
 use crate::task::{Direction, Task, TaskId, TaskState, WaitReason};
 
 /// One task as [`tasks`] saw it.
@@ -269,7 +267,7 @@ pub(crate) fn render(table: &[TaskInfo]) -> String {
             let to = t.blocked_on.unwrap();
             let _ = writeln!(out, "    {} → {}", describe(t), describe_id(table, to));
         }
-        if let Some(cycle) = deadlock::find_cycle(table) {
+        if let Some(cycle) = find_cycle(table) {
             let names: Vec<String> = cycle.iter().map(|&id| describe_id(table, id)).collect();
             let _ = writeln!(out, "cycle: {} → {}", names.join(" → "), names[0]);
         }
@@ -289,14 +287,6 @@ fn describe_id(table: &[TaskInfo], id: TaskId) -> String {
         .iter()
         .find(|t| t.id() == id)
         .map_or_else(|| format!("task {id}"), describe)
-}
-
-/// Writes `text` to stderr in one call (reports from the loop, the
-/// monitor, a signal).
-pub(crate) fn write_stderr(text: &str) {
-    let mut err = std::io::stderr().lock();
-    let _ = err.write_all(text.as_bytes());
-    let _ = err.flush();
 }
 
 /// What a task is doing, read on its runtime thread.
@@ -444,4 +434,28 @@ fn io_text(fd: std::os::fd::RawFd, direction: Direction) -> String {
         (Some(l), None) => format!("{verb} fd {fd} {l}"),
         _ => format!("{verb} fd {fd}"),
     }
+}
+
+/// The first cycle of the wait graph of `table`, as the task ids in order.
+pub(crate) fn find_cycle(table: &[TaskInfo]) -> Option<Vec<TaskId>> {
+    let next = |id: TaskId| table.iter().find(|t| t.id() == id)?.blocked_on;
+    for start in table {
+        let mut path = vec![start.id()];
+        let mut at = start.id();
+        while let Some(n) = next(at) {
+            if let Some(i) = path.iter().position(|&p| p == n) {
+                let mut cycle = path.split_off(i);
+                // Start the cycle at its smallest id, for stable output.
+                let min = (0..cycle.len()).min_by_key(|&k| cycle[k]).unwrap_or(0);
+                cycle.rotate_left(min);
+                return Some(cycle);
+            }
+            if path.len() > table.len() {
+                break;
+            }
+            path.push(n);
+            at = n;
+        }
+    }
+    None
 }

@@ -8,6 +8,9 @@ use std::os::unix::net::UnixStream;
 use std::sync::Mutex;
 use std::sync::atomic::Ordering;
 
+use crate::task::context::Scheduler;
+use crate::task::diag::write_stderr;
+
 /// The write end the handlers write to, once the reading thread runs.
 static WRITER: Mutex<Option<UnixStream>> = Mutex::new(None);
 
@@ -62,13 +65,21 @@ fn serve(mut rx: UnixStream) {
             Ok(0) => return,
             Ok(_) => {
                 if super::stall::request_dumps() == 0 {
-                    super::write_stderr(
-                        "corio: dump requested by a signal: no runtime is running\n",
-                    );
+                    write_stderr("corio: dump requested by a signal: no runtime is running\n");
                 }
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(_) => return,
         }
+    }
+}
+
+/// A dump a signal asked for, from the loop.
+#[cold]
+pub(crate) fn serve_dump_request(s: &Scheduler) {
+    if s.diag.dump_request.swap(false, Ordering::AcqRel) {
+        let _reporting = s.diag.reporting();
+        let text = super::dump_of(s);
+        write_stderr(&format!("corio: dump requested by a signal\n{text}"));
     }
 }

@@ -3,7 +3,7 @@
 //! that looks at each runtime's running task every quarter threshold.
 //!
 //! It sets the `PROBED` bit of the task it finds running (see
-//! `diag::Probe`); the task clears it when it next suspends. The same task
+//! `task::diag::Probe`); the task clears it when it next suspends. The same task
 //! still running a threshold later with the bit still set has not
 //! suspended since: a stall, reported once; the monitor then sets
 //! `STALLED`, and the task's next suspension reports how long it ran and
@@ -16,7 +16,7 @@
 //! may finish and be freed at any moment. It announces the task in the
 //! runtime's `hazard` pointer, then checks that the task is still the
 //! running one; the runtime, before it frees a task it has retired, checks
-//! `hazard` and waits while it names that task (`before_free`). With a
+//! `hazard` and waits while it names that task (`task::diag::before_free`). With a
 //! `SeqCst` fence on each side between the store and the load, one of the
 //! two sees the other: either the monitor sees that the task is no longer
 //! running and reads nothing, or the runtime sees the announcement and
@@ -28,9 +28,9 @@ use std::sync::atomic::{Ordering, fence};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use super::diag::{PROBED, STALLED, Stall};
 use crate::task::context::{Scheduler, Shared};
 use crate::task::core::Core;
+use crate::task::diag::{PROBED, STALLED, Stall, write_stderr};
 
 struct Entry {
     sched: *const Scheduler,
@@ -116,7 +116,7 @@ fn monitor() {
                     tick = tick.min(t / 4);
                     let report = watch(e, t, now);
                     if let Some(text) = report {
-                        super::write_stderr(&text);
+                        write_stderr(&text);
                     }
                 }
             }
@@ -169,53 +169,4 @@ fn watch(e: &mut Entry, threshold: Duration, now: Instant) -> Option<String> {
     }
     s.diag.hazard.store(std::ptr::null_mut(), Ordering::Release);
     report
-}
-
-/// Before the runtime frees the retired task `core` (see the module docs).
-#[inline(always)]
-pub(crate) fn before_free(s: &Scheduler, core: &Core) {
-    if s.diag.monitored.get() {
-        wait_hazard(s, core);
-    }
-}
-
-#[cold]
-fn wait_hazard(s: &Scheduler, core: &Core) {
-    fence(Ordering::SeqCst);
-    while std::ptr::eq(s.diag.hazard.load(Ordering::Acquire), core) {
-        std::hint::spin_loop();
-    }
-}
-
-/// The end of a stall the monitor reported, from the task `core` itself
-/// about to suspend (`finished`: it returned instead): how long it ran,
-/// and the backtrace of where it yields.
-pub(crate) fn report_end(s: &Scheduler, core: &Core, finished: bool) {
-    let stall = s
-        .diag
-        .stall
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .take();
-    let Some(stall) = stall.filter(|st| st.id == core.header.id) else {
-        return;
-    };
-    let _reporting = s.diag.reporting();
-    let total = Instant::now().saturating_duration_since(stall.since);
-    let text = if finished {
-        format!(
-            "corio: stall ended: {} ran for about {total:.3?} without yielding, then finished\n",
-            stall.describe
-        )
-    } else {
-        let at = super::backtrace::capture_here(core).map_or_else(
-            || "        (no backtrace: too little stack left)\n".to_string(),
-            |b| super::backtrace::render(&b, "        "),
-        );
-        format!(
-            "corio: stall ended: {} ran for about {total:.3?} without yielding; it yields at:\n{at}",
-            stall.describe
-        )
-    };
-    super::write_stderr(&text);
 }

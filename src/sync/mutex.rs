@@ -68,7 +68,7 @@ const QUEUED: u8 = 2;
 pub struct Mutex<T: ?Sized> {
     state: AtomicU8,
     /// Who took it last (for dumps and the deadlock report).
-    owner: crate::inspect::diag::LockOwner,
+    owner: crate::task::diag::LockOwner,
     waiters: SpinLock<WaitQueue<()>>,
     data: UnsafeCell<T>,
 }
@@ -84,7 +84,7 @@ impl<T> Mutex<T> {
     pub const fn new(t: T) -> Mutex<T> {
         Mutex {
             state: AtomicU8::new(0),
-            owner: crate::inspect::diag::LockOwner::new(),
+            owner: crate::task::diag::LockOwner::new(),
             waiters: SpinLock::new(WaitQueue::new()),
             data: UnsafeCell::new(t),
         }
@@ -208,7 +208,7 @@ impl<T: ?Sized> Mutex<T> {
                 Err(actual) => s = actual,
             }
         }
-        crate::inspect::diag::note_wait(crate::inspect::diag::WaitObj::mutex(&self.owner));
+        crate::task::diag::note_wait(crate::task::diag::WaitObj::mutex(&self.owner));
         // Ownership is handed over by `unlock_slow` (FIFO).
         waiter::wait_in(
             &self.waiters,

@@ -88,7 +88,7 @@ impl State {
 pub struct RwLock<T: ?Sized> {
     state: SpinLock<State>,
     /// Who took it for writing last (for dumps and the deadlock report).
-    writer: crate::inspect::diag::LockOwner,
+    writer: crate::task::diag::LockOwner,
     data: UnsafeCell<T>,
 }
 
@@ -107,7 +107,7 @@ impl<T> RwLock<T> {
                 writer: false,
                 queue: WaitQueue::new(),
             }),
-            writer: crate::inspect::diag::LockOwner::new(),
+            writer: crate::task::diag::LockOwner::new(),
             data: UnsafeCell::new(t),
         }
     }
@@ -209,7 +209,7 @@ impl<T: ?Sized> RwLock<T> {
             }
             return Ok(());
         }
-        crate::inspect::diag::note_wait(crate::inspect::diag::WaitObj::rwlock(&self.writer));
+        crate::task::diag::note_wait(crate::task::diag::WaitObj::rwlock(&self.writer));
         // Granted by `State::grant`, which does the bookkeeping.
         waiter::wait_in(
             &self.state,

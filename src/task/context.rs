@@ -226,7 +226,7 @@ pub(crate) struct Scheduler {
     pub(crate) timers: RefCell<BTreeMap<(Instant, u64), TaskRef>>,
     pub(crate) timer_seq: Cell<u64>,
     /// The running task (null between tasks).
-    pub(crate) current: crate::inspect::diag::CurrentTask,
+    pub(crate) current: crate::task::diag::CurrentTask,
     /// The task being force-unwound at shutdown.
     pub(crate) forcing: Cell<*const Core>,
     /// How many times it caught that unwind (see `forced_unwind`).
@@ -248,7 +248,7 @@ pub(crate) struct Scheduler {
     /// clock, and the host each spawned task belongs to.
     pub(crate) sim: Option<std::rc::Rc<crate::sim::World>>,
     /// Metrics, and the state of dumps, stall and deadlock reports.
-    pub(crate) diag: crate::inspect::diag::RuntimeDiag,
+    pub(crate) diag: crate::task::diag::RuntimeDiag,
 }
 
 thread_local! {
@@ -338,7 +338,7 @@ impl Scheduler {
             multi: Cell::new(false),
             timers: RefCell::new(BTreeMap::new()),
             timer_seq: Cell::new(0),
-            current: crate::inspect::diag::CurrentTask::new(ptr::null()),
+            current: crate::task::diag::CurrentTask::new(ptr::null()),
             forcing: Cell::new(ptr::null()),
             forced_unwinds: Cell::new(0),
             main: Cell::new(ptr::null()),
@@ -348,7 +348,7 @@ impl Scheduler {
             runtime_reserve: Cell::new(0),
             events: RefCell::new(DefaultDriver::events()),
             sim: None,
-            diag: crate::inspect::diag::RuntimeDiag::new(config.stall_threshold),
+            diag: crate::task::diag::RuntimeDiag::new(config.stall_threshold),
         })
     }
 
@@ -454,7 +454,7 @@ impl Scheduler {
         if let Some(sim) = &self.sim {
             sim.on_spawn(key);
         }
-        crate::inspect::diag::RuntimeDiag::bump(&self.diag.counters.spawned);
+        crate::task::diag::RuntimeDiag::bump(&self.diag.counters.spawned);
         // SAFETY: the registry holds the task.
         crate::task::trace::spawned(self, unsafe { core.as_ref() });
         if movable && self.multi.get() {
@@ -504,7 +504,7 @@ impl Scheduler {
     /// Drops a finished or abandoned task's coroutine (returning its stack to
     /// the pool) and then its registry entry, in that order.
     pub(crate) fn retire(&self, core: &Core) {
-        crate::inspect::stall::before_free(self, core);
+        crate::task::diag::before_free(self, core);
         // SAFETY: the coroutine is not running (it returned or was unwound).
         let coroutine = unsafe { (*core.coroutine.get()).take() };
         drop(coroutine);
@@ -637,7 +637,7 @@ impl Scheduler {
             core.header
                 .probe
                 .0
-                .fetch_or(crate::inspect::diag::FORCED, Ordering::AcqRel);
+                .fetch_or(crate::task::diag::FORCED, Ordering::AcqRel);
             // Straight to running, whether it waited or was ready: it is
             // resumed only to unwind (not a lifecycle step of its own).
             local.state.set(TaskState::Running);
@@ -673,7 +673,7 @@ impl Scheduler {
             (TaskState::Running, None) => TaskState::Finished(Outcome::Cancelled),
         });
         if let TaskState::Finished(o) = core.local(self).state.get() {
-            crate::inspect::metrics::count_finish(self, o);
+            crate::task::diag::count_finish(self, o);
             crate::task::trace::finished(self, core, o);
         }
         task.complete_cancelled();

@@ -82,7 +82,7 @@ pub(crate) struct LocalState {
     /// see `task::frame`.
     pub(crate) frame: Cell<*const super::frame::Frame>,
     /// What it waits on beyond its `WaitReason` (`corio::inspect`).
-    pub(crate) wait: Cell<crate::inspect::diag::WaitObj>,
+    pub(crate) wait: Cell<crate::task::diag::WaitObj>,
 }
 
 impl LocalState {

@@ -140,9 +140,11 @@
 //! everything on it are never freed nor dropped (nothing that points into
 //! them can dangle), and its `join` reports it cancelled.
 mod alloc;
+pub(crate) mod backtrace;
 mod builder;
 pub(crate) mod context;
 pub(crate) mod core;
+pub(crate) mod diag;
 pub(crate) mod frame;
 mod inject;
 mod join;
@@ -279,7 +281,7 @@ pub(crate) struct Header {
     /// function), for `corio::inspect` and the stall monitor.
     pub(crate) location: &'static std::panic::Location<'static>,
     /// Requests of `corio::inspect` (stall monitor, dumper) to the task.
-    pub(crate) probe: crate::inspect::diag::Probe,
+    pub(crate) probe: crate::task::diag::Probe,
 }
 
 impl Header {
@@ -308,7 +310,7 @@ impl Header {
             cancelled: AtomicBool::new(false),
             join: JoinState::new(),
             location,
-            probe: crate::inspect::diag::Probe::new(),
+            probe: crate::task::diag::Probe::new(),
         }
     }
 

@@ -256,7 +256,7 @@ pub(crate) fn suspend(s: &Scheduler, core: &Core, t: Transition) {
     // theirs is the cancellation check before this), and the requests of
     // `corio::inspect` (the stall monitor's).
     if core.header.probe.is_set() {
-        crate::inspect::diag::probed(s, core, matches!(t, Transition::Yield));
+        crate::task::diag::probed(s, core, matches!(t, Transition::Yield));
     }
     local.advance(t);
     local.since.set(s.tick.get());
@@ -270,7 +270,7 @@ pub(crate) fn suspend(s: &Scheduler, core: &Core, t: Transition) {
     unsafe { &*y }.suspend(());
     // A park may be resumed by the dumper, to trace its stack.
     if !matches!(t, Transition::Yield) {
-        crate::inspect::diag::after_park(core);
+        crate::task::diag::after_park(core);
     }
 }
 

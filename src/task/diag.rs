@@ -1,7 +1,11 @@
-//! The runtime's side of the diagnostics: what the scheduler keeps for
+//! The task layer's side of the diagnostics: what the scheduler keeps for
 //! them ([`RuntimeDiag`], one per runtime; [`Probe`] in every task's header;
-//! [`WaitObj`] in every task's local state), and the checks the hot path
-//! makes for them.
+//! [`WaitObj`] in every task's local state; [`LockOwner`] in every lock),
+//! the checks the hot path makes for them, and what a task does when one
+//! of them asks something of it (trace its stack, report the end of its
+//! stall). The reports themselves — dumps, the deadlock check, the stall
+//! monitor, metrics snapshots — are `corio::inspect`'s, one layer up: they
+//! read this state, and nothing here calls them.
 //!
 //! # The probe byte
 //!
@@ -27,14 +31,14 @@
 use std::backtrace::Backtrace;
 use std::cell::{Cell, RefCell};
 use std::ptr;
-use std::sync::atomic::{AtomicPtr, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicPtr, AtomicU8, Ordering, fence};
 use std::time::{Duration, Instant};
 
 use corosensei::CoroutineResult;
 
-use crate::task::TaskState;
-use crate::task::context::{FORCED_TAG, Scheduler};
-use crate::task::core::Core;
+use super::context::{FORCED_TAG, Scheduler};
+use super::core::Core;
+use super::{Outcome, TaskState};
 
 pub(crate) const PROBED: u8 = 1;
 pub(crate) const STALLED: u8 = 2;
@@ -132,7 +136,7 @@ impl LockOwner {
     /// Records the caller as the holder.
     #[inline(always)]
     pub(crate) fn claim(&self) {
-        let p = crate::task::context::current_task_ptrs()
+        let p = super::context::current_task_ptrs()
             .map_or(ptr::null_mut(), |(_, core)| core.as_ptr().cast::<()>());
         self.0.store(p, Ordering::Relaxed);
     }
@@ -151,7 +155,7 @@ impl LockOwner {
 
 /// Records what the running task is about to wait on (before its park).
 pub(crate) fn note_wait(obj: WaitObj) {
-    crate::task::context::with_current(|s, core| core.local(s).wait.set(obj));
+    super::context::with_current(|s, core| core.local(s).wait.set(obj));
 }
 
 /// The counters of a runtime (see `runtime::RuntimeMetrics`): plain cells
@@ -190,7 +194,7 @@ pub(crate) struct RuntimeDiag {
     /// prints it.
     pub(crate) dump_request: std::sync::atomic::AtomicBool,
     /// The task the stall monitor is reading the header of (see
-    /// `stall::before_free`).
+    /// `before_free`).
     pub(crate) hazard: AtomicPtr<Core>,
     /// Whether a stall monitor watches this runtime.
     pub(crate) monitored: Cell<bool>,
@@ -209,7 +213,7 @@ pub(crate) struct RuntimeDiag {
     pub(crate) quiet_since: Cell<Option<Instant>>,
     pub(crate) counters: Counters,
     #[cfg(feature = "tracing")]
-    pub(crate) spans: crate::task::trace::Spans,
+    pub(crate) spans: super::trace::Spans,
 }
 
 impl RuntimeDiag {
@@ -271,7 +275,7 @@ pub(crate) fn after_park(core: &Core) {
 #[inline(never)]
 pub(crate) fn probed(s: &Scheduler, core: &Core, yielding: bool) {
     if yielding && core.header.probe.0.load(Ordering::Acquire) & FORCED != 0 {
-        crate::task::park::forced_unwind(s, core);
+        super::park::forced_unwind(s, core);
     }
     let was = core
         .header
@@ -279,7 +283,7 @@ pub(crate) fn probed(s: &Scheduler, core: &Core, yielding: bool) {
         .0
         .fetch_and(!(PROBED | STALLED), Ordering::AcqRel);
     if was & STALLED != 0 {
-        super::stall::report_end(s, core, false);
+        report_end(s, core, false);
     }
 }
 
@@ -291,11 +295,11 @@ pub(crate) fn probed(s: &Scheduler, core: &Core, yielding: bool) {
 fn probed_after_park(core: &Core) {
     while core.header.probe.0.load(Ordering::Acquire) & TRACE != 0 {
         let bt = super::backtrace::capture_here(core);
-        crate::task::context::with_scheduler(|s| *s.diag.trace_out.borrow_mut() = bt);
+        super::context::with_scheduler(|s| *s.diag.trace_out.borrow_mut() = bt);
         core.header.probe.0.fetch_and(!TRACE, Ordering::AcqRel);
         // Untagged, it is the pointer `run_body` stored, on this task's
         // own stack, which outlives it; we run inside the task.
-        let y = crate::task::context::with_scheduler(|s| core.local(s).yielder.get())
+        let y = super::context::with_scheduler(|s| core.local(s).yielder.get())
             .expect("a task runs inside its runtime")
             .map_addr(|a| a & !FORCED_TAG);
         // Back to the dumper, in the state we were in: nothing of ours
@@ -319,17 +323,7 @@ pub(crate) fn on_finish(s: &Scheduler, core: &Core) {
 fn finished_probed(s: &Scheduler, core: &Core) {
     let was = core.header.probe.0.fetch_and(FORCED, Ordering::AcqRel);
     if was & STALLED != 0 {
-        super::stall::report_end(s, core, true);
-    }
-}
-
-/// A dump a signal asked for, from the loop.
-#[cold]
-pub(crate) fn serve_dump_request(s: &Scheduler) {
-    if s.diag.dump_request.swap(false, Ordering::AcqRel) {
-        let _reporting = s.diag.reporting();
-        let text = super::dump_of(s);
-        super::write_stderr(&format!("corio: dump requested by a signal\n{text}"));
+        report_end(s, core, true);
     }
 }
 
@@ -361,4 +355,77 @@ pub(crate) fn trace_task(s: &Scheduler, core: &Core) -> Option<Backtrace> {
         "a traced task ran to its end"
     );
     s.diag.trace_out.borrow_mut().take()
+}
+
+/// Before the runtime frees the retired task `core` (see the module docs).
+#[inline(always)]
+pub(crate) fn before_free(s: &Scheduler, core: &Core) {
+    if s.diag.monitored.get() {
+        wait_hazard(s, core);
+    }
+}
+
+#[cold]
+fn wait_hazard(s: &Scheduler, core: &Core) {
+    fence(Ordering::SeqCst);
+    while std::ptr::eq(s.diag.hazard.load(Ordering::Acquire), core) {
+        std::hint::spin_loop();
+    }
+}
+
+/// The end of a stall the monitor reported, from the task `core` itself
+/// about to suspend (`finished`: it returned instead): how long it ran,
+/// and the backtrace of where it yields.
+pub(crate) fn report_end(s: &Scheduler, core: &Core, finished: bool) {
+    let stall = s
+        .diag
+        .stall
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take();
+    let Some(stall) = stall.filter(|st| st.id == core.header.id) else {
+        return;
+    };
+    let _reporting = s.diag.reporting();
+    let total = Instant::now().saturating_duration_since(stall.since);
+    let text = if finished {
+        format!(
+            "corio: stall ended: {} ran for about {total:.3?} without yielding, then finished\n",
+            stall.describe
+        )
+    } else {
+        let at = super::backtrace::capture_here(core).map_or_else(
+            || "        (no backtrace: too little stack left)\n".to_string(),
+            |b| super::backtrace::render(&b, "        "),
+        );
+        format!(
+            "corio: stall ended: {} ran for about {total:.3?} without yielding; it yields at:\n{at}",
+            stall.describe
+        )
+    };
+    write_stderr(&text);
+}
+
+/// Counts the outcome of a finished task.
+#[inline(always)]
+pub(crate) fn count_finish(s: &Scheduler, outcome: Outcome) {
+    let cell = &s.diag.counters.finished[outcome as usize];
+    cell.set(cell.get() + 1);
+}
+
+/// Counts a job handed to the blocking pool by a task of this thread's runtime.
+pub(crate) fn count_blocking_job() {
+    super::context::with_scheduler(|s| {
+        let c = &s.diag.counters.blocking_jobs;
+        c.set(c.get() + 1);
+    });
+}
+
+/// Writes `text` to stderr in one call (reports from the loop, the
+/// monitor, a signal).
+pub(crate) fn write_stderr(text: &str) {
+    use std::io::Write as _;
+    let mut err = std::io::stderr().lock();
+    let _ = err.write_all(text.as_bytes());
+    let _ = err.flush();
 }

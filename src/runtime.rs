@@ -226,8 +226,8 @@ impl Runtime {
         // The stack-overflow report, for the tasks' guard pages.
         crate::overflow::install(crate::task::core::report_overflow);
         let _enter = self.scheduler.enter();
-        let counters = &self.scheduler.diag.counters;
-        counters.entered.set(Some(std::time::Instant::now()));
+        let counters = &self.scheduler.shared.counters;
+        counters.enter();
         let registration = crate::inspect::stall::register(&self.scheduler);
         let _pinned = self.pin.then(|| workers::pin_to_core(0)).flatten();
         let running = self.threads.run(&self.group);
@@ -237,9 +237,7 @@ impl Runtime {
             workers::restore_affinity(old);
         }
         drop(registration);
-        if let Some(at) = counters.entered.take() {
-            counters.active.set(counters.active.get() + at.elapsed());
-        }
+        counters.leave();
         if self.scheduler.diag.deadlocked.replace(false) {
             let message = self.scheduler.diag.deadlock_message.borrow_mut().take();
             panic!("{}", message.unwrap_or_default());

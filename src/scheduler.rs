@@ -76,15 +76,15 @@ impl Scheduler {
                 self.run_task(unsafe { core.as_ref() });
                 budget -= 1;
                 if self.main_done.get() {
-                    return self.diag.count_runs(interval - budget);
+                    return self.count_runs(interval - budget);
                 }
                 if budget == 0 {
-                    self.diag.count_runs(interval);
+                    self.count_runs(interval);
                     budget = interval;
                     self.poll_events(false);
                 }
             }
-            self.diag.count_runs(interval - budget);
+            self.count_runs(interval - budget);
             budget = interval;
             self.poll_events(true);
             if self.diag.deadlocked.get() {
@@ -106,6 +106,7 @@ impl Scheduler {
                 self.run_task(unsafe { core.as_ref() });
                 budget -= 1;
                 if budget == 0 {
+                    self.count_runs(self.config.event_interval);
                     budget = self.config.event_interval;
                     self.poll_events(false);
                     if group.stopping.load(Ordering::Acquire) {
@@ -113,6 +114,8 @@ impl Scheduler {
                     }
                 }
             }
+            self.count_runs(self.config.event_interval - budget);
+            budget = self.config.event_interval;
             if group.stopping.load(Ordering::Acquire) {
                 return;
             }
@@ -169,6 +172,12 @@ impl Scheduler {
         }
     }
 
+    /// Counts `n` task runs (see `Counters::switches`).
+    #[inline]
+    fn count_runs(&self, n: u32) {
+        self.shared.counters.switches.add(u64::from(n));
+    }
+
     /// Polls for IO events, wakeups from other threads and expired timers.
     /// With `block`, waits until one of them arrives (or the next timer).
     fn poll_events(&self, block: bool) {
@@ -222,8 +231,8 @@ impl Scheduler {
                 Some(Duration::ZERO)
             };
             let mut events = self.events.borrow_mut();
-            let counters = &self.diag.counters;
-            counters.polls.set(counters.polls.get() + 1);
+            let counters = &self.shared.counters;
+            counters.polls.bump();
             let parked_from = (timeout != Some(Duration::ZERO)).then(std::time::Instant::now);
             let rest = idle && self.multi.get();
             if rest {
@@ -231,7 +240,7 @@ impl Scheduler {
             }
             self.shared.driver.poll(&mut events, timeout);
             if let Some(from) = parked_from {
-                counters.parked.set(counters.parked.get() + from.elapsed());
+                counters.parked.add_duration(from.elapsed());
             }
             self.shared.inject.awake();
             if rest {
@@ -246,7 +255,7 @@ impl Scheduler {
                 let core = unsafe { token.cast::<Core>().as_ref() };
                 let finished = core.local(self).state.get().is_finished();
                 debug_assert!(!finished, "a reactor waiter entry outlived its task");
-                counters.io_events.set(counters.io_events.get() + 1);
+                counters.io_events.bump();
                 self.unpark_local(core)
             });
             drop(events);
@@ -297,8 +306,7 @@ impl Scheduler {
                     if timer.get() == Some(key) {
                         timer.set(None);
                     }
-                    let fired = &self.diag.counters.timers_fired;
-                    fired.set(fired.get() + 1);
+                    self.shared.counters.timers_fired.bump();
                     Unparker::Task(task).unpark();
                 }
                 None => break,

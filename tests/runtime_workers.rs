@@ -225,3 +225,123 @@ fn spawn_on_a_worker_out_of_range_panics_with_the_rule() {
         "{msg}"
     );
 }
+
+#[test]
+fn inspect_sees_every_worker_and_names_holders_across_them() {
+    use corio::sync::Mutex;
+    use corio::sync::mpsc::channel;
+    let rt = Builder::new().workers(3).build().unwrap();
+    rt.block_on(|| {
+        let lock = Arc::new(Mutex::new(()));
+        let (locked_tx, locked_rx) = channel::<()>();
+        let (release_tx, release_rx) = channel::<()>();
+        let l = Arc::clone(&lock);
+        let holder = corio::spawn_on(2, move || {
+            let _g = l.lock();
+            locked_tx.send(()).unwrap();
+            release_rx.recv().unwrap();
+        });
+        locked_rx.recv().unwrap();
+        let l = Arc::clone(&lock);
+        let waiter = corio::spawn_on(1, move || drop(l.lock()));
+        // Let the waiter reach the lock.
+        let t = std::time::Instant::now();
+        let table = loop {
+            let table = corio::inspect::tasks();
+            let w = table.iter().find(|t| t.id() == waiter.id());
+            if w.is_some_and(|w| w.blocked_on().is_some()) {
+                break table;
+            }
+            assert!(
+                t.elapsed().as_secs() < 10,
+                "the waiter never waited: {table:#?}"
+            );
+            corio::time::sleep(std::time::Duration::from_millis(5));
+        };
+        let h = table.iter().find(|t| t.id() == holder.id()).unwrap();
+        let w = table.iter().find(|t| t.id() == waiter.id()).unwrap();
+        assert_eq!((h.worker(), w.worker()), (2, 1));
+        assert_eq!(w.blocked_on(), Some(holder.id()));
+        let wait = w.wait().unwrap();
+        assert!(wait.starts_with("lock on Mutex 0x"), "{wait}");
+        assert!(
+            wait.ends_with(&format!("held by task {}", holder.id())),
+            "{wait}"
+        );
+        let main = table.iter().find(|t| t.worker() == 0).unwrap();
+        assert_eq!(main.state(), corio::task::TaskState::Running);
+        // The dump gathers every worker too, with the backtraces.
+        let dump = corio::inspect::dump();
+        assert!(
+            dump.contains(&format!("task {} (worker 2)", holder.id())),
+            "{dump}"
+        );
+        assert!(dump.contains("inspect_sees_every_worker"), "{dump}");
+        release_tx.send(()).unwrap();
+        holder.join().unwrap();
+        waiter.join().unwrap();
+    });
+}
+
+/// The runtime's metrics once `done` holds of them: a worker counts a
+/// task's end just after its joiner may have woken (on another thread),
+/// and its runs at its next poll.
+fn metrics_when(
+    done: impl Fn(&corio::runtime::RuntimeMetrics) -> bool,
+) -> corio::runtime::RuntimeMetrics {
+    let t = std::time::Instant::now();
+    loop {
+        let m = corio::runtime::metrics();
+        if done(&m) || t.elapsed().as_secs() >= 10 {
+            return m;
+        }
+        corio::time::sleep(std::time::Duration::from_millis(2));
+    }
+}
+
+#[test]
+fn metrics_count_every_worker() {
+    let rt = Builder::new().workers(2).build().unwrap();
+    rt.block_on(|| {
+        for w in [0, 1, 1] {
+            corio::spawn_on(w, corio::yield_now).join().unwrap();
+        }
+        let m = metrics_when(|m| m.tasks_returned == 3 && m.workers[1].switches >= 4);
+        assert_eq!(m.workers.len(), 2);
+        assert_eq!(m.workers[0].tasks_spawned, 2, "{m:?}"); // and main
+        assert_eq!(m.workers[1].tasks_spawned, 2, "{m:?}");
+        assert_eq!(m.workers[1].tasks_returned, 2, "{m:?}");
+        assert_eq!(m.workers[1].tasks_alive, 0, "{m:?}");
+        assert_eq!(m.tasks_alive, 1, "{m:?}"); // main
+        assert!(m.workers[1].switches >= 4, "{m:?}");
+    });
+    let m = rt.metrics();
+    assert_eq!(m.tasks_spawned, 4);
+    assert_eq!(m.tasks_returned, 4);
+    assert_eq!(m.tasks_alive, 0);
+    assert!(
+        m.workers[1].busy + m.workers[1].parked > std::time::Duration::ZERO,
+        "{m:?}"
+    );
+}
+
+#[test]
+fn never_started_tasks_taken_by_idle_workers_are_counted() {
+    let rt = Builder::new().workers(2).build().unwrap();
+    rt.block_on(|| {
+        let hs: Vec<_> = (0..2000)
+            .map(|_| corio::spawn(|| worker_index().unwrap()))
+            .collect();
+        let moved = hs
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .filter(|&w| w == 1)
+            .count() as u64;
+        assert!(moved > 0, "no task moved");
+        let m = metrics_when(|m| m.tasks_returned == 2000);
+        assert_eq!(m.workers[0].tasks_stolen, moved, "{m:?}");
+        assert_eq!(m.tasks_stolen, moved, "{m:?}");
+        assert_eq!(m.workers[1].tasks_returned, moved, "{m:?}");
+        assert_eq!(m.tasks_alive, 1, "{m:?}");
+    });
+}

@@ -2,13 +2,13 @@
 //! read into a snapshot by [`Runtime::metrics`](crate::Runtime::metrics)
 //! and [`runtime::metrics`](crate::runtime::metrics).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::task::Outcome;
 use crate::task::context::Scheduler;
+use crate::task::diag::{Counter, Counters};
 
-/// The counters of one worker (thread) of a runtime. A runtime has one
-/// worker today; the struct leaves room for more.
+/// The counters of one worker (thread) of a runtime.
 ///
 /// New counters may be added in minor releases (`#[non_exhaustive]`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -115,27 +115,38 @@ impl RuntimeMetrics {
     }
 }
 
-/// The counters of `s` (its one worker), on its thread.
+/// The counters of the runtime `s` belongs to: every worker's.
 pub(crate) fn of(s: &Scheduler) -> RuntimeMetrics {
-    let c = &s.diag.counters;
-    let active = c.active.get()
-        + c.entered.get().map_or(Duration::ZERO, |at| {
-            Instant::now().saturating_duration_since(at)
-        });
-    let worker = WorkerMetrics {
+    let workers = match s.group.get() {
+        Some(g) => g.workers.iter().map(|w| worker(&w.counters)).collect(),
+        None => vec![worker(&s.shared.counters)],
+    };
+    RuntimeMetrics::from_workers(workers)
+}
+
+/// One worker's counters, read from any thread (relaxed loads: each is
+/// exact, a set of them read while the worker runs need not be one
+/// instant's).
+fn worker(c: &Counters) -> WorkerMetrics {
+    let finished: u64 = c.finished.iter().map(Counter::get).sum();
+    let active = c.active();
+    let parked = Duration::from_nanos(c.parked.get());
+    WorkerMetrics {
         tasks_spawned: c.spawned.get(),
-        tasks_alive: s.tasks.borrow().len() as u64,
+        // Tasks that started here or came here, less those that ended here
+        // or left (a task finishes on the worker that adopted it).
+        tasks_alive: (c.spawned.get() + c.adopted.get())
+            .saturating_sub(c.handed_over.get() + finished),
         tasks_returned: c.finished[Outcome::Returned as usize].get(),
         tasks_panicked: c.finished[Outcome::Panicked as usize].get(),
         tasks_cancelled: c.finished[Outcome::Cancelled as usize].get(),
         switches: c.switches.get(),
         io_events: c.io_events.get(),
         timers_fired: c.timers_fired.get(),
-        tasks_stolen: 0,
+        tasks_stolen: c.handed_over.get(),
         blocking_jobs: c.blocking_jobs.get(),
         polls: c.polls.get(),
-        busy: active.saturating_sub(c.parked.get()),
-        parked: c.parked.get(),
-    };
-    RuntimeMetrics::from_workers(vec![worker])
+        busy: active.saturating_sub(parked),
+        parked,
+    }
 }

@@ -24,14 +24,18 @@ pub(crate) mod stall;
 
 use std::fmt::{self, Write as _};
 use std::panic::Location;
+use std::ptr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub use signal::dump_on_signal;
 
 use crate::task::backtrace;
-use crate::task::context::Scheduler;
+use crate::task::context::{Scheduler, Shared};
 use crate::task::core::Core;
 use crate::task::diag::{self, WaitObj};
+use crate::task::park::{Unparker, park};
 use crate::task::{Direction, Task, TaskId, TaskState, WaitReason};
 
 /// One task as [`tasks`] saw it.
@@ -46,6 +50,11 @@ pub struct TaskInfo {
     pub(crate) wait: Option<String>,
     pub(crate) blocked_on: Option<TaskId>,
     pub(crate) backtrace: Option<String>,
+    /// The task's block, for matching lock holders across workers.
+    addr: usize,
+    /// A lock whose holder was not among the tasks of this worker: the
+    /// wait text up to "held by", and the holder's block.
+    holder_elsewhere: Option<(String, usize)>,
 }
 
 impl TaskInfo {
@@ -92,8 +101,9 @@ impl TaskInfo {
         self.location
     }
 
-    /// The worker (thread) of its runtime that runs it. A runtime has one
-    /// worker today, numbered 0.
+    /// The worker (thread) of its runtime that runs it: 0 runs the main
+    /// task of `block_on`; see
+    /// [`runtime::worker_index`](crate::runtime::worker_index).
     pub fn worker(&self) -> usize {
         self.worker
     }
@@ -154,9 +164,14 @@ impl fmt::Display for TaskInfo {
 }
 
 /// A snapshot of every live task of the current runtime (empty outside
-/// one): id, name, lifecycle state with wait reason and object, time in
-/// that state, spawn location. No backtraces (see
-/// [`tasks_with_backtraces`]): cheap enough to call often.
+/// one), on every worker, by id: id, name, worker, lifecycle state with
+/// wait reason and object, time in that state, spawn location. No
+/// backtraces (see [`tasks_with_backtraces`]): cheap enough to call often.
+///
+/// With several workers, each other worker reads its own tasks between two
+/// of them and the caller waits for the answers (parked, if it is a task),
+/// for at most a second: the tasks of a worker whose running task never
+/// yields are missing.
 ///
 /// # Examples
 ///
@@ -174,7 +189,7 @@ impl fmt::Display for TaskInfo {
 /// });
 /// ```
 pub fn tasks() -> Vec<TaskInfo> {
-    crate::task::context::with_scheduler(|s| snapshot(s, false)).unwrap_or_default()
+    crate::task::context::with_scheduler(|s| gather(s, false).0).unwrap_or_default()
 }
 
 /// [`tasks`], with the backtrace of every task's stack. A parked task's
@@ -197,7 +212,7 @@ pub fn tasks() -> Vec<TaskInfo> {
 /// });
 /// ```
 pub fn tasks_with_backtraces() -> Vec<TaskInfo> {
-    crate::task::context::with_scheduler(|s| snapshot(s, true)).unwrap_or_default()
+    crate::task::context::with_scheduler(|s| gather(s, true).0).unwrap_or_default()
 }
 
 /// Every task of the current runtime as text, for people (empty outside a
@@ -224,8 +239,120 @@ pub fn dump() -> String {
 
 /// The dump of `s`, from its thread.
 pub(crate) fn dump_of(s: &Scheduler) -> String {
-    let table = snapshot(s, true);
-    render(&table)
+    let (table, silent) = gather(s, true);
+    let mut out = render(&table);
+    for w in silent {
+        let _ = writeln!(
+            out,
+            "\nworker {w} did not answer within {ANSWER_WAIT:?} (a task there runs without \
+             yielding?): its tasks are missing"
+        );
+    }
+    out
+}
+
+/// How long a dump waits for the other workers of its runtime.
+const ANSWER_WAIT: Duration = Duration::from_secs(1);
+
+/// The tasks of every worker of the runtime `s` belongs to, by id: this
+/// worker's read here, the others' read by each on its own thread (a
+/// task's thread-owned state may be read nowhere else), which the caller
+/// waits for — parked, if it is a task — up to [`ANSWER_WAIT`]. Also the
+/// workers that did not answer in time (one whose task never yields).
+fn gather(s: &Scheduler, with_backtraces: bool) -> (Vec<TaskInfo>, Vec<usize>) {
+    let others: Vec<Arc<Shared>> = s
+        .group
+        .get()
+        .map(|g| {
+            g.workers
+                .iter()
+                .filter(|w| w.index != s.shared.index)
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default();
+    if others.is_empty() {
+        let mut table = snapshot(s, with_backtraces);
+        table.sort_by_key(TaskInfo::id);
+        return (table, Vec::new());
+    }
+    /// What the workers answered; `answered` counts closures run or dropped.
+    struct Answers {
+        tables: Mutex<Vec<(usize, Vec<TaskInfo>)>>,
+        answered: AtomicUsize,
+        caller: Unparker,
+    }
+    /// Counts its closure as answered however it ends (a worker that is
+    /// gone drops it unrun).
+    struct Answer(Arc<Answers>);
+    impl Drop for Answer {
+        fn drop(&mut self) {
+            self.0.answered.fetch_add(1, Ordering::AcqRel);
+            self.0.caller.unpark();
+        }
+    }
+    let answers = Arc::new(Answers {
+        tables: Mutex::new(Vec::new()),
+        answered: AtomicUsize::new(0),
+        caller: Unparker::current(),
+    });
+    for w in &others {
+        let answer = Answer(Arc::clone(&answers));
+        w.call(Box::new(move |s: &Scheduler| {
+            let table = snapshot(s, with_backtraces);
+            let mut tables = answer.0.tables.lock().unwrap_or_else(|e| e.into_inner());
+            tables.push((s.shared.index, table));
+        }));
+    }
+    let mut table = snapshot(s, with_backtraces);
+    let deadline = Instant::now() + ANSWER_WAIT;
+    while answers.answered.load(Ordering::Acquire) < others.len() && Instant::now() < deadline {
+        // A cancelled or timed-out caller stops waiting and reports what
+        // it has; its interruption is seen at its next blocking call.
+        if park(
+            WaitReason::Other("the other workers' tables"),
+            Some(deadline),
+        )
+        .is_err()
+        {
+            break;
+        }
+    }
+    let answered = std::mem::take(&mut *answers.tables.lock().unwrap_or_else(|e| e.into_inner()));
+    let silent = others
+        .iter()
+        .map(|w| w.index)
+        .filter(|i| !answered.iter().any(|(w, _)| w == i))
+        .collect();
+    table.extend(answered.into_iter().flat_map(|(_, t)| t));
+    table.sort_by_key(TaskInfo::id);
+    resolve_holders(&mut table);
+    (table, silent)
+}
+
+/// Names the holders of locks that tasks of one worker wait for and tasks
+/// of another hold.
+fn resolve_holders(table: &mut [TaskInfo]) {
+    let by_addr: std::collections::HashMap<usize, TaskId> =
+        table.iter().map(|t| (t.addr, t.id())).collect();
+    let by_id: std::collections::HashMap<TaskId, String> =
+        table.iter().map(|t| (t.id(), describe(t))).collect();
+    for t in table.iter_mut() {
+        // A join of a task of another worker: its name.
+        if let (Some(id), TaskState::Waiting(WaitReason::Join(_))) = (t.blocked_on, t.state)
+            && let Some(who) = by_id.get(&id)
+        {
+            t.wait = Some(format!("join {who}"));
+        }
+        let Some((text, holder)) = &t.holder_elsewhere else {
+            continue;
+        };
+        if let Some(id) = by_addr.get(holder) {
+            t.wait = Some(format!("{text} held by {}", by_id[id]));
+            t.blocked_on = Some(*id);
+            t.holder_elsewhere = None;
+        }
+    }
 }
 
 pub(crate) fn render(table: &[TaskInfo]) -> String {
@@ -327,12 +454,12 @@ fn snapshot(s: &Scheduler, with_backtraces: bool) -> Vec<TaskInfo> {
     let mut out = Vec::with_capacity(raws.len());
     for r in &raws {
         let header = &r.core.header;
-        let (wait, blocked_on) = match r.state {
+        let (wait, blocked_on, holder_elsewhere) = match r.state {
             TaskState::Waiting(reason) => {
-                let (w, b) = wait_text(reason, r, &owner_of, &by_id, now);
-                (Some(w), b)
+                let (w, b, h) = wait_text(reason, r, &owner_of, &by_id, now);
+                (Some(w), b, h)
             }
-            _ => (None, None),
+            _ => (None, None, None),
         };
         out.push(TaskInfo {
             task: header.task(),
@@ -340,10 +467,12 @@ fn snapshot(s: &Scheduler, with_backtraces: bool) -> Vec<TaskInfo> {
             in_state: now.saturating_duration_since(r.since),
             stack_size: header.stack_size,
             location: header.location,
-            worker: 0,
+            worker: s.shared.index,
             wait,
             blocked_on,
             backtrace: None,
+            addr: ptr::from_ref(r.core).addr(),
+            holder_elsewhere,
         });
     }
     if with_backtraces {
@@ -369,11 +498,11 @@ fn wait_text<'a>(
     owner_of: &dyn Fn(*const ()) -> Option<&'a Core>,
     by_id: &dyn Fn(TaskId) -> Option<&'a Core>,
     now: Instant,
-) -> (String, Option<TaskId>) {
-    match reason {
+) -> (String, Option<TaskId>, Option<(String, usize)>) {
+    let (text, on) = match reason {
         WaitReason::Lock => {
             let Some((kind, owner)) = r.wait.lock() else {
-                return ("lock".into(), None);
+                return ("lock".into(), None, None);
             };
             // The lock's identity: the address of its owner record.
             let addr = owner;
@@ -386,6 +515,12 @@ fn wait_text<'a>(
                     format!("lock on {kind} {addr:p} held by {}", c.header.describe()),
                     Some(c.header.id),
                 ),
+                // Perhaps by a task of another worker (see `gather`).
+                None if !holder.is_null() => {
+                    let text = format!("lock on {kind} {addr:p}");
+                    let outside = format!("{text} held outside this runtime's tasks");
+                    return (outside, None, Some((text, holder.addr())));
+                }
                 None => (
                     format!("lock on {kind} {addr:p} held outside this runtime's tasks"),
                     None,
@@ -408,7 +543,8 @@ fn wait_text<'a>(
         },
         WaitReason::Io { fd, direction } => (io_text(fd, direction), None),
         other => (other.to_string(), None),
-    }
+    };
+    (text, on, None)
 }
 
 /// "read fd 9 127.0.0.1:5000 ← 127.0.0.1:43210".

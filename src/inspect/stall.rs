@@ -81,15 +81,18 @@ pub(crate) fn register(s: &Scheduler) -> Registration {
     Registration(s)
 }
 
-/// Asks every registered runtime to print its dump (see `dump_on_signal`).
+/// Asks every registered runtime to print its dump (see `dump_on_signal`):
+/// its worker 0, whose dump gathers the other workers' tasks.
 pub(crate) fn request_dumps() -> usize {
     let all = runtimes();
-    for e in all.iter() {
+    let mut asked = 0;
+    for e in all.iter().filter(|e| e.shared.index == 0) {
         // SAFETY: registered, so alive (see `Entry`); atomics only.
         unsafe { &(*e.sched).diag.dump_request }.store(true, Ordering::Release);
         crate::reactor::Driver::notify(&e.shared.driver);
+        asked += 1;
     }
-    all.len()
+    asked
 }
 
 fn start_monitor() {
@@ -155,9 +158,10 @@ fn watch(e: &mut Entry, threshold: Duration, now: Instant) -> Option<String> {
             let describe = header.describe();
             report = Some(format!(
                 "corio: stall: {describe} (spawned at {}) has been running for at least \
-                 {:.3?} without yielding; worker 0 runs no other task meanwhile\n",
+                 {:.3?} without yielding; worker {} runs no other task meanwhile\n",
                 header.location,
                 now.duration_since(e.since),
+                s.shared.index,
             ));
             *s.diag.stall.lock().unwrap_or_else(|e| e.into_inner()) = Some(Stall {
                 id: header.id,

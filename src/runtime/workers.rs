@@ -135,8 +135,12 @@ fn worker_loop(s: &Scheduler, commands: &Receiver<Command>, done: &Sender<()>) {
             Command::Run => {
                 {
                     let _enter = s.enter();
+                    // Stall reports and signal dumps watch every worker.
+                    let _registration = crate::inspect::stall::register(s);
+                    s.shared.counters.enter();
                     s.run_worker();
                     s.shutdown();
+                    s.shared.counters.leave();
                 }
                 let _ = done.send(());
             }

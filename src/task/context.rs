@@ -86,6 +86,8 @@ pub(crate) struct Shared {
     /// The [`RuntimeRef`]s in existence plus the scheduler's reserve of
     /// them; while non-zero, they hold one strong count of this `Arc`.
     pub(crate) runtime_refs: AtomicUsize,
+    /// The worker's metrics (written by its thread only).
+    pub(crate) counters: crate::task::diag::Counters,
 }
 
 impl Shared {
@@ -97,6 +99,7 @@ impl Shared {
             alive: AtomicBool::new(true),
             owner: thread::current().id(),
             driver: DefaultDriver::new()?,
+            counters: Default::default(),
         })
     }
 
@@ -454,7 +457,7 @@ impl Scheduler {
         if let Some(sim) = &self.sim {
             sim.on_spawn(key);
         }
-        crate::task::diag::RuntimeDiag::bump(&self.diag.counters.spawned);
+        self.shared.counters.spawned.bump();
         // SAFETY: the registry holds the task.
         crate::task::trace::spawned(self, unsafe { core.as_ref() });
         if movable && self.multi.get() {

@@ -158,27 +158,88 @@ pub(crate) fn note_wait(obj: WaitObj) {
     super::context::with_current(|s, core| core.local(s).wait.set(obj));
 }
 
-/// The counters of a runtime (see `runtime::RuntimeMetrics`): plain cells
-/// written by the runtime's own thread, except `switches`, which the stall
-/// monitor reads (relaxed load and store: no atomic read-modify-write).
+/// A counter that its worker's thread alone writes and any thread may read
+/// (`Runtime::metrics` reads every worker's): a relaxed load and store, no
+/// read-modify-write — the same plain moves a `Cell` compiles to.
+#[derive(Default)]
+pub(crate) struct Counter(std::sync::atomic::AtomicU64);
+
+impl Counter {
+    #[inline(always)]
+    pub(crate) fn add(&self, n: u64) {
+        let v = self.0.load(Ordering::Relaxed);
+        self.0.store(v.wrapping_add(n), Ordering::Relaxed);
+    }
+
+    #[inline(always)]
+    pub(crate) fn bump(&self) {
+        self.add(1);
+    }
+
+    /// Adds a duration, counted in nanoseconds.
+    pub(crate) fn add_duration(&self, d: Duration) {
+        self.add(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+    }
+
+    pub(crate) fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// The counters of one worker (see `runtime::WorkerMetrics`), kept in its
+/// `Shared` so that the metrics of a runtime can read every worker's.
 #[derive(Default)]
 pub(crate) struct Counters {
-    pub(crate) spawned: Cell<u64>,
+    pub(crate) spawned: Counter,
     /// Finished tasks by `Outcome` (returned, panicked, cancelled).
-    pub(crate) finished: [Cell<u64>; 3],
-    pub(crate) io_events: Cell<u64>,
-    pub(crate) timers_fired: Cell<u64>,
-    pub(crate) blocking_jobs: Cell<u64>,
-    pub(crate) polls: Cell<u64>,
+    pub(crate) finished: [Counter; 3],
+    pub(crate) io_events: Counter,
+    pub(crate) timers_fired: Counter,
+    pub(crate) blocking_jobs: Counter,
+    pub(crate) polls: Counter,
+    /// Never-started tasks this worker took from another, and handed to
+    /// another (`task::worker`).
+    pub(crate) adopted: Counter,
+    pub(crate) handed_over: Counter,
     /// Task runs, counted from the loop's budget each time it is reset (at
     /// every poll): the loop counts its budget down anyway, so a switch
     /// costs no counter of its own.
-    pub(crate) switches: Cell<u64>,
-    pub(crate) parked: Cell<Duration>,
-    /// Time inside `block_on` before the current call, and when the current
-    /// call began.
-    pub(crate) active: Cell<Duration>,
-    pub(crate) entered: Cell<Option<Instant>>,
+    pub(crate) switches: Counter,
+    /// Nanoseconds blocked in the poller.
+    pub(crate) parked: Counter,
+    /// Nanoseconds running the loop before the current run, and when the
+    /// current run began (start and end of a run only: a lock is cheap).
+    pub(crate) active: Counter,
+    pub(crate) entered: std::sync::Mutex<Option<Instant>>,
+}
+
+impl Counters {
+    /// The worker starts running its loop.
+    pub(crate) fn enter(&self) {
+        *self.entered.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+    }
+
+    /// The worker leaves its loop.
+    pub(crate) fn leave(&self) {
+        let at = self
+            .entered
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(at) = at {
+            self.active.add_duration(at.elapsed());
+        }
+    }
+
+    /// Time running the loop so far.
+    pub(crate) fn active(&self) -> Duration {
+        let running = self
+            .entered
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .map_or(Duration::ZERO, |at| at.elapsed());
+        Duration::from_nanos(self.active.get()) + running
+    }
 }
 
 /// A stall the monitor saw, for the report when it ends.
@@ -211,7 +272,6 @@ pub(crate) struct RuntimeDiag {
     /// When the loop last found every task waiting with nothing that could
     /// wake them (see `deadlock`).
     pub(crate) quiet_since: Cell<Option<Instant>>,
-    pub(crate) counters: Counters,
     #[cfg(feature = "tracing")]
     pub(crate) spans: super::trace::Spans,
 }
@@ -229,7 +289,6 @@ impl RuntimeDiag {
             deadlocked: Cell::new(false),
             deadlock_message: RefCell::new(None),
             quiet_since: Cell::new(None),
-            counters: Counters::default(),
             #[cfg(feature = "tracing")]
             spans: Default::default(),
         }
@@ -246,18 +305,6 @@ impl RuntimeDiag {
         }
         self.reporting.store(true, Ordering::Release);
         Done(self)
-    }
-
-    /// Counts `n` task runs (see `Counters::switches`).
-    #[inline]
-    pub(crate) fn count_runs(&self, n: u32) {
-        let c = &self.counters.switches;
-        c.set(c.get() + u64::from(n));
-    }
-
-    #[inline(always)]
-    pub(crate) fn bump(c: &Cell<u64>) {
-        c.set(c.get() + 1);
     }
 }
 
@@ -409,15 +456,13 @@ pub(crate) fn report_end(s: &Scheduler, core: &Core, finished: bool) {
 /// Counts the outcome of a finished task.
 #[inline(always)]
 pub(crate) fn count_finish(s: &Scheduler, outcome: Outcome) {
-    let cell = &s.diag.counters.finished[outcome as usize];
-    cell.set(cell.get() + 1);
+    s.shared.counters.finished[outcome as usize].bump();
 }
 
 /// Counts a job handed to the blocking pool by a task of this thread's runtime.
 pub(crate) fn count_blocking_job() {
     super::context::with_scheduler(|s| {
-        let c = &s.diag.counters.blocking_jobs;
-        c.set(c.get() + 1);
+        s.shared.counters.blocking_jobs.bump();
     });
 }
 

@@ -77,7 +77,15 @@ pub(crate) enum Incoming {
     /// Adopt this task, which never ran; `movable`: it may still move on
     /// (it was made for this worker by another thread and never moved).
     Adopt { task: TaskRef, movable: bool },
+    /// Run this on the worker's thread, between tasks (what a dump asks of
+    /// each worker: its table of tasks, which only its thread may read).
+    /// Dropped unrun by a worker that is gone.
+    Call(Box<Call>),
 }
+
+/// A closure for [`Incoming::Call`] (boxed twice, so that the queue's
+/// entries stay two words).
+pub(crate) struct Call(pub(crate) Box<dyn FnOnce(&Scheduler) + Send>);
 
 /// The workers of one runtime, shared by their schedulers and the
 /// runtime's `Handle`s.
@@ -154,8 +162,15 @@ impl Group {
 }
 
 impl Shared {
-    /// Hands `tasks` (entries of `Incoming::Adopt`) to this worker and wakes
-    /// it if it sleeps. A worker that is gone completes them cancelled.
+    /// Runs `f` on this worker's thread, from its loop, between tasks; a
+    /// worker that is gone drops it unrun.
+    pub(crate) fn call(&self, f: Box<dyn FnOnce(&Scheduler) + Send>) {
+        self.hand(vec![Incoming::Call(Box::new(Call(f)))]);
+    }
+
+    /// Hands `tasks` (entries of `Incoming::Adopt`, or calls) to this worker
+    /// and wakes it if it sleeps. A worker that is gone completes the tasks
+    /// cancelled.
     pub(crate) fn hand(&self, tasks: Vec<Incoming>) {
         if !self.alive.load(Ordering::Acquire) {
             tasks.into_iter().for_each(fail_unadopted);
@@ -235,6 +250,7 @@ impl Scheduler {
                 }
             }
             Incoming::Adopt { task, movable } => self.adopt(task, movable),
+            Incoming::Call(call) => (call.0)(self),
         }
     }
 
@@ -275,8 +291,16 @@ impl Scheduler {
         let entry = tasks.vacant_entry();
         core.header
             .set_key(u32::try_from(entry.key()).expect("more than 2^32 tasks"));
+        let made_here = std::ptr::eq(core.header.runtime.as_ptr(), Arc::as_ptr(&self.shared));
         entry.insert(task);
         drop(tasks);
+        let counters = &self.shared.counters;
+        if made_here {
+            // Made for this worker by another thread (`spawn_remote`).
+            counters.spawned.bump();
+        } else {
+            counters.adopted.bump();
+        }
         if movable && self.multi.get() {
             self.movable.push(ptr);
         } else {
@@ -334,6 +358,7 @@ impl Scheduler {
         let core = unsafe { core.as_ref() };
         drop(core.local(self).stack.take());
         let task = self.tasks.borrow_mut().remove(core.header.key());
+        self.shared.counters.handed_over.bump();
         core.header
             .worker
             .store(Arc::as_ptr(target).cast_mut(), Ordering::Release);

@@ -190,12 +190,8 @@ fn every_module_uses_only_the_layers_before_it() {
         );
     }
     // Not yet one-way (docs/architecture.md says why and the way out): the
-    // layers below the simulation ask it whether they run in one.
-    // Likewise the task layer calls the diagnostics' hooks.
-    let known = |from: &[String], to: &[String]| {
-        (to[0] == "sim" && ["task", "time", "io_op", "pool", "net"].contains(&from[0].as_str()))
-            || (to[0] == "inspect" && from[0] == "task")
-    };
+    // task layer calls the diagnostics' hooks.
+    let known = |from: &[String], to: &[String]| to[0] == "inspect" && from[0] == "task";
     for (from, used) in graph(&files) {
         let Some(own) = rank(&from) else { continue };
         for to in used {
@@ -219,10 +215,10 @@ fn no_import_cycle_between_files_outside_the_task_layer() {
     source_files(&src(), &mut files);
     let edges = graph(&files);
     // Inside src/task/ (one layer split by job) and, not yet untangled,
-    // inside src/sim/ and src/inspect/.
+    // inside src/inspect/.
     let outside = |m: &Vec<String>| {
         m.first()
-            .is_none_or(|t| !["task", "sim", "inspect"].contains(&t.as_str()))
+            .is_none_or(|t| !["task", "inspect"].contains(&t.as_str()))
     };
     // Depth-first search for a cycle among the files outside src/task/.
     fn visit(

@@ -259,7 +259,7 @@ impl LazyRegistration {
             || {
                 // A simulation never polls the OS: a wait on a real fd
                 // would never end.
-                if crate::sim::in_sim() {
+                if crate::task::world::in_sim() {
                     return Err(crate::Error::NotSimulated {
                         operation: "IO on a real file descriptor (Unix sockets, pipes)",
                     }

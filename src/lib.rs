@@ -37,6 +37,7 @@
 //! | --- | --- |
 //! | [`stack`] | pooled, guard-protected stack memory |
 //! | `poller`, `reactor` | the OS poller (epoll, or `polling`); registered fds, readiness, waiters as opaque tokens — a leaf |
+//! | `sim_world` | a simulation's state below the tasks: virtual clock, hosts, in-memory network — a leaf |
 //! | `overflow` | the stack-overflow handler, asking the layers that own stacks to name the one that overflowed — a leaf |
 //! | [`task`] | scheduled coroutines: id, name, lifecycle state machine, `JoinHandle`; the task block (`task::core`), the per-thread context (`task::context`), park/unpark, deadlines and cancellation (`task::park`) |
 //! | [`generator`] | bare coroutines: `resume`/`yield_` (values out and in) with an explicit state; uses the task layer's per-context frame slot |
@@ -45,6 +46,7 @@
 //! | [`time`] | `sleep`, `timeout` |
 //! | [`block_on`], [`unblock`], [`fs`] | the future bridge; blocking work and file IO on a thread pool while the task waits |
 //! | [`net`] | TCP, UDP and Unix sockets that suspend the task, not the thread |
+//! | [`sim`] | deterministic simulation: a seeded loop, hosts, faults, `check` over seeds |
 //! | [`process`] | child processes: `wait` and piped stdio suspend the task |
 //! | [`signal`] | Unix signals as something a task waits for |
 //! | [`sync`] | channels, `select!`, locks, semaphores, barriers, events |
@@ -174,6 +176,7 @@ pub mod runtime;
 mod scheduler;
 pub mod signal;
 pub mod sim;
+mod sim_world;
 pub mod stack;
 pub mod sync;
 pub mod task;

@@ -105,7 +105,7 @@ impl Signals {
     where
         I: IntoIterator<Item = c_int>,
     {
-        if crate::sim::in_sim() {
+        if crate::task::world::in_sim() {
             return Err(crate::Error::NotSimulated {
                 operation: "signal handling",
             }

@@ -189,17 +189,11 @@ fn every_module_uses_only_the_layers_before_it() {
             top[0]
         );
     }
-    // Not yet one-way (docs/architecture.md says why and the way out): the
-    // layers below the simulation ask it whether they run in one.
-    let known = |from: &[String], to: &[String]| {
-        to[0] == "sim" && ["task", "time", "io_op", "pool", "net"].contains(&from[0].as_str())
-    };
     for (from, used) in graph(&files) {
         let Some(own) = rank(&from) else { continue };
         for to in used {
             if let Some(theirs) = rank(&to)
                 && theirs > own
-                && !known(&from, &to)
             {
                 wrong.push(format!("{} uses {}", from.join("::"), to.join("::")));
             }
@@ -216,12 +210,8 @@ fn no_import_cycle_between_files_outside_the_task_layer() {
     let mut files = BTreeMap::new();
     source_files(&src(), &mut files);
     let edges = graph(&files);
-    // Inside src/task/ (one layer split by job) and, not yet untangled,
-    // inside src/sim/.
-    let outside = |m: &Vec<String>| {
-        m.first()
-            .is_none_or(|t| !["task", "sim"].contains(&t.as_str()))
-    };
+    // Inside src/task/ (one layer split by job).
+    let outside = |m: &Vec<String>| m.first().is_none_or(|t| t != "task");
     // Depth-first search for a cycle among the files outside src/task/.
     fn visit(
         node: &Vec<String>,

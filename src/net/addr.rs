@@ -168,7 +168,7 @@ pub(crate) fn resolve<A: ToSocketAddrs + ?Sized>(addr: &A) -> io::Result<Vec<Soc
     match addr.to_resolve() {
         Resolve::Ready(r) => r,
         // Inside a simulation, names are the simulated hosts'.
-        lookup_needed if crate::sim::is_simulated() => {
+        lookup_needed if crate::task::world::in_sim() => {
             let (host, port) = match lookup_needed {
                 Resolve::LookupPort(h, p) => (h, p),
                 Resolve::Lookup(s) => {
@@ -179,8 +179,8 @@ pub(crate) fn resolve<A: ToSocketAddrs + ?Sized>(addr: &A) -> io::Result<Vec<Soc
                 }
                 Resolve::Ready(r) => return r,
             };
-            let world = crate::sim::sock::world().expect("checked above");
-            crate::sim::sock::resolve(&world, &host, port)
+            let world = super::sim::world().expect("checked above");
+            super::sim::resolve(&world, &host, port)
         }
         // On the blocking pool in a task (a cancellation or an expired
         // `timeout` stops the wait); outside a task, blocking the thread is

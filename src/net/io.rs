@@ -265,39 +265,13 @@ impl<S: AsFd> Io<S> {
     }
 }
 
-/// The simulated socket behind a stream, if it was made inside a
-/// [`sim`](crate::sim) simulation (only TCP streams can be).
-pub(crate) trait SimHandle {
-    fn sim(&self) -> Option<&crate::sim::SimSocket> {
-        None
-    }
-}
-
-/// A read through `sim`, for the `Read` impls below.
-pub(crate) fn sim_read_vectored(
-    sim: &crate::sim::SimSocket,
-    opts: &Options,
-    bufs: &mut [io::IoSliceMut<'_>],
-) -> io::Result<usize> {
-    let mut slices: Vec<&mut [u8]> = bufs.iter_mut().map(|b| &mut **b).collect();
-    sim.stream_read(opts, &mut slices, false, false)
-}
-
-/// A write through `sim`, for the `Write` impls below.
-pub(crate) fn sim_write_vectored(
-    sim: &crate::sim::SimSocket,
-    bufs: &[io::IoSlice<'_>],
-) -> io::Result<usize> {
-    sim.write(bufs.iter().flat_map(|b| b.iter().copied()).collect())
-}
-
 /// `Read` and `Write` for a stream type `$t` (with an `io: Io<_>` field
 /// whose socket implements them for `&S`) and for `&$t`.
 macro_rules! stream_read_write {
     ($t:ty) => {
         impl ::std::io::Read for &$t {
             fn read(&mut self, buf: &mut [u8]) -> ::std::io::Result<usize> {
-                if let Some(sim) = $crate::net::io::SimHandle::sim(*self) {
+                if let Some(sim) = $crate::net::sim::SimHandle::sim(*self) {
                     return sim.stream_read(self.io.options(), &mut [buf], false, false);
                 }
                 let len = buf.len();
@@ -310,8 +284,8 @@ macro_rules! stream_read_write {
                 &mut self,
                 bufs: &mut [::std::io::IoSliceMut<'_>],
             ) -> ::std::io::Result<usize> {
-                if let Some(sim) = $crate::net::io::SimHandle::sim(*self) {
-                    return $crate::net::io::sim_read_vectored(sim, self.io.options(), bufs);
+                if let Some(sim) = $crate::net::sim::SimHandle::sim(*self) {
+                    return $crate::net::sim::sim_read_vectored(sim, self.io.options(), bufs);
                 }
                 let len = bufs.iter().map(|b| b.len()).sum();
                 self.io.stream_op($crate::task::Direction::Read, len, |s| {
@@ -349,7 +323,7 @@ macro_rules! stream_read_write {
 
         impl ::std::io::Write for &$t {
             fn write(&mut self, buf: &[u8]) -> ::std::io::Result<usize> {
-                if let Some(sim) = $crate::net::io::SimHandle::sim(*self) {
+                if let Some(sim) = $crate::net::sim::SimHandle::sim(*self) {
                     return sim.write(buf.to_vec());
                 }
                 self.io
@@ -362,8 +336,8 @@ macro_rules! stream_read_write {
                 &mut self,
                 bufs: &[::std::io::IoSlice<'_>],
             ) -> ::std::io::Result<usize> {
-                if let Some(sim) = $crate::net::io::SimHandle::sim(*self) {
-                    return $crate::net::io::sim_write_vectored(sim, bufs);
+                if let Some(sim) = $crate::net::sim::SimHandle::sim(*self) {
+                    return $crate::net::sim::sim_write_vectored(sim, bufs);
                 }
                 let len = bufs.iter().map(|b| b.len()).sum();
                 self.io.stream_op($crate::task::Direction::Write, len, |s| {

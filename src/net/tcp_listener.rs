@@ -10,10 +10,11 @@ use socket2::{Domain, SockAddr, Type};
 
 use super::addr::{ToSocketAddrs, each_addr};
 use super::io::Io;
+use super::sim::{self, SimSocket};
 use super::sys::{self, Backoff};
 use super::tcp_stream::TcpStream;
 use crate::error::io_with_limit;
-use crate::sim::SimSocket;
+use crate::sim_world::net::Proto;
 use crate::task::Direction;
 
 /// A TCP server socket, like [`std::net::TcpListener`], whose
@@ -201,10 +202,10 @@ impl TcpListener {
 }
 
 fn bind_addr(addr: &SocketAddr) -> io::Result<TcpListener> {
-    if let Some(world) = crate::sim::sock::world() {
+    if let Some(world) = sim::world() {
         let placeholder = sys::socket(Domain::IPV4, Type::STREAM)?;
         let fd = std::os::fd::AsRawFd::as_raw_fd(&placeholder);
-        let sim = crate::sim::sock::bind(&world, crate::sim::Proto::Tcp, *addr, fd)?;
+        let sim = sim::bind(&world, Proto::Tcp, *addr, fd)?;
         let mut listener = TcpListener::from_nonblocking(sys::into_std(placeholder));
         listener.sim = Some(sim);
         return Ok(listener);

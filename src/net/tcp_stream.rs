@@ -10,8 +10,8 @@ use socket2::{Domain, SockAddr, SockRef, Type};
 
 use super::addr::{ToSocketAddrs, each_addr};
 use super::io::{Io, Options};
+use super::sim::{self, SimSocket};
 use super::sys;
-use crate::sim::SimSocket;
 use crate::task::Direction;
 
 /// A TCP connection, like [`std::net::TcpStream`], whose blocking calls
@@ -446,7 +446,7 @@ impl TcpStream {
     /// Like [`try_write`](Self::try_write), from several buffers.
     pub fn try_write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         if let Some(sim) = &self.sim {
-            return super::io::sim_write_vectored(sim, bufs);
+            return sim::sim_write_vectored(sim, bufs);
         }
         let len = bufs.iter().map(|b| b.len()).sum();
         self.io.try_stream_op(Direction::Write, len, |s| {
@@ -458,10 +458,10 @@ impl TcpStream {
 /// Connects a non-blocking socket to `addr`, waiting for the handshake up
 /// to `deadline`.
 fn connect_addr(addr: &SocketAddr, deadline: Option<Instant>) -> io::Result<TcpStream> {
-    if let Some(world) = crate::sim::sock::world() {
+    if let Some(world) = sim::world() {
         let placeholder = sys::socket(Domain::IPV4, Type::STREAM)?;
         let fd = std::os::fd::AsRawFd::as_raw_fd(&placeholder);
-        let sim = crate::sim::sock::connect(&world, *addr, deadline, fd)?;
+        let sim = sim::connect(&world, *addr, deadline, fd)?;
         return Ok(TcpStream::from_sim(sim, placeholder));
     }
     let socket = sys::socket(Domain::for_address(*addr), Type::STREAM)?;
@@ -489,7 +489,7 @@ pub(crate) fn connect_socket(
 
 super::io::stream_read_write!(TcpStream);
 
-impl super::io::SimHandle for TcpStream {
+impl sim::SimHandle for TcpStream {
     #[inline]
     fn sim(&self) -> Option<&SimSocket> {
         self.sim.as_ref()

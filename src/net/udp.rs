@@ -10,8 +10,9 @@ use socket2::{Domain, SockAddr, SockRef, Type};
 
 use super::addr::{ToSocketAddrs, each_addr, resolve};
 use super::io::{Io, Options};
+use super::sim::{self, SimSocket};
 use super::sys;
-use crate::sim::SimSocket;
+use crate::sim_world::net::Proto;
 use crate::task::Direction;
 
 /// A UDP socket, like [`std::net::UdpSocket`], whose receives (and sends,
@@ -63,10 +64,10 @@ impl UdpSocket {
     /// each address it resolves to in turn.
     pub fn bind<A: ToSocketAddrs>(addr: A) -> io::Result<UdpSocket> {
         each_addr(&addr, |a| {
-            if let Some(world) = crate::sim::sock::world() {
+            if let Some(world) = sim::world() {
                 let placeholder = sys::socket(Domain::IPV4, Type::DGRAM)?;
                 let fd = std::os::fd::AsRawFd::as_raw_fd(&placeholder);
-                let sim = crate::sim::sock::bind(&world, crate::sim::Proto::Udp, *a, fd)?;
+                let sim = sim::bind(&world, Proto::Udp, *a, fd)?;
                 let mut socket =
                     UdpSocket::from_nonblocking(sys::into_std(placeholder), Arc::default());
                 socket.sim = Some(sim);

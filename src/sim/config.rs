@@ -1,33 +1,10 @@
 //! [`Builder`]: the seed and the fault knobs of a simulation.
 
-use std::ops::{Bound, RangeBounds, RangeInclusive};
+use std::ops::{Bound, RangeBounds};
 use std::time::Duration;
 
 use super::runtime::Sim;
-
-/// How the next ready task is chosen.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Schedule {
-    /// Uniformly among the ready tasks, at every switch.
-    Random,
-    /// PCT (probabilistic concurrency testing): random distinct priorities,
-    /// the highest ready task runs, and at `depth - 1` random steps among
-    /// the first `steps` the running task drops below every other.
-    Pct { depth: u32, steps: u64 },
-}
-
-/// The settings a [`Sim`] runs with.
-#[derive(Clone, Debug)]
-pub(crate) struct Config {
-    pub(crate) seed: u64,
-    pub(crate) latency: RangeInclusive<Duration>,
-    pub(crate) loss: f64,
-    pub(crate) reset: f64,
-    pub(crate) limit: Duration,
-    pub(crate) schedule: Schedule,
-    pub(crate) stack_size: usize,
-    pub(crate) quiet: bool,
-}
+use crate::sim_world::config::{Config, Schedule};
 
 /// Configures a simulation: the seed every random choice derives from, and
 /// the faults the network injects. Modelled on turmoil's builder.

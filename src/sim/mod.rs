@@ -57,25 +57,16 @@
 use std::fmt;
 use std::time::Duration;
 
+use crate::sim_world::Control;
+use crate::task::world::{in_sim, with_world};
+
 mod check;
-mod clock;
 mod config;
-mod net;
-mod rng;
 mod runtime;
-mod socket;
 
 pub use check::{CheckFailure, SEED_VAR, check};
 pub use config::Builder;
 pub use runtime::Sim;
-
-pub(crate) use clock::{in_sim, now};
-pub(crate) use net::Proto;
-pub(crate) use runtime::World;
-pub(crate) use socket::SimSocket;
-pub(crate) mod sock {
-    pub(crate) use super::socket::{bind, connect, resolve, world};
-}
 
 /// What a host's or client's body returns (as in turmoil): `Ok(())`, or
 /// any error, which fails the run.
@@ -168,9 +159,8 @@ impl SimError {
     }
 }
 
-fn request(c: runtime::Control) {
-    clock::with_world(|w| w.request(c))
-        .unwrap_or_else(|| panic!("corio::sim: not inside a simulation"));
+fn request(c: Control) {
+    with_world(|w| w.request(c)).unwrap_or_else(|| panic!("corio::sim: not inside a simulation"));
 }
 
 /// Crashes host `name` from inside the simulation (a fault-injecting
@@ -181,7 +171,7 @@ fn request(c: runtime::Control) {
 ///
 /// Outside a simulation; if there is no host `name` (when applied).
 pub fn crash(name: &str) {
-    request(runtime::Control::Crash(name.to_owned()));
+    request(Control::Crash(name.to_owned()));
 }
 
 /// Restarts host `name` from inside the simulation: as [`Sim::restart`].
@@ -190,7 +180,7 @@ pub fn crash(name: &str) {
 ///
 /// As [`crash`].
 pub fn restart(name: &str) {
-    request(runtime::Control::Restart(name.to_owned()));
+    request(Control::Restart(name.to_owned()));
 }
 
 /// Cuts the network between `a` and `b` from inside the simulation: as
@@ -200,7 +190,7 @@ pub fn restart(name: &str) {
 ///
 /// As [`crash`].
 pub fn partition(a: &str, b: &str) {
-    request(runtime::Control::Partition(a.to_owned(), b.to_owned()));
+    request(Control::Partition(a.to_owned(), b.to_owned()));
 }
 
 /// Repairs the network between `a` and `b` from inside the simulation: as
@@ -210,7 +200,7 @@ pub fn partition(a: &str, b: &str) {
 ///
 /// As [`crash`].
 pub fn repair(a: &str, b: &str) {
-    request(runtime::Control::Repair(a.to_owned(), b.to_owned()));
+    request(Control::Repair(a.to_owned(), b.to_owned()));
 }
 
 /// Whether the calling thread is running a simulation.
@@ -225,5 +215,5 @@ pub fn repair(a: &str, b: &str) {
 /// sim.run().unwrap();
 /// ```
 pub fn is_simulated() -> bool {
-    clock::in_sim()
+    in_sim()
 }

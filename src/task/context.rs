@@ -249,7 +249,7 @@ pub(crate) struct Scheduler {
     pub(crate) events: RefCell<<DefaultDriver as Driver>::Events>,
     /// The simulation this runtime runs (`None` for a real runtime): its
     /// clock, and the host each spawned task belongs to.
-    pub(crate) sim: Option<std::rc::Rc<crate::sim::World>>,
+    pub(crate) sim: Option<std::rc::Rc<crate::sim_world::World>>,
     /// Metrics, and the state of dumps, stall and deadlock reports.
     pub(crate) diag: crate::task::diag::RuntimeDiag,
 }

@@ -159,6 +159,7 @@ mod scope;
 mod state;
 pub(crate) mod trace;
 pub(crate) mod worker;
+pub(crate) mod world;
 
 use std::fmt;
 use std::num::NonZeroU64;

@@ -539,7 +539,7 @@ impl<'scope, 'env, E> Scope<'scope, 'env, E> {
         super::park::without_deadline(|| {
             while state.running.get() > 0 {
                 if let Some(at) = deadline
-                    && crate::sim::now() >= at
+                    && super::world::now() >= at
                 {
                     state.cancel_children(None);
                     // The deadline interrupted the scope's work.

@@ -7,12 +7,11 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::task::Waker;
 use std::time::Duration;
 
 use super::config::Config;
 use super::rng::Rng;
-use super::runtime::{T_NET, World};
-use crate::task::park::Unparker;
 
 mod udp;
 
@@ -116,7 +115,9 @@ pub(crate) enum SockKind {
 pub(crate) struct Sock {
     pub(crate) kind: SockKind,
     host: u32,
-    waiters: Vec<Unparker>,
+    /// The tasks waiting on the socket, woken by any change to it: they
+    /// try again (`net::sim` makes and keeps these wakers).
+    waiters: Vec<Waker>,
 }
 
 /// The network's state.
@@ -159,9 +160,9 @@ impl Net {
         self.socks.get_mut(&id)
     }
 
-    pub(crate) fn add_waiter(&mut self, id: u64, u: Unparker) {
+    pub(crate) fn add_waiter(&mut self, id: u64, w: Waker) {
         if let Some(s) = self.socks.get_mut(&id) {
-            s.waiters.push(u);
+            s.waiters.push(w);
         }
     }
 
@@ -597,15 +598,15 @@ impl Net {
     }
 
     /// Delivers the first packet due at `now`; `None` if none is. Returns
-    /// the tasks to wake.
+    /// the waiters to wake; `trace` records what was delivered (or held).
     pub(crate) fn deliver_next(
         &mut self,
         now: Duration,
         rng: &mut Rng,
         cfg: &Config,
         alive: &[bool],
-        world: &World,
-    ) -> Option<Vec<Unparker>> {
+        mut trace: impl FnMut(u64, u64),
+    ) -> Option<Vec<Waker>> {
         let entry = self.events.first_entry()?;
         if entry.key().0 > now {
             return None;
@@ -613,13 +614,13 @@ impl Net {
         let p = entry.remove();
         let (code, n) = p.kind.trace();
         if self.cut.contains(&pair(p.from, p.to)) {
-            world.trace(T_NET, 100 + code, n);
+            trace(100 + code, n);
             if !matches!(p.kind, Kind::Dgram { .. }) {
                 self.held.push(p);
             }
             return Some(Vec::new());
         }
-        world.trace(T_NET, code, n);
+        trace(code, n);
         let to_alive = alive.get(p.to as usize).copied().unwrap_or(false);
         let mut woken = Vec::new();
         match p.kind {

@@ -2,21 +2,28 @@
 //! `TcpStream`, `TcpListener` or `UdpSocket` holds when it was made inside a
 //! simulation, and the blocking operations on it. Each waits like a real
 //! socket's: in the task, obeying its read/write timeout, enclosing
-//! `timeout` scopes and cancellation.
+//! `timeout` scopes and cancellation. This is to the simulated network
+//! (`crate::sim_world::net`, below the task layer) what `io_op` is to the
+//! reactor: the network keeps each socket's waiters as wakers and wakes
+//! them when something changes; the loop here parks the task and tries
+//! again.
 
 use std::io;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Shutdown, SocketAddr};
 use std::os::fd::RawFd;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::task::{Wake, Waker};
 use std::time::Instant;
 
-use super::clock::with_world;
-use super::net::{Attempt, Net, Proto, SockKind};
-use super::runtime::World;
-use crate::net::Shutdown;
-use crate::net::io::Options;
+use super::io::Options;
+use crate::sim_world::net::{Attempt, Net, Proto, SockKind};
+use crate::sim_world::rng::Rng;
+use crate::sim_world::{State, World};
 use crate::task::Direction;
 use crate::task::WaitReason;
 use crate::task::park::{Unparker, check_current, park};
+use crate::task::world::with_world;
 
 /// A simulated socket, by id in its simulation's network. Closing it (its
 /// drop) is the socket's close.
@@ -57,8 +64,22 @@ fn here(w: &World) -> io::Result<(u32, IpAddr)> {
 }
 
 /// The simulation this thread runs, if any.
-pub(crate) fn world() -> Option<std::rc::Rc<World>> {
-    with_world(std::rc::Rc::clone)
+pub(crate) fn world() -> Option<Rc<World>> {
+    with_world(Rc::clone)
+}
+
+/// Wakes a task waiting on a simulated socket: the network's waiters are
+/// wakers, which know nothing of tasks.
+struct UnparkWake(Unparker);
+
+impl Wake for UnparkWake {
+    fn wake(self: Arc<Self>) {
+        self.0.unpark();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.unpark();
+    }
 }
 
 impl SimSocket {
@@ -71,7 +92,7 @@ impl SimSocket {
     }
 
     /// Runs `f` on the network, with this socket's simulation.
-    fn net<R>(&self, f: impl FnOnce(&World, &mut Net, &mut super::rng::Rng) -> R) -> io::Result<R> {
+    fn net<R>(&self, f: impl FnOnce(&World, &mut Net, &mut Rng) -> R) -> io::Result<R> {
         with_world(|w| {
             if w.id != self.world {
                 return Err(outside());
@@ -92,14 +113,14 @@ impl SimSocket {
         mut attempt: impl FnMut(&mut Net) -> Attempt<R>,
     ) -> io::Result<R> {
         check_current(deadline)?;
+        let waker = (!nonblocking).then(|| Waker::from(Arc::new(UnparkWake(Unparker::current()))));
         loop {
-            let unparker = (!nonblocking).then(Unparker::current);
             let r = self.net(|_, net, _| {
                 let r = attempt(net);
                 if r.is_none()
-                    && let Some(u) = unparker
+                    && let Some(w) = &waker
                 {
-                    net.add_waiter(self.id, u);
+                    net.add_waiter(self.id, w.clone());
                 }
                 r
             })?;
@@ -304,7 +325,7 @@ pub(crate) fn connect(
     let now = w.elapsed();
     let id = {
         let st = &mut *w.st.borrow_mut();
-        let super::runtime::State { net, rng, .. } = st;
+        let State { net, rng, .. } = st;
         net.connect(host, ip, to_host, to, now, rng, &w.cfg)?
     };
     let sock = SimSocket::new(w, id, fd);
@@ -329,4 +350,27 @@ pub(crate) fn resolve(w: &World, host: &str, port: u16) -> io::Result<Vec<Socket
             format!("no simulated host is named {host:?}"),
         )),
     }
+}
+
+/// The simulated socket behind a stream, if it was made inside a
+/// [`sim`](crate::sim) simulation (only TCP streams can be).
+pub(crate) trait SimHandle {
+    fn sim(&self) -> Option<&SimSocket> {
+        None
+    }
+}
+
+/// A read through `sim`, for the `Read` impls of `stream_read_write!`.
+pub(crate) fn sim_read_vectored(
+    sim: &SimSocket,
+    opts: &Options,
+    bufs: &mut [io::IoSliceMut<'_>],
+) -> io::Result<usize> {
+    let mut slices: Vec<&mut [u8]> = bufs.iter_mut().map(|b| &mut **b).collect();
+    sim.stream_read(opts, &mut slices, false, false)
+}
+
+/// A write through `sim`, for the `Write` impls of `stream_read_write!`.
+pub(crate) fn sim_write_vectored(sim: &SimSocket, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+    sim.write(bufs.iter().flat_map(|b| b.iter().copied()).collect())
 }

@@ -7,8 +7,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::{Attempt, Kind, Net, Packet, SockKind, not_connected, pair};
-use crate::sim::config::Config;
-use crate::sim::rng::Rng;
+use crate::sim_world::config::Config;
+use crate::sim_world::rng::Rng;
 
 impl Net {
     #[allow(clippy::too_many_arguments)]

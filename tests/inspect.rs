@@ -196,3 +196,34 @@ fn metrics_count_tasks_switches_timers_and_blocking_jobs() {
         "{m:?}"
     );
 }
+
+#[test]
+fn a_task_woken_but_not_yet_run_is_traced_and_then_runs_on() {
+    corio::run(|| {
+        let (tx, rx) = corio::sync::mpsc::channel::<u32>();
+        let woken = corio::spawn(move || park_on_channel_here(rx));
+        let spinner = corio::Builder::new()
+            .name("spinner")
+            .spawn(|| {
+                for _ in 0..3 {
+                    corio::yield_now();
+                }
+            })
+            .unwrap();
+        corio::yield_now(); // both start: one parks, one yields
+        tx.send(7).unwrap(); // ready, still inside its park
+        let table = corio::inspect::tasks_with_backtraces();
+        let w = table.iter().find(|t| t.id() == woken.id()).unwrap();
+        assert_eq!(w.state(), TaskState::Ready);
+        let bt = w.backtrace().expect("a woken task's stack is traced");
+        assert!(bt.contains("park_on_channel_here"), "{bt}");
+        let s = table.iter().find(|t| t.id() == spinner.id()).unwrap();
+        assert_eq!(s.state(), TaskState::Ready);
+        assert!(s.backtrace().is_none());
+        let dump = corio::inspect::dump();
+        assert!(dump.contains("(ready after a yield"), "{dump}");
+        // Tracing changed nothing: the value arrives, the spinner ends.
+        assert_eq!(woken.join().unwrap(), 7);
+        spinner.join().unwrap();
+    });
+}

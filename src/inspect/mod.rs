@@ -52,6 +52,8 @@ pub struct TaskInfo {
     pub(crate) backtrace: Option<String>,
     /// The task's block, for matching lock holders across workers.
     addr: usize,
+    /// It has run (it has a stack).
+    started: bool,
     /// A lock whose holder was not among the tasks of this worker: the
     /// wait text up to "held by", and the holder's block.
     holder_elsewhere: Option<(String, usize)>,
@@ -381,8 +383,14 @@ pub(crate) fn render(table: &[TaskInfo]) -> String {
                 out.push_str("    backtrace:\n");
                 out.push_str(bt);
             }
+            None if !t.started => out.push_str("    (not started yet)\n"),
             None if t.state == TaskState::Ready => {
-                out.push_str("    (not started yet)\n");
+                out.push_str(
+                    "    (ready after a yield: only a task suspended in a wait is traced)\n",
+                );
+            }
+            None if matches!(t.state, TaskState::Waiting(_)) => {
+                out.push_str("    (no backtrace: too little stack left to capture one)\n");
             }
             None => {}
         }
@@ -472,6 +480,7 @@ fn snapshot(s: &Scheduler, with_backtraces: bool) -> Vec<TaskInfo> {
             blocked_on,
             backtrace: None,
             addr: ptr::from_ref(r.core).addr(),
+            started: header.stack_guard().1 != 0,
             holder_elsewhere,
         });
     }

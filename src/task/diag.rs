@@ -376,19 +376,26 @@ fn finished_probed(s: &Scheduler, core: &Core) {
 
 /// The backtrace of `core`, a waiting task of `s`: it is resumed just long
 /// enough to capture its own stack (see the module docs). `None` if it
-/// cannot be traced now. Ready tasks are not traced: one that yielded
-/// would not look at its probe before going on.
+/// cannot be traced now. A ready task is traced if it was woken from a
+/// park; one that yielded would not look at its probe before going on.
 pub(crate) fn trace_task(s: &Scheduler, core: &Core) -> Option<Backtrace> {
     if !s.forcing.get().is_null() || ptr::eq(s.current.get(), core) || std::thread::panicking() {
         return None;
     }
-    let state = core.local(s).state.get();
-    if !matches!(state, TaskState::Waiting(_)) {
+    let local = core.local(s);
+    // Waiting, or woken from a park and not yet run: either way its
+    // resumption starts with the look at the probe (`park::suspend`).
+    let traceable = match local.state.get() {
+        TaskState::Waiting(_) => true,
+        TaskState::Ready => local.in_park.get(),
+        _ => false,
+    };
+    if !traceable {
         return None;
     }
-    // SAFETY: the task waits, so it is neither running nor being unwound:
-    // neither `run_task` nor `abandon` borrows its coroutine; nothing else
-    // does.
+    // SAFETY: the task is suspended in a park, so it is neither running
+    // nor being unwound: neither `run_task` nor `abandon` borrows its
+    // coroutine; nothing else does.
     let slot = unsafe { &mut *core.coroutine.get() };
     let coroutine = slot.as_mut().filter(|c| c.started() && !c.done())?;
     core.header.probe.0.fetch_or(TRACE, Ordering::AcqRel);

@@ -265,12 +265,17 @@ pub(crate) fn suspend(s: &Scheduler, core: &Core, t: Transition) {
     }
     crate::task::trace::suspending(t);
     debug_assert!(!y.is_null());
+    let parking = !matches!(t, Transition::Yield);
+    if parking {
+        local.in_park.set(true);
+    }
     // SAFETY: `yielder` was stored by `run_body` on this task's own stack,
     // which lives as long as the task, and the caller runs inside the task.
     unsafe { &*y }.suspend(());
     // A park may be resumed by the dumper, to trace its stack.
-    if !matches!(t, Transition::Yield) {
+    if parking {
         crate::task::diag::after_park(core);
+        local.in_park.set(false);
     }
 }
 

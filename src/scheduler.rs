@@ -198,6 +198,9 @@ impl Scheduler {
         let quiet = idle && crate::inspect::deadlock::quiet(self);
         if !quiet {
             self.diag.quiet_since.set(None);
+            if self.multi.get() {
+                self.shared.stuck.store(false, Ordering::Release);
+            }
         }
         let timeout = if quiet
             && self
@@ -281,10 +284,9 @@ impl Scheduler {
     // Inlined like `run_task`, which the simulation's loop also calls.
     #[inline(always)]
     pub(crate) fn drain_inject(&self) -> bool {
-        let woken = self.shared.inject.take();
-        let any = !woken.is_empty();
-        for item in woken {
-            self.receive(item);
+        let mut any = false;
+        for item in self.shared.inject.take() {
+            any |= self.receive(item);
         }
         any
     }

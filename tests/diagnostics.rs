@@ -18,6 +18,8 @@ type Case = (&'static str, fn());
 const CASES: &[Case] = &[
     ("mutex_cycle", mutex_cycle),
     ("join_cycle", join_cycle),
+    ("cycle_across_workers", cycle_across_workers),
+    ("timer_on_another_worker", timer_on_another_worker),
     ("channel_without_sender", channel_without_sender),
     ("sender_on_os_thread", sender_on_os_thread),
     ("pending_timer", pending_timer),
@@ -120,9 +122,21 @@ fn check(name: &str) -> (bool, String) {
                 && has("lock on Mutex 0x")
                 && has("held by task 3 'second'")
                 && has("lock_both")
+                && !has("probed_after_park")
                 && has("tests/diagnostics.rs")
                 && err.matches("corio: deadlock").count() == 2
         }
+        "cycle_across_workers" => {
+            code == Some(101)
+                && has("corio: deadlock: all 3 tasks")
+                && has("cycle: task 2 'first' → task ")
+                && has(" 'second' → task 2 'first'")
+                && has("'second' (worker 1): waiting: lock on Mutex 0x")
+                && !has("probed_after_park")
+                && has("held by task 2 'first'")
+                && has("lock_both_in_step")
+        }
+        "timer_on_another_worker" => code == Some(0) && !has("corio:"),
         "join_cycle" => {
             code == Some(101)
                 && has("corio: deadlock")
@@ -181,6 +195,54 @@ fn mutex_cycle() {
             .unwrap();
         first.join().unwrap();
         second.join().unwrap();
+    });
+}
+
+/// Locks `first`, waits until the other task holds its first lock too,
+/// then locks `second`.
+fn lock_both_in_step(first: &Mutex<()>, second: &Mutex<()>, step: &corio::sync::Barrier) {
+    let _a = first.lock();
+    step.wait();
+    let _b = second.lock();
+}
+
+fn cycle_across_workers() {
+    let rt = corio::runtime::Builder::new().workers(2).build().unwrap();
+    rt.block_on(|| {
+        let x = Arc::new(Mutex::new(()));
+        let y = Arc::new(Mutex::new(()));
+        let step = Arc::new(corio::sync::Barrier::new(2));
+        let (x1, y1, step1) = (Arc::clone(&x), Arc::clone(&y), Arc::clone(&step));
+        let first = corio::Builder::new()
+            .name("first")
+            .spawn_local(move || lock_both_in_step(&x1, &y1, &step1))
+            .unwrap();
+        // Named, on worker 1: spawned there by a task of its own.
+        let second = corio::spawn_on(1, move || {
+            corio::Builder::new()
+                .name("second")
+                .spawn_local(move || lock_both_in_step(&y, &x, &step))
+                .unwrap()
+        })
+        .join()
+        .unwrap();
+        first.join().unwrap();
+        second.join().unwrap();
+    });
+}
+
+/// A receiver on worker 0 whose sender sleeps on worker 1: not a deadlock
+/// while worker 1's timer is armed.
+fn timer_on_another_worker() {
+    let rt = corio::runtime::Builder::new().workers(2).build().unwrap();
+    rt.block_on(|| {
+        let (tx, rx) = channel::<u32>();
+        let sender = corio::spawn_on(1, move || {
+            corio::time::sleep(Duration::from_millis(400));
+            tx.send(5).unwrap();
+        });
+        assert_eq!(rx.recv().unwrap(), 5);
+        sender.join().unwrap();
     });
 }
 

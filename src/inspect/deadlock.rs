@@ -9,9 +9,13 @@
 //!   semaphore, a channel, an event) — not on IO, a timer, the blocking
 //!   pool, a `select`, a future, a process or a signal;
 //! * no timer is armed and no IO source is registered with its reactor;
-//! * no other thread exists in the process besides corio's own monitor
-//!   threads: any other thread — a plain OS thread, a blocking-pool thread,
-//!   another runtime — might hold a channel sender, a lock, a `JoinHandle`
+//! * with several workers, the same holds of every worker: each, quiet,
+//!   flags itself stuck, and worker 0 — once it is stuck too — reads every
+//!   worker's tasks (each worker reads its own, after its inject queue) and
+//!   checks that no flag was cleared meanwhile;
+//! * no other thread exists in the process besides the runtime's workers
+//!   and corio's own monitor threads: any other thread — a plain OS
+//!   thread, a blocking-pool thread, another runtime — might hold a channel sender, a lock, a `JoinHandle`
 //!   to cancel with, or a waker of one of the tasks. (Idle blocking-pool
 //!   threads exit after half a second; the check runs again then.)
 
@@ -19,7 +23,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use super::find_cycle;
-use crate::task::context::Scheduler;
+use std::sync::Arc;
+
+use crate::task::context::{Scheduler, Shared};
 use crate::task::{TaskState, WaitReason};
 
 /// How long the loop stays quiet before the first check.
@@ -55,10 +61,6 @@ pub(crate) fn check(s: &Scheduler) {
         Some(since) if now.duration_since(since) < GRACE => return,
         Some(_) => {}
     }
-    let helpers = HELPER_THREADS.load(Ordering::Acquire);
-    if process_threads() != Some(1 + helpers) {
-        return;
-    }
     let internal = |r: WaitReason| {
         matches!(
             r,
@@ -69,15 +71,46 @@ pub(crate) fn check(s: &Scheduler) {
                 | WaitReason::Event
         )
     };
-    let all_stuck = s.tasks.borrow().iter().all(|(_, t)| {
-        let state = t.core().local(s).state.get();
-        matches!(state, TaskState::Waiting(r) if internal(r))
-    });
-    if !all_stuck || s.tasks.borrow().is_empty() {
+    let stuck = |state: TaskState| matches!(state, TaskState::Waiting(r) if internal(r));
+    let mine_stuck = s
+        .tasks
+        .borrow()
+        .iter()
+        .all(|(_, t)| stuck(t.core().local(s).state.get()));
+    let others: Vec<Arc<Shared>> = match s.group.get() {
+        Some(g) if s.multi.get() => g
+            .workers
+            .iter()
+            .filter(|w| w.index != s.shared.index)
+            .cloned()
+            .collect(),
+        _ => Vec::new(),
+    };
+    if !others.is_empty() {
+        // Several workers: each says whether it is stuck; worker 0 decides.
+        s.shared.stuck.store(mine_stuck, Ordering::Release);
+        if s.shared.index != 0 {
+            return;
+        }
+    }
+    let helpers = HELPER_THREADS.load(Ordering::Acquire);
+    let all_flagged = || others.iter().all(|w| w.stuck.load(Ordering::Acquire));
+    if !mine_stuck || process_threads() != Some(1 + others.len() + helpers) || !all_flagged() {
         return;
     }
     let _reporting = s.diag.reporting();
-    let table = super::snapshot(s, true);
+    // Every worker's tasks, each read by its worker after it took what its
+    // inject queue held: a wake that was on its way shows as a ready task.
+    let (table, silent) = super::gather(s, true);
+    // And no worker ran anything since it said it was stuck (it would have
+    // polled and cleared its flag): the tables are of one moment.
+    if table.is_empty()
+        || !silent.is_empty()
+        || !table.iter().all(|t| stuck(t.state()))
+        || !all_flagged()
+    {
+        return;
+    }
     let cycle = find_cycle(&table).map(|c| {
         let names: Vec<String> = c.iter().map(|&id| super::describe_id(&table, id)).collect();
         format!("{} → {}", names.join(" → "), names[0])

@@ -261,7 +261,7 @@ const ANSWER_WAIT: Duration = Duration::from_secs(1);
 /// task's thread-owned state may be read nowhere else), which the caller
 /// waits for — parked, if it is a task — up to [`ANSWER_WAIT`]. Also the
 /// workers that did not answer in time (one whose task never yields).
-fn gather(s: &Scheduler, with_backtraces: bool) -> (Vec<TaskInfo>, Vec<usize>) {
+pub(crate) fn gather(s: &Scheduler, with_backtraces: bool) -> (Vec<TaskInfo>, Vec<usize>) {
     let others: Vec<Arc<Shared>> = s
         .group
         .get()

@@ -49,6 +49,8 @@ fn stack_pointer() -> usize {
 const ABOVE: &[&str] = &[
     "std::backtrace",
     "corio::inspect",
+    "corio::task::backtrace::",
+    "corio::task::diag::",
     "corio::task::park::",
     "corio::task::context::",
     "corosensei",

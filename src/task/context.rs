@@ -88,6 +88,10 @@ pub(crate) struct Shared {
     pub(crate) runtime_refs: AtomicUsize,
     /// The worker's metrics (written by its thread only).
     pub(crate) counters: crate::task::diag::Counters,
+    /// Set by a worker of a runtime of several that stayed quiet with every
+    /// task of its own waiting on another task or a `sync` primitive;
+    /// cleared when it is not (the deadlock check, `corio::inspect`).
+    pub(crate) stuck: AtomicBool,
 }
 
 impl Shared {
@@ -100,6 +104,7 @@ impl Shared {
             owner: thread::current().id(),
             driver: DefaultDriver::new()?,
             counters: Default::default(),
+            stuck: AtomicBool::new(false),
         })
     }
 

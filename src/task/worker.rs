@@ -239,8 +239,9 @@ impl Scheduler {
         }
     }
 
-    /// Handles one entry of the inject queue.
-    pub(crate) fn receive(&self, item: Incoming) {
+    /// Handles one entry of the inject queue; `false` for a call, which
+    /// gives the worker no task to run.
+    pub(crate) fn receive(&self, item: Incoming) -> bool {
         match item {
             Incoming::Wake(task) => {
                 if task.header().is_on(Arc::as_ptr(&self.shared)) {
@@ -250,8 +251,12 @@ impl Scheduler {
                 }
             }
             Incoming::Adopt { task, movable } => self.adopt(task, movable),
-            Incoming::Call(call) => (call.0)(self),
+            Incoming::Call(call) => {
+                (call.0)(self);
+                return false;
+            }
         }
+        true
     }
 
     /// Passes a wake on to the worker the task moved to (protocol rule 3).

@@ -653,14 +653,22 @@ impl Scheduler {
             if let CoroutineResult::Return(o) = coroutine.resume(()) {
                 outcome = Some(o);
             }
+            let gave_up = self.forced_unwinds.get() == super::park::GAVE_UP;
             self.forced_unwinds.set(saved.2);
             self.forcing.set(saved.1);
             self.current.set(saved.0);
             if outcome.is_none() {
+                let why = if gave_up {
+                    "waited in a scope for children on other workers that did not end".to_string()
+                } else {
+                    format!(
+                        "caught the unwind of the runtime's shutdown {FORCE_ATTEMPTS} times \
+                         and went on"
+                    )
+                };
                 let _ = writeln!(
                     std::io::stderr(),
-                    "corio: {}: caught the unwind of the runtime's shutdown {FORCE_ATTEMPTS} \
-                     times and went on; given up on: its stack and everything on it are \
+                    "corio: {}: {why}; given up on: its stack and everything on it are \
                      leaked, never dropped",
                     core.header.describe()
                 );

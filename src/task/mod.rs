@@ -138,7 +138,9 @@
 //! on it, writes `corio: task N 'name': caught the unwind of the runtime's
 //! shutdown 100 times ...` to stderr, and leaks it: its stack and
 //! everything on it are never freed nor dropped (nothing that points into
-//! them can dangle), and its `join` reports it cancelled.
+//! them can dangle), and its `join` reports it cancelled. So it does, with
+//! its own line, to a task whose [`scope`] still waits a second into the
+//! shutdown for children on other workers.
 mod alloc;
 pub(crate) mod backtrace;
 mod builder;

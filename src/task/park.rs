@@ -486,6 +486,26 @@ pub(crate) fn forced_unwind(s: &Scheduler, core: &Core) -> ! {
     }
 }
 
+/// What `forced_unwinds` reads after [`give_up_forced`]: the task gave up
+/// on its own, it did not catch the unwind `FORCE_ATTEMPTS` times.
+pub(crate) const GAVE_UP: u32 = u32::MAX;
+
+/// The running task, which its runtime's shutdown unwinds, cannot finish
+/// unwinding without leaving memory that others still use (a scope whose
+/// children on other workers did not end): it suspends for good, and the
+/// runtime gives up on it and leaks its stack, as after `FORCE_ATTEMPTS`
+/// caught unwinds (`context` module docs, "Shutdown").
+#[cold]
+pub(crate) fn give_up_forced() -> ! {
+    let (s, core) = current_task_ptrs().expect("only a task is unwound by shutdown");
+    // SAFETY: see `current_task_ptrs`; the task runs until it suspends.
+    let (s, core) = unsafe { (s.as_ref(), core.as_ref()) };
+    debug_assert!(ptr::eq(s.forcing.get(), core));
+    // `forced_unwind` adds one: past `FORCE_ATTEMPTS`, it suspends for good.
+    s.forced_unwinds.set(GAVE_UP - 1);
+    forced_unwind(s, core)
+}
+
 #[inline(never)]
 fn park_thread(deadline: Option<Instant>) -> Result<(), Interrupt> {
     let deadline = earliest(deadline, THREAD_DEADLINE.with(Cell::get));

@@ -13,10 +13,18 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::thread;
 
+use self::builder::Options;
+pub use self::builder::ScopedBuilder;
+pub use self::error::ScopeError;
+use self::shared::{Place, Remote};
 use super::park::{CancelUnwind, Interrupt, Unparker};
 use super::{JoinHandle, TaskId, TaskRef, WaitReason};
 use crate::error::{Error, JoinError};
 use crate::stack;
+
+mod builder;
+mod error;
+mod shared;
 
 /// A child's join handle, shared by the scope and the child's
 /// `ScopedJoinHandle`; `None` once joined.
@@ -36,8 +44,12 @@ struct State<E> {
     running: Cell<usize>,
     /// The parent, while it waits for `running` to reach 0.
     waiter: RefCell<Option<Unparker>>,
-    /// Child indices, in the order they failed (rule 3).
+    /// Child indices, in the order they failed (rule 3); moved to
+    /// `remote` when that is made.
     failures: RefCell<Vec<usize>>,
+    /// What children that may run on other workers share with the scope;
+    /// made by the first such child.
+    remote: RefCell<Option<Arc<Remote>>>,
 }
 
 impl<E> State<E> {
@@ -52,11 +64,35 @@ impl<E> State<E> {
     }
 
     fn fail(&self, index: usize) {
+        let remote = self.remote.borrow().clone();
+        if let Some(remote) = remote {
+            remote.fail(index);
+            return;
+        }
         let first = self.failures.borrow().is_empty();
         self.failures.borrow_mut().push(index);
         if first {
             self.cancel_children(Some(index));
         }
+    }
+
+    /// The failures so far, in order.
+    fn failures(&self) -> Vec<usize> {
+        match &*self.remote.borrow() {
+            Some(remote) => remote.failures(),
+            None => self.failures.borrow().clone(),
+        }
+    }
+
+    /// The shared part, made on first use.
+    fn remote(&self) -> Arc<Remote> {
+        let mut remote = self.remote.borrow_mut();
+        Arc::clone(remote.get_or_insert_with(|| {
+            Remote::new(
+                self.children.borrow().clone(),
+                std::mem::take(&mut *self.failures.borrow_mut()),
+            )
+        }))
     }
 }
 
@@ -84,8 +120,11 @@ impl<E> Drop for Running<E> {
 ///
 /// # Rules
 ///
-/// 1. Children are tasks of the parent's runtime (so of its thread). They
-///    may borrow anything that outlives the scope, which is why a scope never
+/// 1. Children are tasks of the parent's runtime: on the parent's worker
+///    ([`spawn`](Scope::spawn), whose closure need not be `Send`), or, with
+///    `Send` closures, on another worker ([`spawn_on`](Scope::spawn_on)) or
+///    on whichever worker takes them first ([`spawn_send`](Scope::spawn_send)).
+///    They may borrow anything that outlives the scope, which is why a scope never
 ///    returns or unwinds past them (design invariant 9): the scope function
 ///    owns the [`Scope`] and, however its body ends, waits for every child
 ///    before it returns or resumes an unwind. `mem::forget` cannot skip
@@ -108,8 +147,13 @@ impl<E> Drop for Running<E> {
 ///    fast); the body itself is not cancelled.
 /// 4. When the scope cannot suspend to wait — its task is being unwound by
 ///    its runtime, or the scope runs in a destructor during unwinding — it
-///    unwinds each unfinished child in place instead, synchronously: still
-///    none outlives the scope.
+///    unwinds each unfinished child of its worker in place instead,
+///    synchronously: still none outlives the scope. Children on other
+///    workers are cancelled, and the scope blocks its thread until they
+///    have ended; at the runtime's shutdown (which unwinds them on their
+///    workers), if they have not ended within a second, the parent is given
+///    up on instead — suspended for good, its stack leaked, reported on
+///    stderr — so that what they borrow stays valid.
 /// 5. After the wait: a panic of the body is resumed; else the parent's
 ///    cancellation, if the wait saw it (rule 2), unwinds the parent; else the
 ///    first panic of a child nobody joined is resumed; else `try_scope`
@@ -129,64 +173,6 @@ pub struct ScopedJoinHandle<'scope, T> {
     handle: SharedHandle,
     id: TaskId,
     take: Box<dyn FnMut() -> Option<T> + 'scope>,
-}
-
-/// The error of a [`try_scope`]: every error of a failed child that nobody
-/// joined, in the order they happened, then the body's own error.
-pub struct ScopeError<E> {
-    errors: Vec<E>,
-}
-
-impl<E> ScopeError<E> {
-    /// The errors, in order (never empty).
-    pub fn errors(&self) -> &[E] {
-        &self.errors
-    }
-
-    /// The errors, in order (never empty).
-    pub fn into_errors(self) -> Vec<E> {
-        self.errors
-    }
-
-    /// The first error: usually the cause of the others.
-    pub fn first(&self) -> &E {
-        &self.errors[0]
-    }
-
-    /// The first error, dropping the rest.
-    pub fn into_first(self) -> E {
-        self.errors
-            .into_iter()
-            .next()
-            .expect("a ScopeError holds at least one error")
-    }
-}
-
-impl<E: fmt::Debug> fmt::Debug for ScopeError<E> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ScopeError")
-            .field("errors", &self.errors)
-            .finish()
-    }
-}
-
-impl<E: fmt::Display> fmt::Display for ScopeError<E> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.errors.len() {
-            1 => write!(f, "a task of the scope failed: {}", self.errors[0]),
-            n => write!(
-                f,
-                "{n} tasks of the scope failed; the first: {}",
-                self.errors[0]
-            ),
-        }
-    }
-}
-
-impl<E: std::error::Error + 'static> std::error::Error for ScopeError<E> {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.errors[0])
-    }
 }
 
 /// Runs `f` with a [`Scope`] whose children may borrow the caller's locals,
@@ -300,6 +286,7 @@ impl<'scope, 'env, E> Scope<'scope, 'env, E> {
                 running: Cell::new(0),
                 waiter: RefCell::new(None),
                 failures: RefCell::new(Vec::new()),
+                remote: RefCell::new(None),
             }),
             scope: PhantomData,
             env: PhantomData,
@@ -339,6 +326,95 @@ impl<'scope, 'env, E> Scope<'scope, 'env, E> {
     {
         self.spawn_try_with(f, Options::default())
             .unwrap_or_else(|e| panic!("corio::Scope::spawn_try: {e}"))
+    }
+
+    /// Spawns a child on worker `worker` (`0..workers`) of the runtime, where
+    /// it stays, like [`corio::spawn_on`](crate::spawn_on); it may borrow
+    /// from outside the scope, which is why `f` and its result must be
+    /// `Send`: the borrows cross to that worker's thread. On the parent's
+    /// own worker it is a child like those of [`spawn`](Self::spawn).
+    ///
+    /// The scope waits for it, cancels it and reports its panic as for any
+    /// child (the rules above hold across workers). Such a child cannot
+    /// spawn siblings: a `Scope` is not `Sync`.
+    ///
+    /// # Panics
+    ///
+    /// If `worker` is out of range, or as [`spawn`](Self::spawn).
+    ///
+    /// A closure that is not `Send` stays on the parent's worker:
+    ///
+    /// ```compile_fail
+    /// corio::run(|| {
+    ///     let n = std::cell::Cell::new(0);
+    ///     corio::scope(|s| {
+    ///         s.spawn_on(0, || n.set(1)); // `&Cell` is not `Send`
+    ///     });
+    /// });
+    /// ```
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = corio::runtime::Builder::new().workers(3).build().unwrap();
+    /// rt.block_on(|| {
+    ///     let mut data = vec![1, 2, 3, 4];
+    ///     let (left, right) = data.split_at_mut(2);
+    ///     corio::scope(|s| {
+    ///         s.spawn_on(1, || left.iter_mut().for_each(|x| *x *= 10));
+    ///         let h = s.spawn_on(2, || {
+    ///             right.iter_mut().for_each(|x| *x *= 100);
+    ///             corio::runtime::worker_index()
+    ///         });
+    ///         assert_eq!(h.join().unwrap(), Some(2));
+    ///     });
+    ///     assert_eq!(data, [10, 20, 300, 400]);
+    /// });
+    /// ```
+    #[track_caller]
+    pub fn spawn_on<F, T>(&'scope self, worker: usize, f: F) -> ScopedJoinHandle<'scope, T>
+    where
+        F: FnOnce() -> T + Send + 'scope,
+        T: Send + 'scope,
+    {
+        self.spawn_elsewhere(f, Place::Worker(worker), Options::default())
+            .unwrap_or_else(|e| panic!("corio::Scope::spawn_on: {e}"))
+    }
+
+    /// Spawns a child that, like one of [`corio::spawn`](crate::spawn), is
+    /// queued on the parent's worker and may be handed to an idle worker
+    /// before it first runs; once started, it stays where it is. `f` and its
+    /// result must be `Send`, as for [`spawn_on`](Self::spawn_on). With one
+    /// worker it is a child like those of [`spawn`](Self::spawn).
+    ///
+    /// # Panics
+    ///
+    /// As [`spawn`](Self::spawn).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = corio::runtime::Builder::new().workers(4).build().unwrap();
+    /// rt.block_on(|| {
+    ///     let chunks: Vec<Vec<u64>> = (0..16).map(|i| (i * 100..(i + 1) * 100).collect()).collect();
+    ///     let sums = corio::scope(|s| {
+    ///         let handles: Vec<_> = chunks
+    ///             .iter()
+    ///             .map(|c| s.spawn_send(move || c.iter().sum::<u64>()))
+    ///             .collect();
+    ///         handles.into_iter().map(|h| h.join().unwrap()).sum::<u64>()
+    ///     });
+    ///     assert_eq!(sums, (0..1600).sum());
+    /// });
+    /// ```
+    #[track_caller]
+    pub fn spawn_send<F, T>(&'scope self, f: F) -> ScopedJoinHandle<'scope, T>
+    where
+        F: FnOnce() -> T + Send + 'scope,
+        T: Send + 'scope,
+    {
+        self.spawn_elsewhere(f, Place::Movable, Options::default())
+            .unwrap_or_else(|e| panic!("corio::Scope::spawn_send: {e}"))
     }
 
     /// A [`ScopedBuilder`] for a child with a name or a stack size, like
@@ -398,7 +474,10 @@ impl<'scope, 'env, E> Scope<'scope, 'env, E> {
 
     /// Whether a child has failed (and its siblings were cancelled).
     pub fn has_failed(&self) -> bool {
-        !self.state.failures.borrow().is_empty()
+        match &*self.state.remote.borrow() {
+            Some(remote) => remote.has_failed(),
+            None => !self.state.failures.borrow().is_empty(),
+        }
     }
 
     #[track_caller]
@@ -466,6 +545,9 @@ impl<'scope, 'env, E> Scope<'scope, 'env, E> {
         // child finished again.
         let handle = spawned?;
         let id = handle.id();
+        if let Some(remote) = &*state.remote.borrow() {
+            remote.push_child(handle.task_ref());
+        }
         state.children.borrow_mut().push(handle.task_ref());
         let shared = Rc::new(RefCell::new(Some(handle)));
         state.handles.borrow_mut().push(Rc::clone(&shared));
@@ -501,11 +583,13 @@ impl<'scope, 'env, E> Scope<'scope, 'env, E> {
             drop(value);
             super::park::unwind_for(Interrupt::Cancelled);
         }
-        let failures = state.failures.borrow().clone();
+        let failures = state.failures();
         for &i in &failures {
-            // Every child has finished: this join does not wait.
+            // Every child has finished: this join does not wait — or, for a
+            // child on another thread, only until its worker has stored
+            // the outcome of the closure that ended.
             let handle = state.handles.borrow()[i].borrow_mut().take();
-            if let Some(Err(e)) = handle.map(JoinHandle::join)
+            if let Some(Err(e)) = handle.map(|h| super::park::shielded(|| h.join()))
                 && e.is_panic()
             {
                 panic::resume_unwind(e.into_panic());
@@ -522,7 +606,9 @@ impl<'scope, 'env, E> Scope<'scope, 'env, E> {
     /// was reported to the wait (the children were cancelled for it).
     fn wait_children(&self) -> bool {
         let state = &self.state;
-        if state.running.get() == 0 {
+        let remote = state.remote.borrow().clone();
+        let busy = || state.running.get() > 0 || remote.as_ref().is_some_and(|r| r.is_running());
+        if !busy() {
             return false;
         }
         if thread::panicking() || super::park::is_forcing_current() {
@@ -537,7 +623,7 @@ impl<'scope, 'env, E> Scope<'scope, 'env, E> {
         let mut deadline = super::park::current_deadline();
         let mut cancelled = false;
         super::park::without_deadline(|| {
-            while state.running.get() > 0 {
+            while busy() {
                 if let Some(at) = deadline
                     && super::world::now() >= at
                 {
@@ -546,7 +632,17 @@ impl<'scope, 'env, E> Scope<'scope, 'env, E> {
                     super::park::deadline_fired(at);
                     deadline = None;
                 }
-                *state.waiter.borrow_mut() = Some(Unparker::current());
+                let me = Unparker::current();
+                // Registered before the count is read again (see
+                // `Remote::register`): a child on another thread that ends
+                // in between finds it.
+                if let Some(r) = &remote
+                    && !r.register(me.clone())
+                    && state.running.get() == 0
+                {
+                    break;
+                }
+                *state.waiter.borrow_mut() = Some(me);
                 let reason = self
                     .first_running()
                     .map_or(WaitReason::Event, WaitReason::Join);
@@ -563,6 +659,9 @@ impl<'scope, 'env, E> Scope<'scope, 'env, E> {
                 }
             }
         });
+        if let Some(r) = &remote {
+            r.unregister();
+        }
         cancelled
     }
 
@@ -581,81 +680,26 @@ impl<'scope, 'env, E> Scope<'scope, 'env, E> {
         for child in &children {
             super::context::abandon_task(child);
         }
-        // Every child has ended — or, one that kept catching its unwind,
-        // was given up on and leaked (never to run again), its count with it.
-    }
-}
-
-/// The name and stack size of a child, before [`Scope::builder`] spawns it.
-#[derive(Default)]
-struct Options {
-    name: Option<String>,
-    stack_size: Option<usize>,
-}
-
-/// Configures a child of a [`Scope`] before spawning it, like
-/// [`corio::Builder`](crate::Builder) for free tasks; made by
-/// [`Scope::builder`].
-#[must_use = "a ScopedBuilder does nothing until spawn is called"]
-pub struct ScopedBuilder<'scope, 'env, E> {
-    scope: &'scope Scope<'scope, 'env, E>,
-    options: Options,
-}
-
-impl<'scope, E> ScopedBuilder<'scope, '_, E> {
-    /// Names the child; the name shows in [`tasks`](crate::tasks), in
-    /// `JoinError` messages, panic reports and stack-overflow reports.
-    pub fn name(mut self, name: impl Into<String>) -> Self {
-        self.options.name = Some(name.into());
-        self
-    }
-
-    /// Sets the child's stack size in bytes (rounded up to whole pages).
-    pub fn stack_size(mut self, bytes: usize) -> Self {
-        self.options.stack_size = Some(bytes);
-        self
-    }
-
-    /// Spawns the child, as [`Scope::spawn`].
-    ///
-    /// # Errors
-    ///
-    /// [`Error::InvalidStackSize`](crate::Error::InvalidStackSize);
-    /// [`Error::MapLimit`](crate::Error::MapLimit) or
-    /// [`Error::OutOfMemory`](crate::Error::OutOfMemory) when no stack can
-    /// be mapped. Nothing is spawned then.
-    #[track_caller]
-    pub fn spawn<F, T>(self, f: F) -> Result<ScopedJoinHandle<'scope, T>, Error>
-    where
-        F: FnOnce() -> T + 'scope,
-        T: 'scope,
-    {
-        self.scope
-            .spawn_inner(f, |_: &T| false, |v: T| Ok(v), self.options)
-    }
-
-    /// Spawns a fallible child, as [`Scope::spawn_try`].
-    ///
-    /// # Errors
-    ///
-    /// As [`spawn`](Self::spawn).
-    #[track_caller]
-    pub fn spawn_try<F, T>(self, f: F) -> Result<ScopedJoinHandle<'scope, Result<T, E>>, Error>
-    where
-        F: FnOnce() -> Result<T, E> + 'scope,
-        T: 'scope,
-        E: 'scope,
-    {
-        self.scope.spawn_try_with(f, self.options)
-    }
-}
-
-impl<E> fmt::Debug for ScopedBuilder<'_, '_, E> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ScopedBuilder")
-            .field("name", &self.options.name)
-            .field("stack_size", &self.options.stack_size)
-            .finish_non_exhaustive()
+        // Every child on this worker has ended — or, one that kept catching
+        // its unwind, was given up on and leaked (never to run again), its
+        // count with it. Those on other workers cannot be unwound from here:
+        // they are cancelled, and this thread blocks until they end.
+        let remote = self.state.remote.borrow().clone();
+        if let Some(r) = remote
+            && r.is_running()
+        {
+            self.state.cancel_children(None);
+            // Runtime shutdown unwinds other workers' tasks too, but two
+            // parents blocked on each other's worker would wait forever:
+            // after a while, this task suspends for good and is leaked,
+            // stack and all, so that what the children borrow stays valid.
+            // Not while the thread panics: suspending would leave the panic
+            // count to the tasks that run next on this thread.
+            let bounded = super::park::is_forcing_current() && !thread::panicking();
+            if !r.wait_blocking(bounded) {
+                super::park::give_up_forced();
+            }
+        }
     }
 }
 
@@ -663,7 +707,16 @@ impl<E> fmt::Debug for Scope<'_, '_, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Scope")
             .field("children", &self.state.children.borrow().len())
-            .field("running", &self.state.running.get())
+            .field(
+                "running",
+                &(self.state.running.get()
+                    + self
+                        .state
+                        .remote
+                        .borrow()
+                        .as_ref()
+                        .map_or(0, |r| r.running())),
+            )
             .field("failed", &self.has_failed())
             .finish()
     }

@@ -9,8 +9,8 @@
 //! task never changes threads: its stack holds references to thread-locals
 //! of its worker's thread, and `LocalState` is reached only with the
 //! worker's own `Scheduler`. A task that never ran, spawned with a `Send`
-//! closure (`corio::spawn`, not `spawn_local`, a scope child or a main
-//! task), waits in its worker's `movable` queue; at each poll the worker
+//! closure (`corio::spawn` or `Scope::spawn_send`, not `spawn_local`,
+//! `Scope::spawn` or a main task), waits in its worker's `movable` queue; at each poll the worker
 //! (its *home*) hands a share of that queue to workers that went idle, and
 //! moves the rest into its run queue a batch at a time.
 //!

@@ -3,7 +3,7 @@
 //! in `benches/go/`, run separately):
 //!
 //! ```text
-//! cargo bench --bench workers                  # every workload (about 3 minutes)
+//! cargo bench --bench workers                  # every workload (about 4 minutes)
 //! cargo bench --bench workers -- fanout        # one group: fanout spawn_join pingpong parked
 //! cargo bench --bench workers -- parked        # the 1,000,000 parked tasks only
 //! ```
@@ -146,18 +146,35 @@ fn may_fanout(iters: u64, w: u64) -> Duration {
     })
 }
 
-/// Runs this binary as `child ARGS...`; returns what it printed.
+/// Runs this binary as `child ARGS...`; returns what it printed. A child
+/// that runs past two minutes is killed (may can hang once a worker thread
+/// panicked on a failed stack allocation).
 fn child(args: &[String]) -> Result<String, String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let out = Command::new(exe)
+    let mut proc = Command::new(exe)
         .arg("child")
         .args(args)
-        .output()
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .map_err(|e| e.to_string())?;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while proc.try_wait().map_err(|e| e.to_string())?.is_none() {
+        if Instant::now() > deadline {
+            let _ = proc.kill();
+            let _ = proc.wait();
+            return Err("killed after 120 s".to_string());
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let out = proc.wait_with_output().map_err(|e| e.to_string())?;
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
-        let first = err.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
-        return Err(format!("exit {}: {first}", out.status));
+        let first = err
+            .lines()
+            .find(|l| !l.trim().is_empty() && !l.starts_with("thread "))
+            .unwrap_or("");
+        return Err(format!("{}: {first}", out.status));
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }

@@ -1,0 +1,3 @@
+module corio/benches/go
+
+go 1.19

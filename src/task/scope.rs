@@ -53,6 +53,27 @@ struct State<E> {
 }
 
 impl<E> State<E> {
+    /// Records a spawned child (and, once children run on other workers,
+    /// tells the shared part) and makes its handle; `take` reads its result.
+    fn register<'scope, T>(
+        &self,
+        handle: JoinHandle<()>,
+        take: Box<dyn FnMut() -> Option<T> + 'scope>,
+    ) -> ScopedJoinHandle<'scope, T> {
+        let id = handle.id();
+        if let Some(remote) = &*self.remote.borrow() {
+            remote.push_child(handle.task_ref());
+        }
+        self.children.borrow_mut().push(handle.task_ref());
+        let shared = Rc::new(RefCell::new(Some(handle)));
+        self.handles.borrow_mut().push(Rc::clone(&shared));
+        ScopedJoinHandle {
+            handle: shared,
+            id,
+            take,
+        }
+    }
+
     /// Cancels every child but `except` (rule 3).
     fn cancel_children(&self, except: Option<usize>) {
         let children = self.children.borrow().clone();
@@ -544,18 +565,7 @@ impl<'scope, 'env, E> Scope<'scope, 'env, E> {
         // A failed spawn dropped `body`, whose `Running` guard counted the
         // child finished again.
         let handle = spawned?;
-        let id = handle.id();
-        if let Some(remote) = &*state.remote.borrow() {
-            remote.push_child(handle.task_ref());
-        }
-        state.children.borrow_mut().push(handle.task_ref());
-        let shared = Rc::new(RefCell::new(Some(handle)));
-        state.handles.borrow_mut().push(Rc::clone(&shared));
-        Ok(ScopedJoinHandle {
-            handle: shared,
-            id,
-            take: Box::new(move || slot.borrow_mut().take()),
-        })
+        Ok(state.register(handle, Box::new(move || slot.borrow_mut().take())))
     }
 
     /// Waits for every child (rules 2 and 4), then resumes the body's unwind

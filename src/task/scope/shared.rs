@@ -8,9 +8,7 @@
 //! scope's list of children kept here.
 #![allow(unsafe_code)]
 
-use std::cell::RefCell;
 use std::panic::{self, AssertUnwindSafe};
-use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
@@ -306,15 +304,6 @@ impl<'scope, E> Scope<'scope, '_, E> {
         // A failed spawn dropped `body`, whose guard counted the child
         // finished again.
         let handle = spawned?;
-        let id = handle.id();
-        remote.push_child(handle.task_ref());
-        state.children.borrow_mut().push(handle.task_ref());
-        let shared = Rc::new(RefCell::new(Some(handle)));
-        state.handles.borrow_mut().push(Rc::clone(&shared));
-        Ok(ScopedJoinHandle {
-            handle: shared,
-            id,
-            take: Box::new(move || lock(&slot).take()),
-        })
+        Ok(state.register(handle, Box::new(move || lock(&slot).take())))
     }
 }

@@ -82,6 +82,16 @@ fn join_wait_names_the_target_and_timer_time_left() {
         let s = table.iter().find(|t| t.id() == id).unwrap();
         let w = s.wait().unwrap();
         assert!(w.starts_with("timer, ") && w.ends_with(" s left"), "{w}");
+        // Debug shows what the accessors show, nothing internal.
+        let debug = format!("{j:?}");
+        assert!(
+            debug.contains("blocked_on: Some(") && debug.contains("location"),
+            "{debug}"
+        );
+        assert!(
+            !debug.contains("holder_elsewhere") && !debug.contains("addr"),
+            "{debug}"
+        );
         joiner.cancel();
         let _ = joiner.join();
     });

@@ -39,7 +39,7 @@ use crate::task::park::{Unparker, park};
 use crate::task::{Direction, Task, TaskId, TaskState, WaitReason};
 
 /// One task as [`tasks`] saw it.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct TaskInfo {
     pub(crate) task: Task,
     pub(crate) state: TaskState,
@@ -57,6 +57,24 @@ pub struct TaskInfo {
     /// A lock whose holder was not among the tasks of this worker: the
     /// wait text up to "held by", and the holder's block.
     holder_elsewhere: Option<(String, usize)>,
+}
+
+// By hand: the fields that only resolve edges across workers (`addr`,
+// `started`, `holder_elsewhere`) say nothing to a reader.
+impl std::fmt::Debug for TaskInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TaskInfo")
+            .field("task", &self.task)
+            .field("state", &self.state)
+            .field("in_state", &self.in_state)
+            .field("stack_size", &self.stack_size)
+            .field("location", &self.location)
+            .field("worker", &self.worker)
+            .field("wait", &self.wait)
+            .field("blocked_on", &self.blocked_on)
+            .field("backtrace", &self.backtrace)
+            .finish()
+    }
 }
 
 impl TaskInfo {

@@ -54,6 +54,34 @@ fn idle_workers_take_never_started_tasks() {
 }
 
 #[test]
+fn an_idle_worker_gets_tasks_while_their_spawner_is_still_busy() {
+    // The spawner never suspends below, so its worker never polls: the
+    // tasks reach the idle worker at the spawn itself, or not at all.
+    let rt = Builder::new().workers(2).build().unwrap();
+    rt.block_on(|| {
+        let ran_elsewhere = Arc::new(AtomicUsize::new(0));
+        let start = std::time::Instant::now();
+        let mut handles = vec![];
+        while ran_elsewhere.load(Ordering::Acquire) == 0 {
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(10),
+                "no task ran on the idle worker while the spawner was busy"
+            );
+            let ran = Arc::clone(&ran_elsewhere);
+            handles.push(corio::spawn(move || {
+                if worker_index() != Some(0) {
+                    ran.fetch_add(1, Ordering::AcqRel);
+                }
+            }));
+            std::thread::sleep(std::time::Duration::from_micros(100));
+        }
+        for h in handles {
+            h.join().unwrap();
+        }
+    });
+}
+
+#[test]
 fn handle_spawns_from_plain_threads() {
     let rt = Builder::new().workers(2).build().unwrap();
     let handle = rt.handle();

@@ -467,6 +467,7 @@ impl Scheduler {
         crate::task::trace::spawned(self, unsafe { core.as_ref() });
         if movable && self.multi.get() {
             self.movable.push(core);
+            self.offer_to_idle();
         } else {
             self.run_queue.push(core);
         }

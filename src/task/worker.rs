@@ -10,9 +10,10 @@
 //! of its worker's thread, and `LocalState` is reached only with the
 //! worker's own `Scheduler`. A task that never ran, spawned with a `Send`
 //! closure (`corio::spawn` or `Scope::spawn_send`, not `spawn_local`,
-//! `Scope::spawn` or a main task), waits in its worker's `movable` queue; at each poll the worker
-//! (its *home*) hands a share of that queue to workers that went idle, and
-//! moves the rest into its run queue a batch at a time.
+//! `Scope::spawn` or a main task), waits in its worker's `movable` queue.
+//! While a worker is idle, the worker holding that queue (the task's
+//! *home*) hands a share of it over at each such spawn and at each poll;
+//! each poll also moves the rest into its run queue a batch at a time.
 //!
 //! # The hand-over protocol
 //!
@@ -334,25 +335,49 @@ impl Scheduler {
             .group
             .get()
             .expect("a worker with movable tasks has a group");
-        // Keep the last task if nothing else is queued here: moving it
-        // would only move the wait.
-        if group.idle_count.load(Ordering::Relaxed) > 0 && n + self.run_queue.len() > 1 {
-            let claimed = group.claim_idle(self.shared.index, n);
-            let share = (n / (claimed.len() + 1)).max(1);
-            for w in claimed {
-                let target = &group.workers[w];
-                let batch: Vec<Incoming> = (0..share)
-                    .map_while(|_| self.movable.with(|q| q.pop_back()))
-                    .map(|core| self.hand_over(core, target))
-                    .collect();
-                target.hand(batch);
-            }
+        if group.idle_count.load(Ordering::Relaxed) > 0 {
+            self.share_with_idle(group);
         }
         let batch = (self.config.event_interval as usize).min(self.movable.len());
         for _ in 0..batch {
             if let Some(core) = self.movable.pop() {
                 self.run_queue.push(core);
             }
+        }
+    }
+
+    /// Right after a movable task is queued: if a worker is idle, hands it
+    /// a share now rather than at this worker's next poll, which a task
+    /// spawning many may not reach for a while (meanwhile the idle worker
+    /// idles). With one worker there is no group and this is not called.
+    #[inline]
+    pub(crate) fn offer_to_idle(&self) {
+        if let Some(group) = self.group.get()
+            && group.idle_count.load(Ordering::Relaxed) > 0
+        {
+            self.share_with_idle(group);
+        }
+    }
+
+    /// Hands a share of the movable queue to each idle worker it claims.
+    #[cold]
+    #[inline(never)]
+    fn share_with_idle(&self, group: &Group) {
+        let n = self.movable.len();
+        // Keep the last task if nothing else is queued here: moving it
+        // would only move the wait.
+        if n == 0 || n + self.run_queue.len() <= 1 {
+            return;
+        }
+        let claimed = group.claim_idle(self.shared.index, n);
+        let share = (n / (claimed.len() + 1)).max(1);
+        for w in claimed {
+            let target = &group.workers[w];
+            let batch: Vec<Incoming> = (0..share)
+                .map_while(|_| self.movable.with(|q| q.pop_back()))
+                .map(|core| self.hand_over(core, target))
+                .collect();
+            target.hand(batch);
         }
     }
 

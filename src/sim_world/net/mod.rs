@@ -116,7 +116,7 @@ pub(crate) struct Sock {
     pub(crate) kind: SockKind,
     host: u32,
     /// The tasks waiting on the socket, woken by any change to it: they
-    /// try again (`net::sim` makes and keeps these wakers).
+    /// try again (`corio::sim`'s `net` makes and keeps these wakers).
     waiters: Vec<Waker>,
 }
 

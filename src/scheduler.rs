@@ -1,5 +1,6 @@
-//! The per-thread loop: runs ready tasks, polls the reactor for IO events,
-//! takes wakeups from other threads and fires timers, until the main task
+//! The per-thread loop: runs ready tasks, polls the runtime's driver (the
+//! reactor, or one installed in its place) for IO events and wakes what it
+//! found, takes wakeups from other threads and fires timers, until the main task
 //! of `block_on` finishes. The state it runs on — task registry, run queue,
 //! timers — is the task layer's per-thread context
 //! ([`crate::task::context`]); the park/unpark protocol its wakeups serve is

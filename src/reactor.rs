@@ -273,8 +273,10 @@ pub(crate) trait Driver: Any {
     fn has_sources(&self) -> bool;
 
     /// Records what the last poll found and wakes its waiters: `wake` for
-    /// opaque tokens the layer above listed (the reactor's waiters), or
-    /// the driver's own wakers. Only the runtime thread calls it.
+    /// opaque tokens the layer above listed with the driver (the reactor's
+    /// waiters; nothing else may be passed to `wake`, which reads each as
+    /// a task of this runtime), or the driver's own wakers. Only the
+    /// runtime thread calls it.
     fn dispatch(&self, events: &Events, wake: &mut dyn FnMut(NonNull<()>));
 
     /// The time, for the loop's clock, its timers and every deadline.

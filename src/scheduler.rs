@@ -1,7 +1,7 @@
 //! The per-thread loop: runs ready tasks, polls the runtime's driver (the
-//! reactor, or one installed in its place) for IO events and wakes what it
-//! found, takes wakeups from other threads and fires timers, until the main task
-//! of `block_on` finishes. The state it runs on — task registry, run queue,
+//! reactor, or one installed in its place) and wakes what it found, takes
+//! wakeups from other threads and fires timers, until the main task of
+//! `block_on` finishes. The state it runs on — task registry, run queue,
 //! timers — is the task layer's per-thread context
 //! ([`crate::task::context`]); the park/unpark protocol its wakeups serve is
 //! [`crate::task::park`]'s.
@@ -270,7 +270,8 @@ impl Scheduler {
             }
             driver.dispatch(&events, &mut |token| {
                 // SAFETY: every waiter token is a task's `Core` (`io_op`
-                // lists nothing else), and a waiter's entry is removed
+                // lists nothing else, and a driver hands `wake` only the
+                // tokens listed with it: `Driver::dispatch`), and a waiter's entry is removed
                 // before its task leaves the wait (reactor rule 3), so the
                 // task is alive and still in that wait; we are on its
                 // runtime thread.

@@ -259,7 +259,7 @@ impl LazyRegistration {
             || {
                 // A simulation never polls the OS: a wait on a real fd
                 // would never end.
-                if crate::task::world::in_sim() {
+                if crate::task::driver::simulated() {
                     return Err(crate::Error::NotSimulated {
                         operation: "IO on a real file descriptor (Unix sockets, pipes)",
                     }

@@ -36,12 +36,12 @@
 //! | module | job |
 //! | --- | --- |
 //! | [`stack`] | pooled, guard-protected stack memory |
-//! | `poller`, `reactor` | the OS poller (epoll, or `polling`); registered fds, readiness, waiters as opaque tokens — a leaf |
-//! | `sim_world` | a simulation's state below the tasks: virtual clock, hosts, in-memory network — a leaf |
+//! | `poller`, `reactor` | the OS poller (epoll, or `polling`); registered fds, readiness, waiters as opaque tokens; the driver seam (poll, notify, clock, a provided network) — a leaf |
+//! | `sim_world` | a simulation's state (virtual clock, hosts, in-memory network), used only by [`sim`] — a leaf |
 //! | `overflow` | the stack-overflow handler, asking the layers that own stacks to name the one that overflowed — a leaf |
 //! | [`task`] | scheduled coroutines: id, name, lifecycle state machine, `JoinHandle`; the task block (`task::core`), the per-thread context (`task::context`), park/unpark, deadlines and cancellation (`task::park`) |
 //! | [`generator`] | bare coroutines: `resume`/`yield_` (values out and in) with an explicit state; uses the task layer's per-context frame slot |
-//! | `scheduler` | the per-thread loop: run ready tasks, poll the reactor, fire timers |
+//! | `scheduler` | the per-thread loop: run ready tasks, poll the driver (the reactor), fire timers |
 //! | `io_op` | the blocking-IO loop: register, try the syscall, wait for readiness, retry |
 //! | [`time`] | `sleep`, `timeout` |
 //! | [`block_on`], [`unblock`], [`fs`] | the future bridge; blocking work and file IO on a thread pool while the task waits |

@@ -74,7 +74,7 @@ where
     T: Send + 'static,
 {
     // In a simulation: inline, so the run stays on its one thread.
-    if !in_task() || crate::task::world::in_sim() {
+    if !in_task() || crate::task::driver::simulated() {
         return f();
     }
     if let Err(i) = crate::task::park::check_current(None) {
@@ -140,7 +140,7 @@ where
     F: FnOnce() -> io::Result<T> + Send + 'static,
     T: Send + 'static,
 {
-    if crate::task::world::in_sim() {
+    if crate::task::driver::simulated() {
         return Err(crate::Error::NotSimulated {
             operation: "the file system (or another blocking-pool operation)",
         }

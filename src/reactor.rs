@@ -38,10 +38,12 @@
 //! 5. Only the runtime thread calls `wait`; other threads only `notify`.
 #![allow(unsafe_code)]
 
+use std::any::Any;
 use std::cell::UnsafeCell;
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::ptr::NonNull;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -52,6 +54,7 @@ pub(crate) use crate::poller::Events;
 use crate::poller::Poller;
 
 pub(crate) mod lazy;
+pub(crate) mod network;
 
 /// The direction of an IO wait.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -143,7 +146,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Reactor {
-    fn new() -> io::Result<Reactor> {
+    /// A reactor for a new runtime.
+    pub(crate) fn new() -> io::Result<Reactor> {
         Ok(Reactor {
             poller: Poller::new()?,
             sources: Mutex::new(Slab::new()),
@@ -243,60 +247,71 @@ impl Reactor {
     }
 }
 
-/// The seam between the scheduler's loop and what it waits on: poll with a
-/// timeout, wake a poll from another thread, wake the waiters of what
-/// became ready, and tell the time. The loop and the runtime's shared
-/// state reach their driver only through this trait; [`Reactor`] (epoll, or
-/// the `polling` crate) is the first implementation, chosen once as
-/// [`DefaultDriver`]. Registering fds is not part of the seam: it is the
-/// reactor's own service to the blocking-IO layer.
-pub(crate) trait Driver: Send + Sync + Sized {
-    /// Where one poll collects its events.
-    type Events;
-
-    /// A driver for a new runtime.
-    fn new() -> io::Result<Self>;
-
-    /// An empty event buffer for [`poll`](Self::poll).
-    fn events() -> Self::Events;
-
+/// The seam between the scheduler's loop and what wakes a parked runtime:
+/// poll with a timeout, wake a poll from another thread, wake the waiters
+/// of what became ready, and tell the time the deadlines read. Object-safe,
+/// so that a runtime may run on a driver other than the reactor: the loop
+/// reaches its driver only through this trait, statically for the
+/// runtime's [`Reactor`] (the first implementation, [`DefaultDriver`]) and
+/// as a `dyn Driver` for one installed in its place (the simulation's,
+/// `corio::sim`). Registering fds is not part of the seam: it is the
+/// reactor's own service to the blocking-IO layer; a driver that stands
+/// for the OS offers a [`Network`](network::Network) instead.
+pub(crate) trait Driver: Any {
     /// Replaces `events` with what arrives within `timeout` (`None`: no
-    /// limit). Only the runtime thread polls (rule 5).
-    fn poll(&self, events: &mut Self::Events, timeout: Option<Duration>);
+    /// limit). Only the runtime thread polls (rule 5). A driver without OS
+    /// events keeps what it found itself and leaves `events` empty.
+    fn poll(&self, events: &mut Events, timeout: Option<Duration>);
 
-    /// Wakes a [`poll`](Self::poll) in progress, from any thread.
+    /// Wakes a [`poll`](Self::poll) in progress, from any thread (the
+    /// runtime's inject queue calls the reactor's: a driver whose poll
+    /// never blocks in real time has nothing to wake).
     fn notify(&self);
 
     /// Whether a zero-timeout poll can find anything (if not, the loop
     /// skips it).
     fn has_sources(&self) -> bool;
 
-    /// Records what `events` made ready and wakes its waiters with `wake`
-    /// (opaque tokens, as the layer above listed them). Only the runtime
-    /// thread calls it.
-    fn dispatch(&self, events: &Self::Events, wake: impl FnMut(NonNull<()>));
+    /// Records what the last poll found and wakes its waiters: `wake` for
+    /// opaque tokens the layer above listed with the driver (the reactor's
+    /// waiters; nothing else may be passed to `wake`, which reads each as
+    /// a task of this runtime), or the driver's own wakers. Only the
+    /// runtime thread calls it.
+    fn dispatch(&self, events: &Events, wake: &mut dyn FnMut(NonNull<()>));
 
-    /// The time, for the loop's clock and timers.
+    /// The time, for the loop's clock, its timers and every deadline.
     #[inline]
     fn now(&self) -> Instant {
         Instant::now()
     }
+
+    /// A task was spawned under registry key `key` (a simulation records
+    /// which host it belongs to).
+    fn spawned(&self, _key: u32) {}
+
+    /// Whether the driver stands for the OS (a simulation): then nothing
+    /// waits on real fds, the blocking pool, processes or signals, and
+    /// they fail with `Error::NotSimulated`.
+    fn simulated(&self) -> bool {
+        false
+    }
+
+    /// The network the driver provides in place of the OS's, whose sockets
+    /// `corio::net`'s types hold; `None`: real sockets.
+    fn network(&self) -> Option<Rc<dyn network::Network>> {
+        None
+    }
+
+    /// The driver as `Any`, for the layer that installed it to find its own
+    /// type again.
+    fn as_any(&self) -> &dyn Any;
 }
 
-/// The driver every runtime uses.
+/// The driver every runtime has, and the loop polls unless another one was
+/// installed in its place.
 pub(crate) type DefaultDriver = Reactor;
 
 impl Driver for Reactor {
-    type Events = Events;
-
-    fn new() -> io::Result<Reactor> {
-        Reactor::new()
-    }
-
-    fn events() -> Events {
-        Events::new()
-    }
-
     fn poll(&self, events: &mut Events, timeout: Option<Duration>) {
         events.clear();
         self.wait(events, timeout);
@@ -310,8 +325,42 @@ impl Driver for Reactor {
         Reactor::has_sources(self)
     }
 
-    fn dispatch(&self, events: &Events, wake: impl FnMut(NonNull<()>)) {
+    fn dispatch(&self, events: &Events, wake: &mut dyn FnMut(NonNull<()>)) {
         Reactor::dispatch(self, events, wake)
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+/// How many runtimes of the process run on a driver other than their
+/// reactor (a simulation's): while none does, corio's clock is
+/// `Instant::now()` after one relaxed load, without looking for the
+/// thread's runtime.
+static INSTALLED: AtomicUsize = AtomicUsize::new(0);
+
+/// Whether any runtime of the process runs on an installed driver (one
+/// relaxed load, a plain `mov`).
+#[inline]
+pub(crate) fn any_installed() -> bool {
+    INSTALLED.load(Ordering::Relaxed) != 0
+}
+
+/// A driver installed in place of a runtime's reactor, counted in
+/// [`any_installed`] while it exists.
+pub(crate) struct Installed(pub(crate) Rc<dyn Driver>);
+
+impl Installed {
+    pub(crate) fn new(driver: Rc<dyn Driver>) -> Installed {
+        INSTALLED.fetch_add(1, Ordering::Relaxed);
+        Installed(driver)
+    }
+}
+
+impl Drop for Installed {
+    fn drop(&mut self) {
+        INSTALLED.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

@@ -1,6 +1,7 @@
-//! The per-thread loop: runs ready tasks, polls the reactor for IO events,
-//! takes wakeups from other threads and fires timers, until the main task
-//! of `block_on` finishes. The state it runs on — task registry, run queue,
+//! The per-thread loop: runs ready tasks, polls the runtime's driver (the
+//! reactor, or one installed in its place) and wakes what it found, takes
+//! wakeups from other threads and fires timers, until the main task of
+//! `block_on` finishes. The state it runs on — task registry, run queue,
 //! timers — is the task layer's per-thread context
 //! ([`crate::task::context`]); the park/unpark protocol its wakeups serve is
 //! [`crate::task::park`]'s.
@@ -220,12 +221,30 @@ impl Scheduler {
                 .timers
                 .borrow()
                 .first_key_value()
-                .map(|((at, _), _)| at.saturating_duration_since(self.shared.driver.now()));
+                .map(|((at, _), _)| at.saturating_duration_since(self.clock_now()));
             Some(next_timer.map_or(IDLE_RECHECK, |t| t.min(IDLE_RECHECK)))
         } else {
             Some(Duration::ZERO)
         };
-        if timeout != Some(Duration::ZERO) || self.shared.driver.has_sources() {
+        // The reactor statically (the real runtime's path), any other
+        // driver through the seam's trait object.
+        match &self.installed {
+            None => self.wait_on(&self.shared.driver, timeout, idle),
+            Some(installed) => self.wait_on(&*installed.0, timeout, idle),
+        }
+        self.refresh_clock();
+        self.fire_timers();
+        if quiet && self.run_queue.is_empty() {
+            crate::inspect::deadlock::check(self);
+        }
+    }
+
+    /// Polls `driver` for up to `timeout` (unless it has nothing to poll
+    /// and the timeout is zero) and wakes what it found, and the tasks
+    /// woken from other threads meanwhile.
+    #[inline(always)]
+    fn wait_on<D: Driver + ?Sized>(&self, driver: &D, timeout: Option<Duration>, idle: bool) {
+        if timeout != Some(Duration::ZERO) || driver.has_sources() {
             // Rule 2's other half: a wakeup injected after our drain but
             // before `sleeping` was set must not be slept through.
             let timeout = if timeout == Some(Duration::ZERO) || self.shared.inject.sleep() {
@@ -241,7 +260,7 @@ impl Scheduler {
             if rest {
                 self.set_idle(true);
             }
-            self.shared.driver.poll(&mut events, timeout);
+            driver.poll(&mut events, timeout);
             if let Some(from) = parked_from {
                 counters.parked.add_duration(from.elapsed());
             }
@@ -249,9 +268,10 @@ impl Scheduler {
             if rest {
                 self.set_idle(false);
             }
-            self.shared.driver.dispatch(&events, |token| {
+            driver.dispatch(&events, &mut |token| {
                 // SAFETY: every waiter token is a task's `Core` (`io_op`
-                // lists nothing else), and a waiter's entry is removed
+                // lists nothing else, and a driver hands `wake` only the
+                // tokens listed with it: `Driver::dispatch`), and a waiter's entry is removed
                 // before its task leaves the wait (reactor rule 3), so the
                 // task is alive and still in that wait; we are on its
                 // runtime thread.
@@ -265,11 +285,6 @@ impl Scheduler {
             if !self.drain_inject() && idle {
                 self.drain_inject_unflagged();
             }
-        }
-        self.refresh_clock();
-        self.fire_timers();
-        if quiet && self.run_queue.is_empty() {
-            crate::inspect::deadlock::check(self);
         }
     }
 

@@ -105,7 +105,7 @@ impl Signals {
     where
         I: IntoIterator<Item = c_int>,
     {
-        if crate::task::world::in_sim() {
+        if crate::task::driver::simulated() {
             return Err(crate::Error::NotSimulated {
                 operation: "signal handling",
             }

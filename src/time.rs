@@ -51,7 +51,7 @@ use crate::task::park::{Interrupt, TimeoutUnwind};
 /// ```
 #[inline]
 pub fn now() -> Instant {
-    crate::task::world::now()
+    crate::task::driver::now()
 }
 
 /// Suspends the current task for at least `dur` (outside a task, sleeps the

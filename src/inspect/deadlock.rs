@@ -38,7 +38,7 @@ pub(crate) static HELPER_THREADS: AtomicUsize = AtomicUsize::new(0);
 /// Whether nothing registered with the loop could wake a task: the cheap
 /// half of the test, checked before the loop goes to sleep.
 pub(crate) fn quiet(s: &Scheduler) -> bool {
-    s.timers.borrow().is_empty() && !crate::reactor::Driver::has_sources(&s.shared.driver)
+    s.timers.borrow().is_empty() && !s.driver().has_sources()
 }
 
 /// Threads in this process, or `None` if that cannot be read.

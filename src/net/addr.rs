@@ -167,25 +167,28 @@ pub(crate) fn resolve<A: ToSocketAddrs + ?Sized>(addr: &A) -> io::Result<Vec<Soc
     }
     match addr.to_resolve() {
         Resolve::Ready(r) => r,
-        // Inside a simulation, names are the simulated hosts'.
-        lookup_needed if crate::task::world::in_sim() => {
-            let (host, port) = match lookup_needed {
-                Resolve::LookupPort(h, p) => (h, p),
-                Resolve::Lookup(s) => {
-                    let invalid =
-                        || io::Error::new(io::ErrorKind::InvalidInput, "invalid socket address");
-                    let (h, p) = s.rsplit_once(':').ok_or_else(invalid)?;
-                    (h.to_owned(), p.parse().map_err(|_| invalid())?)
-                }
-                Resolve::Ready(r) => return r,
-            };
-            let world = super::sim::world().expect("checked above");
-            super::sim::resolve(&world, &host, port)
-        }
-        // On the blocking pool in a task (a cancellation or an expired
-        // `timeout` stops the wait); outside a task, blocking the thread is
-        // what the caller asked for.
-        lookup_needed => crate::pool::unblock_io(move || lookup(lookup_needed)),
+        lookup_needed => match super::provided::network() {
+            // On a network the runtime's driver provides (a simulation's),
+            // names are that network's.
+            Some(net) => {
+                let (host, port) = match lookup_needed {
+                    Resolve::LookupPort(h, p) => (h, p),
+                    Resolve::Lookup(s) => {
+                        let invalid = || {
+                            io::Error::new(io::ErrorKind::InvalidInput, "invalid socket address")
+                        };
+                        let (h, p) = s.rsplit_once(':').ok_or_else(invalid)?;
+                        (h.to_owned(), p.parse().map_err(|_| invalid())?)
+                    }
+                    Resolve::Ready(r) => return r,
+                };
+                net.resolve(&host, port)
+            }
+            // On the blocking pool in a task (a cancellation or an expired
+            // `timeout` stops the wait); outside a task, blocking the
+            // thread is what the caller asked for.
+            None => crate::pool::unblock_io(move || lookup(lookup_needed)),
+        },
     }
 }
 

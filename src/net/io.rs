@@ -271,8 +271,14 @@ macro_rules! stream_read_write {
     ($t:ty) => {
         impl ::std::io::Read for &$t {
             fn read(&mut self, buf: &mut [u8]) -> ::std::io::Result<usize> {
-                if let Some(sim) = $crate::net::sim::SimHandle::sim(*self) {
-                    return sim.stream_read(self.io.options(), &mut [buf], false, false);
+                if let Some(p) = $crate::net::provided::Provided::provided(*self) {
+                    return $crate::net::provided::read(
+                        p,
+                        self.io.options(),
+                        &mut [buf],
+                        false,
+                        false,
+                    );
                 }
                 let len = buf.len();
                 self.io.stream_op($crate::task::Direction::Read, len, |s| {
@@ -284,8 +290,8 @@ macro_rules! stream_read_write {
                 &mut self,
                 bufs: &mut [::std::io::IoSliceMut<'_>],
             ) -> ::std::io::Result<usize> {
-                if let Some(sim) = $crate::net::sim::SimHandle::sim(*self) {
-                    return $crate::net::sim::sim_read_vectored(sim, self.io.options(), bufs);
+                if let Some(p) = $crate::net::provided::Provided::provided(*self) {
+                    return $crate::net::provided::read_vectored(p, self.io.options(), bufs, false);
                 }
                 let len = bufs.iter().map(|b| b.len()).sum();
                 self.io.stream_op($crate::task::Direction::Read, len, |s| {
@@ -323,8 +329,8 @@ macro_rules! stream_read_write {
 
         impl ::std::io::Write for &$t {
             fn write(&mut self, buf: &[u8]) -> ::std::io::Result<usize> {
-                if let Some(sim) = $crate::net::sim::SimHandle::sim(*self) {
-                    return sim.write(buf.to_vec());
+                if let Some(p) = $crate::net::provided::Provided::provided(*self) {
+                    return $crate::net::provided::write(p, buf);
                 }
                 self.io
                     .stream_op($crate::task::Direction::Write, buf.len(), |s| {
@@ -336,8 +342,8 @@ macro_rules! stream_read_write {
                 &mut self,
                 bufs: &[::std::io::IoSlice<'_>],
             ) -> ::std::io::Result<usize> {
-                if let Some(sim) = $crate::net::sim::SimHandle::sim(*self) {
-                    return $crate::net::sim::sim_write_vectored(sim, bufs);
+                if let Some(p) = $crate::net::provided::Provided::provided(*self) {
+                    return $crate::net::provided::write_vectored(p, bufs);
                 }
                 let len = bufs.iter().map(|b| b.len()).sum();
                 self.io.stream_op($crate::task::Direction::Write, len, |s| {

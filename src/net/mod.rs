@@ -84,7 +84,7 @@ mod addr;
 mod fd;
 pub(crate) mod io;
 mod options;
-pub(crate) mod sim;
+pub(crate) mod provided;
 mod sys;
 mod tcp_listener;
 mod tcp_socket;

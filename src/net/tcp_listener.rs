@@ -10,11 +10,10 @@ use socket2::{Domain, SockAddr, Type};
 
 use super::addr::{ToSocketAddrs, each_addr};
 use super::io::Io;
-use super::sim::{self, SimSocket};
+use super::provided::{self, NetSocket, Proto};
 use super::sys::{self, Backoff};
 use super::tcp_stream::TcpStream;
 use crate::error::io_with_limit;
-use crate::sim_world::net::Proto;
 use crate::task::Direction;
 
 /// A TCP server socket, like [`std::net::TcpListener`], whose
@@ -66,9 +65,9 @@ use crate::task::Direction;
 pub struct TcpListener {
     pub(crate) io: Io<std::net::TcpListener>,
     backoff: Backoff,
-    /// Inside a simulation, the simulated listener (`io` then holds an
-    /// unbound placeholder socket).
-    sim: Option<SimSocket>,
+    /// A listener of the network the runtime's driver provides (`io` then
+    /// holds an unbound placeholder socket).
+    provided: Option<Box<dyn NetSocket>>,
 }
 
 impl TcpListener {
@@ -76,7 +75,7 @@ impl TcpListener {
         TcpListener {
             io: Io::new(l),
             backoff: Backoff::default(),
-            sim: None,
+            provided: None,
         }
     }
 
@@ -116,15 +115,15 @@ impl TcpListener {
 
     /// The local address the listener is bound to.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        if let Some(sim) = &self.sim {
-            return sim.local_addr();
+        if let Some(p) = &self.provided {
+            return p.local_addr();
         }
         self.io.get().local_addr()
     }
 
     /// A new handle to the same listening socket (a `dup` of the fd).
     pub fn try_clone(&self) -> io::Result<TcpListener> {
-        if self.sim.is_some() {
+        if self.provided.is_some() {
             return Err(crate::Error::NotSimulated {
                 operation: "TcpListener::try_clone",
             }
@@ -133,7 +132,7 @@ impl TcpListener {
         Ok(TcpListener {
             io: self.io.try_clone(std::net::TcpListener::try_clone)?,
             backoff: Backoff::default(),
-            sim: None,
+            provided: None,
         })
     }
 
@@ -148,11 +147,10 @@ impl TcpListener {
     /// [`timeout`](crate::time::timeout) scope, a cancellation, or what
     /// `accept(2)` reports.
     pub fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
-        if let Some(sim) = &self.sim {
-            let placeholder = sys::socket(Domain::IPV4, Type::STREAM)?;
-            let fd = std::os::fd::AsRawFd::as_raw_fd(&placeholder);
-            let (conn, peer) = sim.accept(None, false, fd)?;
-            return Ok((TcpStream::from_sim(conn, placeholder), peer));
+        if let Some(p) = &self.provided {
+            let (placeholder, fd) = provided::placeholder(Type::STREAM)?;
+            let (conn, peer) = p.accept(None, false, fd)?;
+            return Ok((TcpStream::from_provided(conn, placeholder), peer));
         }
         let fd = self.io.get();
         self.backoff.wait(sys::io_wait(fd, Direction::Read))?;
@@ -202,12 +200,11 @@ impl TcpListener {
 }
 
 fn bind_addr(addr: &SocketAddr) -> io::Result<TcpListener> {
-    if let Some(world) = sim::world() {
-        let placeholder = sys::socket(Domain::IPV4, Type::STREAM)?;
-        let fd = std::os::fd::AsRawFd::as_raw_fd(&placeholder);
-        let sim = sim::bind(&world, Proto::Tcp, *addr, fd)?;
+    if let Some(net) = provided::network() {
+        let (placeholder, fd) = provided::placeholder(Type::STREAM)?;
+        let sock = net.bind(Proto::Tcp, *addr, fd)?;
         let mut listener = TcpListener::from_nonblocking(sys::into_std(placeholder));
-        listener.sim = Some(sim);
+        listener.provided = Some(sock);
         return Ok(listener);
     }
     let socket = sys::socket(Domain::for_address(*addr), Type::STREAM)?;

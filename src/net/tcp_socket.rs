@@ -78,7 +78,7 @@ impl TcpSocket {
     }
 
     fn new(domain: Domain) -> io::Result<TcpSocket> {
-        if crate::task::world::in_sim() {
+        if crate::task::driver::simulated() {
             return Err(crate::Error::NotSimulated {
                 operation: "TcpSocket (use TcpStream::connect or TcpListener::bind)",
             }

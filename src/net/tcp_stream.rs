@@ -10,7 +10,7 @@ use socket2::{Domain, SockAddr, SockRef, Type};
 
 use super::addr::{ToSocketAddrs, each_addr};
 use super::io::{Io, Options};
-use super::sim::{self, SimSocket};
+use super::provided::{self, NetSocket};
 use super::sys;
 use crate::task::Direction;
 
@@ -74,9 +74,10 @@ use crate::task::Direction;
 /// ```
 pub struct TcpStream {
     pub(crate) io: Io<std::net::TcpStream>,
-    /// Inside a simulation, the simulated connection; `io` then holds an
-    /// unconnected placeholder socket, for the fd traits and options.
-    pub(crate) sim: Option<SimSocket>,
+    /// A connection of the network the runtime's driver provides (a
+    /// simulation's); `io` then holds an unconnected placeholder socket,
+    /// for the fd traits and options.
+    pub(crate) provided: Option<Box<dyn NetSocket>>,
 }
 
 impl TcpStream {
@@ -84,15 +85,18 @@ impl TcpStream {
     pub(crate) fn from_nonblocking(s: std::net::TcpStream, opts: Arc<Options>) -> TcpStream {
         TcpStream {
             io: Io::with_options(s, opts),
-            sim: None,
+            provided: None,
         }
     }
 
-    /// A simulated stream over `sim`, holding `placeholder`.
-    pub(crate) fn from_sim(sim: SimSocket, placeholder: socket2::Socket) -> TcpStream {
+    /// A stream over the provided socket `sock`, holding `placeholder`.
+    pub(crate) fn from_provided(
+        sock: Box<dyn NetSocket>,
+        placeholder: socket2::Socket,
+    ) -> TcpStream {
         TcpStream {
             io: Io::new(placeholder.into()),
-            sim: Some(sim),
+            provided: Some(sock),
         }
     }
 
@@ -167,16 +171,16 @@ impl TcpStream {
 
     /// The address of the remote peer.
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        if let Some(sim) = &self.sim {
-            return sim.peer_addr();
+        if let Some(p) = &self.provided {
+            return p.peer_addr();
         }
         self.io.get().peer_addr()
     }
 
     /// The local address of this end.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        if let Some(sim) = &self.sim {
-            return sim.local_addr();
+        if let Some(p) = &self.provided {
+            return p.local_addr();
         }
         self.io.get().local_addr()
     }
@@ -185,8 +189,8 @@ impl TcpStream {
     /// `Shutdown::Write` the peer reads end-of-file (a half-close) while
     /// this end can still read.
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
-        if let Some(sim) = &self.sim {
-            return sim.shutdown(how);
+        if let Some(p) = &self.provided {
+            return p.shutdown(how);
         }
         self.io.get().shutdown(how)
     }
@@ -195,7 +199,7 @@ impl TcpStream {
     /// timeouts and non-blocking mode. Not needed for reading in one task
     /// and writing in another: `&TcpStream` implements `Read` and `Write`.
     pub fn try_clone(&self) -> io::Result<TcpStream> {
-        if self.sim.is_some() {
+        if self.provided.is_some() {
             return Err(crate::Error::NotSimulated {
                 operation: "TcpStream::try_clone",
             }
@@ -203,7 +207,7 @@ impl TcpStream {
         }
         Ok(TcpStream {
             io: self.io.try_clone(std::net::TcpStream::try_clone)?,
-            sim: None,
+            provided: None,
         })
     }
 
@@ -262,8 +266,8 @@ impl TcpStream {
     /// to arrive like [`read`](Read::read) does. Into an empty `buf`, it
     /// returns `Ok(0)` at once, as `read` does.
     pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
-        if let Some(sim) = &self.sim {
-            return sim.stream_read(self.io.options(), &mut [buf], true, false);
+        if let Some(p) = &self.provided {
+            return provided::read(&**p, self.io.options(), &mut [buf], true, false);
         }
         if buf.is_empty() {
             return Ok(0);
@@ -394,8 +398,8 @@ impl TcpStream {
     /// .unwrap();
     /// ```
     pub fn readable(&self) -> io::Result<()> {
-        if let Some(sim) = &self.sim {
-            return sim.readable(None);
+        if let Some(p) = &self.provided {
+            return p.readable(None);
         }
         self.io.ready(Direction::Read)
     }
@@ -403,9 +407,8 @@ impl TcpStream {
     /// Waits until the stream is writable (or has an error pending). See
     /// [`readable`](Self::readable).
     pub fn writable(&self) -> io::Result<()> {
-        if self.sim.is_some() {
-            // Simulated sends never wait.
-            return crate::task::park::check_current(None).map_err(Into::into);
+        if let Some(p) = &self.provided {
+            return p.writable(None);
         }
         self.io.ready(Direction::Write)
     }
@@ -413,8 +416,8 @@ impl TcpStream {
     /// Reads what is there without waiting: [`io::ErrorKind::WouldBlock`]
     /// if nothing is. Pair it with [`readable`](Self::readable).
     pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        if let Some(sim) = &self.sim {
-            return sim.stream_read(self.io.options(), &mut [buf], false, true);
+        if let Some(p) = &self.provided {
+            return provided::read(&**p, self.io.options(), &mut [buf], false, true);
         }
         let len = buf.len();
         self.io
@@ -423,9 +426,8 @@ impl TcpStream {
 
     /// Like [`try_read`](Self::try_read), into several buffers.
     pub fn try_read_vectored(&self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        if let Some(sim) = &self.sim {
-            let mut slices: Vec<&mut [u8]> = bufs.iter_mut().map(|b| &mut **b).collect();
-            return sim.stream_read(self.io.options(), &mut slices, false, true);
+        if let Some(p) = &self.provided {
+            return provided::read_vectored(&**p, self.io.options(), bufs, true);
         }
         let len = bufs.iter().map(|b| b.len()).sum();
         self.io.try_stream_op(Direction::Read, len, |s| {
@@ -436,8 +438,8 @@ impl TcpStream {
     /// Writes what fits without waiting: [`io::ErrorKind::WouldBlock`] if
     /// nothing does. Pair it with [`writable`](Self::writable).
     pub fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
-        if let Some(sim) = &self.sim {
-            return sim.write(buf.to_vec());
+        if let Some(p) = &self.provided {
+            return provided::write(&**p, buf);
         }
         self.io
             .try_stream_op(Direction::Write, buf.len(), |s| Write::write(&mut &*s, buf))
@@ -445,8 +447,8 @@ impl TcpStream {
 
     /// Like [`try_write`](Self::try_write), from several buffers.
     pub fn try_write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        if let Some(sim) = &self.sim {
-            return sim::sim_write_vectored(sim, bufs);
+        if let Some(p) = &self.provided {
+            return provided::write_vectored(&**p, bufs);
         }
         let len = bufs.iter().map(|b| b.len()).sum();
         self.io.try_stream_op(Direction::Write, len, |s| {
@@ -458,11 +460,10 @@ impl TcpStream {
 /// Connects a non-blocking socket to `addr`, waiting for the handshake up
 /// to `deadline`.
 fn connect_addr(addr: &SocketAddr, deadline: Option<Instant>) -> io::Result<TcpStream> {
-    if let Some(world) = sim::world() {
-        let placeholder = sys::socket(Domain::IPV4, Type::STREAM)?;
-        let fd = std::os::fd::AsRawFd::as_raw_fd(&placeholder);
-        let sim = sim::connect(&world, *addr, deadline, fd)?;
-        return Ok(TcpStream::from_sim(sim, placeholder));
+    if let Some(net) = provided::network() {
+        let (placeholder, fd) = provided::placeholder(Type::STREAM)?;
+        let sock = net.connect(*addr, deadline, fd)?;
+        return Ok(TcpStream::from_provided(sock, placeholder));
     }
     let socket = sys::socket(Domain::for_address(*addr), Type::STREAM)?;
     connect_socket(socket, addr, deadline)
@@ -489,10 +490,10 @@ pub(crate) fn connect_socket(
 
 super::io::stream_read_write!(TcpStream);
 
-impl sim::SimHandle for TcpStream {
+impl provided::Provided for TcpStream {
     #[inline]
-    fn sim(&self) -> Option<&SimSocket> {
-        self.sim.as_ref()
+    fn provided(&self) -> Option<&dyn NetSocket> {
+        self.provided.as_deref()
     }
 }
 

@@ -10,9 +10,8 @@ use socket2::{Domain, SockAddr, SockRef, Type};
 
 use super::addr::{ToSocketAddrs, each_addr, resolve};
 use super::io::{Io, Options};
-use super::sim::{self, SimSocket};
+use super::provided::{self, NetSocket, Proto};
 use super::sys;
-use crate::sim_world::net::Proto;
 use crate::task::Direction;
 
 /// A UDP socket, like [`std::net::UdpSocket`], whose receives (and sends,
@@ -47,16 +46,16 @@ use crate::task::Direction;
 /// ```
 pub struct UdpSocket {
     pub(crate) io: Io<std::net::UdpSocket>,
-    /// Inside a simulation, the simulated socket (`io` then holds an
-    /// unbound placeholder socket, for the fd traits and options).
-    sim: Option<SimSocket>,
+    /// A socket of the network the runtime's driver provides (`io` then
+    /// holds an unbound placeholder socket, for the fd traits and options).
+    provided: Option<Box<dyn NetSocket>>,
 }
 
 impl UdpSocket {
     pub(crate) fn from_nonblocking(s: std::net::UdpSocket, opts: Arc<Options>) -> UdpSocket {
         UdpSocket {
             io: Io::with_options(s, opts),
-            sim: None,
+            provided: None,
         }
     }
 
@@ -64,13 +63,12 @@ impl UdpSocket {
     /// each address it resolves to in turn.
     pub fn bind<A: ToSocketAddrs>(addr: A) -> io::Result<UdpSocket> {
         each_addr(&addr, |a| {
-            if let Some(world) = sim::world() {
-                let placeholder = sys::socket(Domain::IPV4, Type::DGRAM)?;
-                let fd = std::os::fd::AsRawFd::as_raw_fd(&placeholder);
-                let sim = sim::bind(&world, Proto::Udp, *a, fd)?;
+            if let Some(net) = provided::network() {
+                let (placeholder, fd) = provided::placeholder(Type::DGRAM)?;
+                let sock = net.bind(Proto::Udp, *a, fd)?;
                 let mut socket =
                     UdpSocket::from_nonblocking(sys::into_std(placeholder), Arc::default());
-                socket.sim = Some(sim);
+                socket.provided = Some(sock);
                 return Ok(socket);
             }
             let socket = sys::socket(Domain::for_address(*a), Type::DGRAM)?;
@@ -99,16 +97,16 @@ impl UdpSocket {
     /// Receives one datagram, waiting for it; returns its length and
     /// sender. A datagram longer than `buf` is truncated.
     pub fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
-        if let Some(sim) = &self.sim {
-            return sim.dgram_recv(self.io.options(), buf, false, false, false);
+        if let Some(p) = &self.provided {
+            return provided::recv(&**p, self.io.options(), buf, false, false, false);
         }
         self.io.op(Direction::Read, |s| s.recv_from(buf))
     }
 
     /// Like [`recv_from`](Self::recv_from), leaving the datagram queued.
     pub fn peek_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
-        if let Some(sim) = &self.sim {
-            return sim.dgram_recv(self.io.options(), buf, true, false, false);
+        if let Some(p) = &self.provided {
+            return provided::recv(&**p, self.io.options(), buf, true, false, false);
         }
         self.io.op(Direction::Read, |s| s.peek_from(buf))
     }
@@ -126,38 +124,38 @@ impl UdpSocket {
                 "no addresses to send data to",
             ));
         };
-        if let Some(sim) = &self.sim {
-            return sim.send_to(buf.to_vec(), addr);
+        if let Some(p) = &self.provided {
+            return p.send_to(buf, addr);
         }
         self.io.op(Direction::Write, |s| s.send_to(buf, addr))
     }
 
     /// The address of the peer set by [`connect`](Self::connect).
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        if let Some(sim) = &self.sim {
-            return sim.peer_addr();
+        if let Some(p) = &self.provided {
+            return p.peer_addr();
         }
         self.io.get().peer_addr()
     }
 
     /// The local address.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        if let Some(sim) = &self.sim {
-            return sim.local_addr();
+        if let Some(p) = &self.provided {
+            return p.local_addr();
         }
         self.io.get().local_addr()
     }
 
     /// A new handle to the same socket, sharing its timeouts.
     pub fn try_clone(&self) -> io::Result<UdpSocket> {
-        if self.sim.is_some() {
+        if self.provided.is_some() {
             return Err(crate::Error::NotSimulated {
                 operation: "UdpSocket::try_clone",
             }
             .into());
         }
         Ok(UdpSocket {
-            sim: None,
+            provided: None,
             io: self.io.try_clone(std::net::UdpSocket::try_clone)?,
         })
     }
@@ -298,37 +296,32 @@ impl UdpSocket {
     /// Sets the default peer: [`send`](Self::send) goes to it and only its
     /// datagrams are received. Uses the first address that works.
     pub fn connect<A: ToSocketAddrs>(&self, addr: A) -> io::Result<()> {
-        if let Some(sim) = &self.sim {
-            return each_addr(&addr, |a| sim.udp_connect(*a));
+        if let Some(p) = &self.provided {
+            return each_addr(&addr, |a| p.connect_peer(*a));
         }
         each_addr(&addr, |a| self.io.get().connect(a))
     }
 
     /// Sends `buf` to the connected peer.
     pub fn send(&self, buf: &[u8]) -> io::Result<usize> {
-        if let Some(sim) = &self.sim {
-            let peer = sim.peer_addr()?;
-            return sim.send_to(buf.to_vec(), peer);
+        if let Some(p) = &self.provided {
+            return p.send_to(buf, p.peer_addr()?);
         }
         self.io.op(Direction::Write, |s| s.send(buf))
     }
 
     /// Receives one datagram from the connected peer, waiting for it.
     pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
-        if let Some(sim) = &self.sim {
-            return sim
-                .dgram_recv(self.io.options(), buf, false, false, true)
-                .map(|r| r.0);
+        if let Some(p) = &self.provided {
+            return provided::recv(&**p, self.io.options(), buf, false, false, true).map(|r| r.0);
         }
         self.io.op(Direction::Read, |s| s.recv(buf))
     }
 
     /// Like [`recv`](Self::recv), leaving the datagram queued.
     pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
-        if let Some(sim) = &self.sim {
-            return sim
-                .dgram_recv(self.io.options(), buf, true, false, true)
-                .map(|r| r.0);
+        if let Some(p) = &self.provided {
+            return provided::recv(&**p, self.io.options(), buf, true, false, true).map(|r| r.0);
         }
         self.io.op(Direction::Read, |s| s.peek(buf))
     }
@@ -344,16 +337,16 @@ impl UdpSocket {
     /// spurious: loop on [`try_recv`](Self::try_recv) /
     /// [`try_recv_from`](Self::try_recv_from).
     pub fn readable(&self) -> io::Result<()> {
-        if let Some(sim) = &self.sim {
-            return sim.readable(None);
+        if let Some(p) = &self.provided {
+            return p.readable(None);
         }
         self.io.ready(Direction::Read)
     }
 
     /// Waits until a datagram can be sent.
     pub fn writable(&self) -> io::Result<()> {
-        if self.sim.is_some() {
-            return crate::task::park::check_current(None).map_err(Into::into);
+        if let Some(p) = &self.provided {
+            return p.writable(None);
         }
         self.io.ready(Direction::Write)
     }
@@ -361,18 +354,16 @@ impl UdpSocket {
     /// Receives a datagram if one is queued, or fails with
     /// [`io::ErrorKind::WouldBlock`].
     pub fn try_recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
-        if let Some(sim) = &self.sim {
-            return sim.dgram_recv(self.io.options(), buf, false, true, false);
+        if let Some(p) = &self.provided {
+            return provided::recv(&**p, self.io.options(), buf, false, true, false);
         }
         self.io.try_op(Direction::Read, |s| s.recv_from(buf))
     }
 
     /// Like [`try_recv_from`](Self::try_recv_from), from the connected peer.
     pub fn try_recv(&self, buf: &mut [u8]) -> io::Result<usize> {
-        if let Some(sim) = &self.sim {
-            return sim
-                .dgram_recv(self.io.options(), buf, false, true, true)
-                .map(|r| r.0);
+        if let Some(p) = &self.provided {
+            return provided::recv(&**p, self.io.options(), buf, false, true, true).map(|r| r.0);
         }
         self.io.try_op(Direction::Read, |s| s.recv(buf))
     }
@@ -381,17 +372,16 @@ impl UdpSocket {
     /// with [`io::ErrorKind::WouldBlock`]. Takes a resolved address: a
     /// lookup could not be "tried".
     pub fn try_send_to(&self, buf: &[u8], addr: SocketAddr) -> io::Result<usize> {
-        if let Some(sim) = &self.sim {
-            return sim.send_to(buf.to_vec(), addr);
+        if let Some(p) = &self.provided {
+            return p.send_to(buf, addr);
         }
         self.io.try_op(Direction::Write, |s| s.send_to(buf, addr))
     }
 
     /// Like [`try_send_to`](Self::try_send_to), to the connected peer.
     pub fn try_send(&self, buf: &[u8]) -> io::Result<usize> {
-        if let Some(sim) = &self.sim {
-            let peer = sim.peer_addr()?;
-            return sim.send_to(buf.to_vec(), peer);
+        if let Some(p) = &self.provided {
+            return p.send_to(buf, p.peer_addr()?);
         }
         self.io.try_op(Direction::Write, |s| s.send(buf))
     }

@@ -238,7 +238,7 @@ impl Command {
     /// (`NotFound`), is not executable, or the process or open-files limit
     /// was hit (the error then names the limit).
     pub fn spawn(&mut self) -> io::Result<Child> {
-        if crate::task::world::in_sim() {
+        if crate::task::driver::simulated() {
             return Err(crate::Error::NotSimulated {
                 operation: "spawning a process",
             }

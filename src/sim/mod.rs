@@ -58,10 +58,11 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::sim_world::Control;
-use crate::task::world::{in_sim, with_world};
 
 mod check;
 mod config;
+mod driver;
+mod net;
 mod runtime;
 
 pub use check::{CheckFailure, SEED_VAR, check};
@@ -160,7 +161,9 @@ impl SimError {
 }
 
 fn request(c: Control) {
-    with_world(|w| w.request(c)).unwrap_or_else(|| panic!("corio::sim: not inside a simulation"));
+    driver::world()
+        .unwrap_or_else(|| panic!("corio::sim: not inside a simulation"))
+        .request(c);
 }
 
 /// Crashes host `name` from inside the simulation (a fault-injecting
@@ -215,5 +218,5 @@ pub fn repair(a: &str, b: &str) {
 /// sim.run().unwrap();
 /// ```
 pub fn is_simulated() -> bool {
-    in_sim()
+    crate::task::driver::simulated()
 }

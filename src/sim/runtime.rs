@@ -1,10 +1,11 @@
-//! [`Sim`]: one corio runtime on the calling thread whose loop, instead of
-//! polling the OS, runs the ready tasks in a seeded order, jumps the
-//! virtual clock to the next timer or network event when every task
-//! waits, and delivers the simulated network's packets. The state the
-//! layers below read — the clock, the hosts' addresses, the network — is
-//! the [`World`] (`crate::sim_world`); what only the loop needs — each
-//! host's body and root task — is here.
+//! [`Sim`]: one corio runtime on the calling thread, on the simulation's
+//! driver (`super::driver`) instead of the reactor, whose loop runs the
+//! ready tasks in a seeded order and, when every task waits, polls the
+//! driver through the driver seam — which jumps the virtual clock to the
+//! next timer or network event and delivers the simulated network's
+//! packets. The simulation's state — the clock, the hosts' addresses, the
+//! network — is the [`World`] (`crate::sim_world`); what only the loop
+//! needs — each host's body and root task — is here.
 //!
 //! A host is the set of tasks spawned, directly or not, from its body:
 //! every task records the host it was spawned on (`World::on_spawn`, a
@@ -18,10 +19,12 @@ use std::ptr::NonNull;
 use std::rc::Rc;
 use std::time::Duration;
 
+use super::driver::{SimDriver, Stop};
+use super::net::SimNetwork;
 use super::{Outcome, SimError};
 use crate::JoinHandle;
 use crate::sim_world::config::Config;
-use crate::sim_world::{Control, Live, NO_HOST, T_CONTROL, T_RUN, World};
+use crate::sim_world::{Control, NO_HOST, T_CONTROL, T_RUN, World};
 use crate::task::context::{Config as RtConfig, Scheduler, abandon_task};
 use crate::task::core::Core;
 
@@ -120,16 +123,16 @@ fn pick(w: &World, s: &Scheduler) -> Option<NonNull<Core>> {
 /// ```
 pub struct Sim {
     world: Rc<World>,
-    // Dropped before `hosts` and `_live`: the scheduler's drop unwinds the
-    // tasks still alive (a simulation never run, or stepped and dropped),
-    // whose destructors still see the simulation through it.
+    driver: Rc<SimDriver>,
+    // Dropped before `hosts`: the scheduler's drop unwinds the tasks still
+    // alive (a simulation never run, or stepped and dropped), whose
+    // destructors still see the simulation through its installed driver.
     scheduler: Scheduler,
     /// Each host's body and root task, by index (as the world's hosts).
     hosts: RefCell<Vec<HostEntry>>,
     /// A host's or client's root task ended: look at the results.
     dirty: Rc<Cell<bool>>,
     ran: bool,
-    _live: Live,
 }
 
 impl fmt::Debug for Sim {
@@ -143,7 +146,6 @@ impl fmt::Debug for Sim {
 
 impl Sim {
     pub(crate) fn new(cfg: Config) -> Sim {
-        let live = Live::new();
         let stack_size = crate::stack::checked_size(cfg.stack_size)
             .unwrap_or_else(|e| panic!("corio::sim: {e}"));
         crate::task::panic_hook::install();
@@ -155,15 +157,17 @@ impl Sim {
         })
         .unwrap_or_else(|e| panic!("corio::sim: cannot create the runtime: {e}"));
         let world = Rc::new(World::new(cfg));
+        let network = Rc::new(SimNetwork(Rc::clone(&world)));
+        let driver = Rc::new(SimDriver::new(Rc::clone(&world), network));
         scheduler.tick.set(world.base);
-        scheduler.sim = Some(Rc::clone(&world));
+        scheduler.install_driver(Rc::clone(&driver) as _);
         Sim {
             world,
+            driver,
             scheduler,
             hosts: RefCell::new(Vec::new()),
             dirty: Rc::new(Cell::new(true)),
             ran: false,
-            _live: live,
         }
     }
 
@@ -440,35 +444,38 @@ impl Sim {
         if s.drain_inject() {
             return Ok(false);
         }
-        let next_timer = s
+        // Every task waits: poll the driver through the seam, as the real
+        // loop polls the reactor. It moves the clock to the next timer or
+        // network event (or says why it cannot), then wakes what is due:
+        // the network's waiters first, then the timers.
+        let driver = s.driver();
+        let timeout = s
             .timers
             .borrow()
             .first_key_value()
-            .map(|((at, _), _)| at.saturating_duration_since(w.base));
-        let next_net = w.st.borrow().net.next_time();
-        let next = match (next_timer, next_net) {
-            (Some(a), Some(b)) => a.min(b),
-            (a, b) => match a.or(b) {
-                Some(t) => t,
-                None => {
-                    return Err(SimError::Deadlock {
-                        seed: w.cfg.seed,
-                        elapsed: w.elapsed(),
-                        waiting: self.waiting_clients(),
-                    });
-                }
-            },
-        };
-        let next = next.max(w.elapsed());
-        if next > w.cfg.limit {
-            return Err(SimError::TimeLimit {
-                seed: w.cfg.seed,
-                limit: w.cfg.limit,
-            });
+            .map(|((at, _), _)| at.saturating_duration_since(driver.now()));
+        let mut events = s.events.borrow_mut();
+        driver.poll(&mut events, timeout);
+        match self.driver.take_stop() {
+            None => {}
+            Some(Stop::Deadlock) => {
+                return Err(SimError::Deadlock {
+                    seed: w.cfg.seed,
+                    elapsed: w.elapsed(),
+                    waiting: self.waiting_clients(),
+                });
+            }
+            Some(Stop::TimeLimit) => {
+                return Err(SimError::TimeLimit {
+                    seed: w.cfg.seed,
+                    limit: w.cfg.limit,
+                });
+            }
         }
-        w.advance(next);
         s.refresh_clock();
-        w.deliver_due();
+        // The simulation's waiters are wakers, not tokens: no `wake`.
+        driver.dispatch(&events, &mut |_| {});
+        drop(events);
         s.fire_timers();
         Ok(false)
     }

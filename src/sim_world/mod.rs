@@ -1,8 +1,6 @@
-//! The simulated world: the state of a `corio::sim` simulation that the
-//! layers below `sim` read, kept below the task layer so that they can read
-//! it without using `sim`. It knows nothing of tasks: a task is its key in
-//! the scheduler's registry, a host is its index, a waiter is a
-//! `std::task::Waker`.
+//! The simulated world: the state of a `corio::sim` simulation. It knows
+//! nothing of tasks: a task is its key in the scheduler's registry, a host
+//! is its index, a waiter is a `std::task::Waker`.
 //!
 //! * [`World`]: the virtual clock, the hosts (name, address, alive), the
 //!   host each task belongs to and its PCT priority, the trace hash, the
@@ -12,16 +10,16 @@
 //! * [`net`]: the in-memory network — sockets, packets on the virtual
 //!   clock, and the wakers of the tasks that wait on a socket.
 //!
-//! The scheduler holds the world of the simulation it runs
-//! (`Scheduler::sim`): it reads its clock and calls [`World::on_spawn`].
-//! The simulated sockets' blocking operations (`net::sim`) and the loop,
-//! hosts and `check` (`corio::sim`) sit above the task layer and reach the
-//! world through the scheduler. [`Live`] counts the simulations of the
-//! process, so that outside any the clock costs one relaxed load.
+//! Only `corio::sim` uses it: its driver (installed in the simulated
+//! runtime's scheduler through the driver seam) reads the clock, records
+//! each spawn ([`World::on_spawn`]), advances the clock and delivers the
+//! network's events; its sockets (`corio::sim`'s `net`, which
+//! `corio::net` sees as the driver's network) operate on the network. The
+//! layers below `sim` see none of it.
 
 use std::cell::{Cell, RefCell};
 use std::net::{IpAddr, Ipv4Addr};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 pub(crate) mod config;
@@ -42,34 +40,8 @@ pub(crate) const T_NET: u64 = 3;
 pub(crate) const T_CONTROL: u64 = 4;
 const T_SPAWN: u64 = 5;
 
-/// How many simulations exist in the process.
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-
 /// Distinguishes one world's sockets from another's.
 static NEXT_WORLD: AtomicU64 = AtomicU64::new(1);
-
-/// Counts one simulation as live while it exists.
-pub(crate) struct Live(());
-
-impl Live {
-    pub(crate) fn new() -> Live {
-        LIVE.fetch_add(1, Ordering::Relaxed);
-        Live(())
-    }
-}
-
-impl Drop for Live {
-    fn drop(&mut self) {
-        LIVE.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-/// Whether any simulation exists in the process: one relaxed load, so
-/// that a real runtime pays nothing more for the simulation's clock.
-#[inline]
-pub(crate) fn any_live() -> bool {
-    LIVE.load(Ordering::Relaxed) != 0
-}
 
 /// A simulated host as the network sees it.
 pub(crate) struct Host {
@@ -94,8 +66,8 @@ pub(crate) struct Pct {
     pub(crate) next_low: u64,
 }
 
-/// The simulation's state, shared by the loop, the scheduler's hooks and
-/// the simulated sockets (through the thread's runtime).
+/// The simulation's state, shared by the loop, its driver and the
+/// simulated sockets (which find it through the thread's runtime).
 pub(crate) struct World {
     pub(crate) cfg: Config,
     /// Distinguishes this world's sockets from another's.

@@ -46,7 +46,7 @@ use super::inject::Inject;
 pub(crate) use super::run_queue::RunQueue;
 use super::worker::Incoming;
 use crate::error::Error;
-use crate::reactor::{DefaultDriver, Driver};
+use crate::reactor::{DefaultDriver, Driver, Events, Installed};
 use crate::stack;
 use crate::task::{Header, JoinHandle, Outcome, Packet, Task, TaskRef, TaskState, Transition};
 
@@ -80,8 +80,9 @@ pub(crate) struct Shared {
     /// Cleared when the runtime is dropped: later wakeups are no-ops.
     pub(crate) alive: AtomicBool,
     pub(crate) owner: ThreadId,
-    /// The runtime's driver (the reactor): polled by the loop, notified
-    /// by `inject`.
+    /// The runtime's reactor: polled by the loop (unless a driver was
+    /// installed in its place, `Scheduler::installed`), notified by
+    /// `inject`, and where `io_op` registers fds.
     pub(crate) driver: DefaultDriver,
     /// The [`RuntimeRef`]s in existence plus the scheduler's reserve of
     /// them; while non-zero, they hold one strong count of this `Arc`.
@@ -251,10 +252,11 @@ pub(crate) struct Scheduler {
     pub(crate) clock_checks: Cell<u32>,
     /// Runtime references taken and not yet handed out (see `RuntimeRef`).
     pub(crate) runtime_reserve: Cell<usize>,
-    pub(crate) events: RefCell<<DefaultDriver as Driver>::Events>,
-    /// The simulation this runtime runs (`None` for a real runtime): its
-    /// clock, and the host each spawned task belongs to.
-    pub(crate) sim: Option<std::rc::Rc<crate::sim_world::World>>,
+    pub(crate) events: RefCell<Events>,
+    /// The driver the loop polls and the clock reads in place of the
+    /// reactor (`None`: the reactor, `Shared::driver`), such as a
+    /// simulation's. See [`driver`](Self::driver).
+    pub(crate) installed: Option<Installed>,
     /// Metrics, and the state of dumps, stall and deadlock reports.
     pub(crate) diag: crate::task::diag::RuntimeDiag,
 }
@@ -354,8 +356,8 @@ impl Scheduler {
             tick: Cell::new(Instant::now()),
             clock_checks: Cell::new(0),
             runtime_reserve: Cell::new(0),
-            events: RefCell::new(DefaultDriver::events()),
-            sim: None,
+            events: RefCell::new(Events::new()),
+            installed: None,
             diag: crate::task::diag::RuntimeDiag::new(config.stall_threshold),
         })
     }
@@ -459,8 +461,8 @@ impl Scheduler {
         let core = NonNull::from(task.core());
         entry.insert(task);
         drop(tasks);
-        if let Some(sim) = &self.sim {
-            sim.on_spawn(key);
+        if let Some(installed) = &self.installed {
+            installed.0.spawned(key);
         }
         self.shared.counters.spawned.bump();
         // SAFETY: the registry holds the task.
@@ -582,15 +584,31 @@ impl Scheduler {
         now
     }
 
-    /// The time: the simulation's virtual clock, or the driver's. Out of
+    /// The time: the driver's clock (virtual in a simulation). Out of
     /// line so that `refresh_clock`, inlined into the deadline checks, keeps
     /// the shape it had with one clock (the branch inline cost a timed park
     /// 4 instructions, callgrind `sync_count pingpong_timeout`).
     #[inline(never)]
-    fn clock_now(&self) -> Instant {
-        match &self.sim {
-            Some(sim) => sim.now(),
+    pub(crate) fn clock_now(&self) -> Instant {
+        match &self.installed {
+            Some(installed) => installed.0.now(),
             None => self.shared.driver.now(),
+        }
+    }
+
+    /// Runs this runtime on `driver` instead of its reactor: its loop polls
+    /// it, its clock reads it, and the layers above reach it through
+    /// `task::driver`. Before the runtime runs.
+    pub(crate) fn install_driver(&mut self, driver: std::rc::Rc<dyn Driver>) {
+        self.installed = Some(Installed::new(driver));
+    }
+
+    /// The driver the loop polls: the installed one, or the reactor.
+    #[inline]
+    pub(crate) fn driver(&self) -> &dyn Driver {
+        match &self.installed {
+            Some(installed) => &*installed.0,
+            None => &self.shared.driver,
         }
     }
 

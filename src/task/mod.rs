@@ -147,6 +147,7 @@ mod builder;
 pub(crate) mod context;
 pub(crate) mod core;
 pub(crate) mod diag;
+pub(crate) mod driver;
 pub(crate) mod frame;
 mod inject;
 mod join;
@@ -161,7 +162,6 @@ mod scope;
 mod state;
 pub(crate) mod trace;
 pub(crate) mod worker;
-pub(crate) mod world;
 
 use std::fmt;
 use std::num::NonZeroU64;

@@ -635,7 +635,7 @@ impl<'scope, 'env, E> Scope<'scope, 'env, E> {
         super::park::without_deadline(|| {
             while busy() {
                 if let Some(at) = deadline
-                    && super::world::now() >= at
+                    && super::driver::now() >= at
                 {
                     state.cancel_children(None);
                     // The deadline interrupted the scope's work.

@@ -265,7 +265,7 @@ fn connect_sockaddr(addr: &SockAddr) -> io::Result<UnixStream> {
 
 stream_read_write!(UnixStream);
 
-impl crate::net::sim::SimHandle for UnixStream {}
+impl crate::net::provided::Provided for UnixStream {}
 
 impl fmt::Debug for UnixStream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -116,7 +116,7 @@ pub(crate) struct Sock {
     pub(crate) kind: SockKind,
     host: u32,
     /// The tasks waiting on the socket, woken by any change to it: they
-    /// try again (`net::sim` makes and keeps these wakers).
+    /// try again (`corio::sim`'s `net` makes and keeps these wakers).
     waiters: Vec<Waker>,
 }
 
@@ -154,6 +154,20 @@ impl Net {
         let at = now + rng.duration(&cfg.latency);
         self.seq += 1;
         self.events.insert((at, self.seq), p);
+    }
+
+    /// Sends a reset from host `from` to connection `conn` on host `to`.
+    fn send_rst(
+        &mut self,
+        now: Duration,
+        rng: &mut Rng,
+        cfg: &Config,
+        from: u32,
+        to: u32,
+        conn: u64,
+    ) {
+        let kind = Kind::Rst { to: conn };
+        self.send(now, rng, cfg, Packet { from, to, kind });
     }
 
     pub(crate) fn sock(&mut self, id: u64) -> Option<&mut Sock> {
@@ -404,16 +418,7 @@ impl Net {
         if rng.chance(cfg.reset) {
             // The fault knob: this segment resets the connection instead.
             s.reset = true;
-            self.send(
-                now,
-                rng,
-                cfg,
-                Packet {
-                    from: host,
-                    to: peer_host,
-                    kind: Kind::Rst { to: peer },
-                },
-            );
+            self.send_rst(now, rng, cfg, host, peer_host, peer);
             return Ok(n);
         }
         s.send_seq += 1;
@@ -544,16 +549,7 @@ impl Net {
                 && !s.reset
             {
                 let to = self.host_of(peer);
-                self.send(
-                    now,
-                    rng,
-                    cfg,
-                    Packet {
-                        from: s.host,
-                        to,
-                        kind: Kind::Rst { to: peer },
-                    },
-                );
+                self.send_rst(now, rng, cfg, s.host, to, peer);
             }
         }
     }
@@ -687,16 +683,7 @@ impl Net {
                     s.peer_id = Some(server);
                     woken.append(waiters);
                 }
-                _ => self.send(
-                    now,
-                    rng,
-                    cfg,
-                    Packet {
-                        from: p.to,
-                        to: p.from,
-                        kind: Kind::Rst { to: server },
-                    },
-                ),
+                _ => self.send_rst(now, rng, cfg, p.to, p.from, server),
             },
             Kind::Refused { client } => {
                 if let Some(Sock {
@@ -735,16 +722,7 @@ impl Net {
                 _ => {
                     if bytes.is_some() {
                         // Data for a closed socket: reset the sender.
-                        self.send(
-                            now,
-                            rng,
-                            cfg,
-                            Packet {
-                                from: p.to,
-                                to: p.from,
-                                kind: Kind::Rst { to: from },
-                            },
-                        );
+                        self.send_rst(now, rng, cfg, p.to, p.from, from);
                     }
                 }
             },

@@ -126,7 +126,7 @@ fn corio_semaphore(n: u64) {
     corio::run(move || {
         let s = corio::sync::Semaphore::new(1);
         for _ in 0..n {
-            black_box(black_box(&s).acquire());
+            drop(black_box(black_box(&s).acquire()));
         }
     })
 }
@@ -138,7 +138,7 @@ fn tokio_semaphore(n: u64) {
     rt.block_on(async move {
         let s = tokio::sync::Semaphore::new(1);
         for _ in 0..n {
-            black_box(black_box(&s).acquire().await.unwrap());
+            drop(black_box(black_box(&s).acquire().await.unwrap()));
         }
     })
 }

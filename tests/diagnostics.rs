@@ -122,7 +122,7 @@ fn check(name: &str) -> (bool, String) {
                 && has("lock on Mutex 0x")
                 && has("held by task 3 'second'")
                 && has("lock_both")
-                && !has("probed_after_park")
+                && !has("probed_after_resume")
                 && has("tests/diagnostics.rs")
                 && err.matches("corio: deadlock").count() == 2
         }
@@ -132,7 +132,7 @@ fn check(name: &str) -> (bool, String) {
                 && has("cycle: task 2 'first' → task ")
                 && has(" 'second' → task 2 'first'")
                 && has("'second' (worker 1): waiting: lock on Mutex 0x")
-                && !has("probed_after_park")
+                && !has("probed_after_resume")
                 && has("held by task 2 'first'")
                 && has("lock_both_in_step")
         }

@@ -197,6 +197,57 @@ fn metrics_count_tasks_switches_timers_and_blocking_jobs() {
     );
 }
 
+#[inline(never)]
+fn yield_here(n: u32) -> u32 {
+    let mut done = 0;
+    for _ in 0..n {
+        corio::yield_now();
+        done += 1;
+    }
+    done
+}
+
+#[test]
+fn a_task_ready_after_a_yield_is_traced_and_keeps_its_place() {
+    corio::run(|| {
+        let order = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let spawn = |name: &'static str| {
+            let order = Arc::clone(&order);
+            corio::Builder::new()
+                .name(name)
+                .spawn(move || {
+                    let n = yield_here(3);
+                    order.lock().unwrap().push(name);
+                    n
+                })
+                .unwrap()
+        };
+        let (first, second) = (spawn("first"), spawn("second"));
+        corio::yield_now(); // both run to their first yield: ready, in order
+        for _ in 0..2 {
+            let table = corio::inspect::tasks_with_backtraces();
+            for h in [&first, &second] {
+                let t = table.iter().find(|t| t.id() == h.id()).unwrap();
+                assert_eq!(t.state(), TaskState::Ready);
+                let bt = t.backtrace().expect("a yielded task's stack is traced");
+                assert!(bt.contains("yield_here"), "{bt}");
+            }
+        }
+        let dump = corio::inspect::dump();
+        let head = format!("task {} 'first' (worker 0): ready", first.id());
+        let part = &dump[dump.find(&head).expect(&dump)..];
+        assert!(
+            part.contains("backtrace:") && part.contains("yield_here"),
+            "{dump}"
+        );
+        // Tracing changed nothing: each yields three times, in turn, and
+        // neither runs twice per round (it is queued once).
+        assert_eq!(first.join().unwrap(), 3);
+        assert_eq!(second.join().unwrap(), 3);
+        assert_eq!(*order.lock().unwrap(), ["first", "second"]);
+    });
+}
+
 #[test]
 fn a_task_woken_but_not_yet_run_is_traced_and_then_runs_on() {
     corio::run(|| {
@@ -219,9 +270,8 @@ fn a_task_woken_but_not_yet_run_is_traced_and_then_runs_on() {
         assert!(bt.contains("park_on_channel_here"), "{bt}");
         let s = table.iter().find(|t| t.id() == spinner.id()).unwrap();
         assert_eq!(s.state(), TaskState::Ready);
-        assert!(s.backtrace().is_none());
-        let dump = corio::inspect::dump();
-        assert!(dump.contains("(ready after a yield"), "{dump}");
+        let bt = s.backtrace().expect("a yielded task's stack is traced");
+        assert!(bt.contains("yield_now"), "{bt}");
         // Tracing changed nothing: the value arrives, the spinner ends.
         assert_eq!(woken.join().unwrap(), 7);
         spinner.join().unwrap();

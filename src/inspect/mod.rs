@@ -144,7 +144,7 @@ impl TaskInfo {
     /// the call where it waits (or yielded) down to its closure; for the
     /// running task, from where it asked. Only in
     /// [`tasks_with_backtraces`] (and [`dump`]); `None` for a task that has
-    /// not started yet.
+    /// not started yet, or that had too little stack left for the capture.
     pub fn backtrace(&self) -> Option<&str> {
         self.backtrace.as_deref()
     }
@@ -194,10 +194,11 @@ pub fn tasks() -> Vec<TaskInfo> {
     crate::task::context::with_scheduler(|s| gather(s, false).0).unwrap_or_default()
 }
 
-/// [`tasks`], with the backtrace of every task's stack. A parked task's
-/// stack is intact: each is resumed for a moment, captures its own stack
-/// and suspends again, without any change to its state or to a wakeup
-/// that is pending for it. Costs a stack walk per task.
+/// [`tasks`], with the backtrace of every task's stack. A suspended task's
+/// stack is intact (waiting, or ready to run after a wait or a yield): each
+/// is resumed for a moment, captures its own stack and suspends again,
+/// without any change to its state, to its place in the run queue or to a
+/// wakeup that is pending for it. Costs a stack walk per task.
 ///
 /// ```
 /// corio::run(|| {
@@ -384,13 +385,14 @@ pub(crate) fn render(table: &[TaskInfo]) -> String {
                 out.push_str(bt);
             }
             None if !t.started => out.push_str("    (not started yet)\n"),
-            None if t.state == TaskState::Ready => {
+            // Suspended (in a wait, or ready after a wait or a yield), it
+            // is traced unless the capture found too little stack left, or
+            // the dump runs while its thread unwinds (then no task is).
+            None if matches!(t.state, TaskState::Ready | TaskState::Waiting(_)) => {
                 out.push_str(
-                    "    (ready after a yield: only a task suspended in a wait is traced)\n",
+                    "    (no backtrace: too little stack left to capture one, or dumped while \
+                     unwinding)\n",
                 );
-            }
-            None if matches!(t.state, TaskState::Waiting(_)) => {
-                out.push_str("    (no backtrace: too little stack left to capture one)\n");
             }
             None => {}
         }

@@ -10,22 +10,28 @@
 //! # The probe byte
 //!
 //! Each task's header has a [`Probe`] byte, zero unless somebody wants
-//! something from the task. A task tests it right before it suspends (a
-//! yield or a park) and, for a park, right after it is resumed: one load
-//! and test each, on a line the task touches anyway. Three bits use it:
+//! something from the task. A park tests it right before the task suspends
+//! and right after it is resumed; a yield only after it is resumed (it runs
+//! again soon, and its hot path has room for one test): one load and test
+//! each, on a line the task touches anyway. Four bits use it:
 //!
 //! * `PROBED`: set by the stall monitor on the running task; cleared by
-//!   the task's next suspension. Still set a threshold later, the task has
-//!   run all that time without switching: the monitor reports a stall and
-//!   sets `STALLED`.
-//! * `STALLED`: the task's next suspension reports the end of the stall:
-//!   how long it ran, and the backtrace of where it yields (captured right
-//!   there, on its stack).
-//! * `TRACE`: the dumper wants the backtrace of a parked task. It sets the
-//!   bit and resumes that task (and only that one); the task sees it right
-//!   after its park's switch, captures its own stack, stores it, clears the
-//!   bit and suspends again — its state, its wakeup token, the run queue
-//!   untouched. A wakeup that came meanwhile is where it was.
+//!   the task's next park, or when it runs again after a yield. Still set
+//!   a threshold later, with the same task running, the task has run all
+//!   that time without switching: the monitor reports a stall and sets
+//!   `STALLED`.
+//! * `STALLED`: the task's next park, or its next run after a yield,
+//!   reports the end of the stall: how long it ran (after a yield, its wait
+//!   in the run queue included), and the backtrace of where it parks or
+//!   yields (captured right there, on its stack).
+//! * `TRACE`: the dumper wants the backtrace of a suspended task (waiting,
+//!   or ready after a park or a yield). It sets the bit and resumes that
+//!   task (and only that one); the task sees it right after its switch,
+//!   captures its own stack, stores it, clears the bit and suspends again
+//!   — its state, its wakeup token, its place in the run queue untouched.
+//!   A wakeup that came meanwhile is where it was.
+//! * `FORCED`: the runtime's shutdown unwinds the task; a yield unwinds
+//!   when resumed (`task::context`, "Shutdown").
 #![allow(unsafe_code)]
 
 use std::backtrace::Backtrace;
@@ -36,15 +42,15 @@ use std::time::{Duration, Instant};
 
 use corosensei::CoroutineResult;
 
-use super::context::{FORCED_TAG, Scheduler};
+use super::context::Scheduler;
 use super::core::Core;
 use super::{Outcome, TaskState};
 
 pub(crate) const PROBED: u8 = 1;
 pub(crate) const STALLED: u8 = 2;
 pub(crate) const TRACE: u8 = 4;
-/// Set by the runtime's shutdown on a task it unwinds: the task's yields
-/// unwind it instead (`task::context`, "Shutdown"). Never cleared.
+/// Set by the runtime's shutdown on a task it unwinds: a yield unwinds the
+/// task when resumed (`task::context`, "Shutdown"). Never cleared.
 pub(crate) const FORCED: u8 = 8;
 
 /// A task's probe byte (module docs).
@@ -308,22 +314,19 @@ impl RuntimeDiag {
     }
 }
 
-/// The test right after a park's switch (module docs).
+/// The test right after a yield's or a park's switch (module docs).
 #[inline(always)]
-pub(crate) fn after_park(core: &Core) {
+pub(crate) fn after_resume(core: &Core, yielded: bool) {
     if core.header.probe.is_set() {
-        probed_after_park(core);
+        probed_after_resume(core, yielded);
     }
 }
 
-/// The task `core` (running) is about to suspend (`yielding`, or park)
-/// with its probe set.
+/// The task `core` (running) is about to park with its probe set: a
+/// monitor's probe (cleared), the end of a stall (reported).
 #[cold]
 #[inline(never)]
-pub(crate) fn probed(s: &Scheduler, core: &Core, yielding: bool) {
-    if yielding && core.header.probe.0.load(Ordering::Acquire) & FORCED != 0 {
-        super::park::forced_unwind(s, core);
-    }
+pub(crate) fn probed(s: &Scheduler, core: &Core) {
     let was = core
         .header
         .probe
@@ -334,27 +337,43 @@ pub(crate) fn probed(s: &Scheduler, core: &Core, yielding: bool) {
     }
 }
 
-/// The task `core` was resumed in a park with its probe set: a trace
-/// request (captured, then back to the dumper), or a monitor's probe that
-/// came just as it suspended (cleared).
+/// The task `core` was resumed in a yield or a park with its probe set: a
+/// trace request (captured, then back to the dumper), a monitor's probe
+/// (cleared); after a yield, also the end of a stall (reported) and the
+/// unwinding of shutdown (`context` module docs, "Shutdown").
 #[cold]
 #[inline(never)]
-fn probed_after_park(core: &Core) {
+fn probed_after_resume(core: &Core, yielded: bool) {
     while core.header.probe.0.load(Ordering::Acquire) & TRACE != 0 {
         let bt = super::backtrace::capture_here(core);
         super::context::with_scheduler(|s| *s.diag.trace_out.borrow_mut() = bt);
         core.header.probe.0.fetch_and(!TRACE, Ordering::AcqRel);
-        // Untagged, it is the pointer `run_body` stored, on this task's
-        // own stack, which outlives it; we run inside the task.
+        // It is the pointer `run_body` stored, on this task's own stack,
+        // which outlives it; we run inside the task.
         let y = super::context::with_scheduler(|s| core.local(s).yielder.get())
-            .expect("a task runs inside its runtime")
-            .map_addr(|a| a & !FORCED_TAG);
+            .expect("a task runs inside its runtime");
         // Back to the dumper, in the state we were in: nothing of ours
         // changed.
         // SAFETY: as above.
         unsafe { &*y }.suspend(());
     }
-    core.header.probe.0.fetch_and(!PROBED, Ordering::AcqRel);
+    if !yielded {
+        core.header.probe.0.fetch_and(!PROBED, Ordering::AcqRel);
+        return;
+    }
+    let was = core
+        .header
+        .probe
+        .0
+        .fetch_and(!(PROBED | STALLED), Ordering::AcqRel);
+    super::context::with_scheduler(|s| {
+        if was & STALLED != 0 {
+            report_end(s, core, false);
+        }
+        if was & FORCED != 0 {
+            super::park::forced_unwind(s, core);
+        }
+    });
 }
 
 /// The task `core` finished (its closure returned) with its probe set.
@@ -374,27 +393,24 @@ fn finished_probed(s: &Scheduler, core: &Core) {
     }
 }
 
-/// The backtrace of `core`, a waiting task of `s`: it is resumed just long
-/// enough to capture its own stack (see the module docs). `None` if it
-/// cannot be traced now. A ready task is traced if it was woken from a
-/// park; one that yielded would not look at its probe before going on.
+/// The backtrace of `core`, a suspended task of `s` (waiting, or ready
+/// after a park or a yield): it is resumed just long enough to capture its
+/// own stack (see the module docs). `None` if it cannot be traced now.
 pub(crate) fn trace_task(s: &Scheduler, core: &Core) -> Option<Backtrace> {
     if !s.forcing.get().is_null() || ptr::eq(s.current.get(), core) || std::thread::panicking() {
         return None;
     }
-    let local = core.local(s);
-    // Waiting, or woken from a park and not yet run: either way its
-    // resumption starts with the look at the probe (`park::suspend`).
-    let traceable = match local.state.get() {
-        TaskState::Waiting(_) => true,
-        TaskState::Ready => local.in_park.get(),
-        _ => false,
-    };
-    if !traceable {
+    // Suspended in a park or a yield: either way its resumption starts
+    // with the look at the probe (`park::suspend`).
+    if !matches!(
+        core.local(s).state.get(),
+        TaskState::Waiting(_) | TaskState::Ready
+    ) {
         return None;
     }
-    // SAFETY: the task is suspended in a park, so it is neither running
-    // nor being unwound: neither `run_task` nor `abandon` borrows its
+    // SAFETY: the task is suspended in a park or a yield (or has not
+    // started, and is left alone below), so it is neither running nor
+    // being unwound: neither `run_task` nor `abandon` borrows its
     // coroutine; nothing else does.
     let slot = unsafe { &mut *core.coroutine.get() };
     let coroutine = slot.as_mut().filter(|c| c.started() && !c.done())?;

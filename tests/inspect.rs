@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use corio::sync::Mutex;
+use corio::sync::{Mutex, Semaphore};
 use corio::task::{TaskState, WaitReason};
 
 #[inline(never)]
@@ -195,6 +195,78 @@ fn metrics_count_tasks_switches_timers_and_blocking_jobs() {
         m.parked > Duration::ZERO && m.busy > Duration::ZERO,
         "{m:?}"
     );
+}
+
+#[test]
+fn semaphore_waits_name_the_traced_holders() {
+    corio::run(|| {
+        let wait_of = |h: &corio::JoinHandle<()>| {
+            let info = corio::tasks()
+                .into_iter()
+                .find(|t| t.id() == h.id())
+                .unwrap();
+            assert_eq!(info.state(), TaskState::Waiting(WaitReason::Semaphore));
+            (info.wait().unwrap().to_string(), info.blocked_on())
+        };
+        let acquirer = |sem: &Arc<Semaphore>, name: &str| {
+            let sem = Arc::clone(sem);
+            corio::Builder::new()
+                .name(name)
+                .spawn(move || drop(sem.acquire()))
+                .unwrap()
+        };
+        let main_id = corio::current().id();
+        let sem = Arc::new(Semaphore::new(2));
+        let mine = sem.acquire();
+        let (go, wait_go) = corio::sync::mpsc::channel::<()>();
+        let holder = corio::Builder::new()
+            .name("holder")
+            .spawn({
+                let sem = Arc::clone(&sem);
+                move || {
+                    let _permit = sem.acquire();
+                    wait_go.recv().unwrap();
+                }
+            })
+            .unwrap();
+        let waiter = acquirer(&sem, "waiter");
+        corio::yield_now(); // the holder takes the last permit, the waiter waits
+        let (wait, on) = wait_of(&waiter);
+        assert!(wait.starts_with("acquire on Semaphore 0x"), "{wait}");
+        let both = format!(
+            "held by task {main_id} 'main', task {} 'holder'",
+            holder.id()
+        );
+        assert!(wait.ends_with(&both), "{wait}");
+        assert_eq!(on, Some(main_id));
+        let dump = corio::inspect::dump();
+        let edge = format!("task {} 'waiter' → task {main_id} 'main'", waiter.id());
+        assert!(dump.contains(&edge), "{dump}");
+        drop(mine); // to the waiter, which ends
+        waiter.join().unwrap();
+
+        // An owned permit names no holder: it may have moved.
+        let owned = Arc::clone(&sem).acquire_owned().unwrap();
+        let waiter = acquirer(&sem, "waiter 2");
+        corio::yield_now();
+        let (wait, on) = wait_of(&waiter);
+        let one = format!("held by task {} 'holder'", holder.id());
+        assert!(wait.ends_with(&one), "{wait}");
+        assert_eq!(on, Some(holder.id()));
+        go.send(()).unwrap(); // the holder's permit goes to the waiter
+        holder.join().unwrap();
+        waiter.join().unwrap();
+        drop(owned);
+
+        let empty = Arc::new(Semaphore::new(0));
+        let waiter = acquirer(&empty, "waiter 3");
+        corio::yield_now();
+        let (wait, on) = wait_of(&waiter);
+        assert!(wait.ends_with("(no traced holder)"), "{wait}");
+        assert_eq!(on, None);
+        empty.add_permits(1);
+        waiter.join().unwrap();
+    });
 }
 
 #[inline(never)]

@@ -1,6 +1,7 @@
 //! The task layer's side of the diagnostics: what the scheduler keeps for
 //! them ([`RuntimeDiag`], one per runtime; [`Probe`] in every task's header;
-//! [`WaitObj`] in every task's local state; [`LockOwner`] in every lock),
+//! [`WaitObj`] in every task's local state; [`LockOwner`] in every lock,
+//! [`PermitHolders`] in every semaphore),
 //! the checks the hot path makes for them, and what a task does when one
 //! of them asks something of it (trace its stack, report the end of its
 //! stall). The reports themselves — dumps, the deadlock check, the stall
@@ -92,10 +93,10 @@ impl CurrentTask {
 /// What a waiting task waits on, beyond its `WaitReason`: recorded by the
 /// primitive just before it parks (its slow path only), read only when
 /// someone dumps. One word, so that a spawn initialises one: the address of
-/// the lock's [`LockOwner`], tagged in its low bits with the kind of lock
-/// (0: nothing recorded).
+/// the lock's [`LockOwner`] or of the semaphore's [`PermitHolders`], tagged
+/// in its low bits with the kind of primitive (0: nothing recorded).
 #[derive(Clone, Copy)]
-pub(crate) struct WaitObj(*const LockOwner);
+pub(crate) struct WaitObj(*const ());
 
 impl Default for WaitObj {
     fn default() -> WaitObj {
@@ -105,25 +106,83 @@ impl Default for WaitObj {
 
 const TAG_MUTEX: usize = 1;
 const TAG_RWLOCK: usize = 2;
+const TAG_SEMAPHORE: usize = 3;
 const TAGS: usize = 3;
+
+/// What a [`WaitObj`] says of the primitive a task waits to take.
+pub(crate) struct Held {
+    /// What the task does: "lock", "acquire".
+    pub(crate) verb: &'static str,
+    /// "Mutex", "RwLock", "Semaphore".
+    pub(crate) kind: &'static str,
+    /// The primitive's identity: the address of its holder record.
+    pub(crate) addr: *const (),
+    /// The recorded holders (tasks' `Core`s, for comparisons only; null:
+    /// a thread outside any task). A lock has one; a semaphore those of
+    /// its permits that are traced (see [`PermitHolders`]), perhaps none.
+    pub(crate) holders: Vec<*const ()>,
+}
 
 impl WaitObj {
     pub(crate) fn mutex(owner: &LockOwner) -> WaitObj {
-        WaitObj(ptr::from_ref(owner).map_addr(|a| a | TAG_MUTEX))
+        WaitObj(
+            ptr::from_ref(owner)
+                .cast::<()>()
+                .map_addr(|a| a | TAG_MUTEX),
+        )
     }
 
     pub(crate) fn rwlock(owner: &LockOwner) -> WaitObj {
-        WaitObj(ptr::from_ref(owner).map_addr(|a| a | TAG_RWLOCK))
+        WaitObj(
+            ptr::from_ref(owner)
+                .cast::<()>()
+                .map_addr(|a| a | TAG_RWLOCK),
+        )
     }
 
-    /// The kind of lock and its owner record, if one was recorded.
-    pub(crate) fn lock(self) -> Option<(&'static str, *const LockOwner)> {
-        let kind = match self.0.addr() & TAGS {
-            TAG_MUTEX => "Mutex",
-            TAG_RWLOCK => "RwLock",
-            _ => return None,
+    pub(crate) fn semaphore(holders: &PermitHolders) -> WaitObj {
+        WaitObj(
+            ptr::from_ref(holders)
+                .cast::<()>()
+                .map_addr(|a| a | TAG_SEMAPHORE),
+        )
+    }
+
+    /// The primitive and its holders, if one was recorded.
+    ///
+    /// # Safety
+    ///
+    /// The task that recorded this object still waits in the call that
+    /// recorded it (a park with `WaitReason::Lock` or
+    /// `WaitReason::Semaphore`: every such park records its object first),
+    /// which borrows the primitive: the record is alive.
+    pub(crate) unsafe fn held(self) -> Option<Held> {
+        let addr = self.0.map_addr(|a| a & !TAGS);
+        let lock = |verb, kind| {
+            // SAFETY: alive, per the contract; tagged as a lock's owner.
+            let holder = unsafe { &*addr.cast::<LockOwner>() }.get();
+            Some(Held {
+                verb,
+                kind,
+                addr,
+                holders: vec![holder],
+            })
         };
-        Some((kind, self.0.map_addr(|a| a & !TAGS)))
+        match self.0.addr() & TAGS {
+            TAG_MUTEX => lock("lock", "Mutex"),
+            TAG_RWLOCK => lock("lock", "RwLock"),
+            TAG_SEMAPHORE => {
+                // SAFETY: alive, per the contract; tagged as a semaphore's.
+                let holders = unsafe { &*addr.cast::<PermitHolders>() }.holders();
+                Some(Held {
+                    verb: "acquire",
+                    kind: "Semaphore",
+                    addr,
+                    holders,
+                })
+            }
+            _ => None,
+        }
     }
 }
 
@@ -142,9 +201,7 @@ impl LockOwner {
     /// Records the caller as the holder.
     #[inline(always)]
     pub(crate) fn claim(&self) {
-        let p = super::context::current_task_ptrs()
-            .map_or(ptr::null_mut(), |(_, core)| core.as_ptr().cast::<()>());
-        self.0.store(p, Ordering::Relaxed);
+        self.0.store(current_holder().cast_mut(), Ordering::Relaxed);
     }
 
     /// Records `holder` (the caller, as a lock's entry check found it:
@@ -156,6 +213,80 @@ impl LockOwner {
 
     pub(crate) fn get(&self) -> *const () {
         self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// The caller as a holder record names it: its task's `Core`, or null
+/// outside any task.
+#[inline(always)]
+pub(crate) fn current_holder() -> *const () {
+    super::context::current_task_ptrs().map_or(ptr::null(), |(_, core)| core.as_ptr().cast::<()>())
+}
+
+/// A semaphore's traced permit holders: a slot per traced acquisition (not
+/// per permit), naming the task that acquired (its `Core`, compared with
+/// the registry's tasks, never dereferenced). A holder takes a free slot
+/// when it acquires, under the semaphore's lock (which orders the claims:
+/// plain loads and stores), and empties it, lock or not, when its permit
+/// goes: a slot is only ever emptied by the permit that claimed it. The
+/// permit keeps a ticket for it, the slot's index: 1 to [`MAX_TICKET`], or
+/// 0 for an acquisition that has none (every slot taken, or a permit the
+/// semaphore does not trace) — slot 0 is never claimed, so emptying it is
+/// harmless and a permit's release needs no test. Read by dumps without
+/// the lock: a holder that acquired or released meanwhile may be seen or
+/// not.
+#[repr(align(8))]
+pub(crate) struct PermitHolders([AtomicPtr<()>; 8]);
+
+/// The largest ticket [`PermitHolders::claim`] returns: seven holders are
+/// traced at once.
+pub(crate) const MAX_TICKET: usize = 7;
+
+impl PermitHolders {
+    pub(crate) const fn new() -> PermitHolders {
+        PermitHolders([const { AtomicPtr::new(ptr::null_mut()) }; 8])
+    }
+
+    /// Records `holder` (null: a thread, not traced) in a free slot, and
+    /// returns its ticket (0: none); the caller holds the semaphore's lock.
+    #[inline(always)]
+    pub(crate) fn claim(&self, holder: *const ()) -> usize {
+        // The common case inline: one holder at a time.
+        if !holder.is_null() && self.0[1].load(Ordering::Relaxed).is_null() {
+            self.0[1].store(holder.cast_mut(), Ordering::Relaxed);
+            return 1;
+        }
+        self.claim_other(holder)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn claim_other(&self, holder: *const ()) -> usize {
+        if holder.is_null() {
+            return 0;
+        }
+        for (i, slot) in self.0.iter().enumerate().skip(2) {
+            if slot.load(Ordering::Relaxed).is_null() {
+                slot.store(holder.cast_mut(), Ordering::Relaxed);
+                return i;
+            }
+        }
+        0
+    }
+
+    /// Empties the slot of `ticket` (at most [`MAX_TICKET`]), which the
+    /// caller's permit claimed (0: none, slot 0 stays empty).
+    #[inline(always)]
+    pub(crate) fn release(&self, ticket: usize) {
+        self.0[ticket & MAX_TICKET].store(ptr::null_mut(), Ordering::Relaxed);
+    }
+
+    fn holders(&self) -> Vec<*const ()> {
+        self.0[1..]
+            .iter()
+            .map(|s| s.load(Ordering::Relaxed).cast_const())
+            .filter(|p| !p.is_null())
+            .collect()
     }
 }
 

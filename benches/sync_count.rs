@@ -13,7 +13,9 @@
 //! ```
 //!
 //! `pingpong_timeout` (corio and tokio only: may has no scoped timeout) is
-//! the ping-pong with both loops inside a one-hour timeout.
+//! the ping-pong with both loops inside a one-hour timeout; `semaphore`
+//! (corio and tokio) an uncontended acquire and release of a one-permit
+//! semaphore.
 //!
 //! The cost of one operation is the difference between the two runs divided
 //! by the difference in operations (this cancels start-up costs). With no
@@ -120,6 +122,27 @@ fn may_mutex(n: u64) {
     })
 }
 
+fn corio_semaphore(n: u64) {
+    corio::run(move || {
+        let s = corio::sync::Semaphore::new(1);
+        for _ in 0..n {
+            drop(black_box(black_box(&s).acquire()));
+        }
+    })
+}
+
+fn tokio_semaphore(n: u64) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        let s = tokio::sync::Semaphore::new(1);
+        for _ in 0..n {
+            drop(black_box(black_box(&s).acquire().await.unwrap()));
+        }
+    })
+}
+
 fn run(workload: &str, runtime: &str, n: u64) {
     match (workload, runtime) {
         ("pingpong", "corio") => {
@@ -143,6 +166,8 @@ fn run(workload: &str, runtime: &str, n: u64) {
         ("mutex", "corio") => corio_mutex(n),
         ("mutex", "tokio") => tokio_mutex(n),
         ("mutex", "may") => may_mutex(n),
+        ("semaphore", "corio") => corio_semaphore(n),
+        ("semaphore", "tokio") => tokio_semaphore(n),
         _ => panic!("unknown workload {workload} {runtime}"),
     }
 }
@@ -160,8 +185,10 @@ fn main() {
                 run(w, r, 10_000);
             }
         }
-        for r in ["corio", "tokio"] {
-            run("pingpong_timeout", r, 10_000);
+        for w in ["pingpong_timeout", "semaphore"] {
+            for r in ["corio", "tokio"] {
+                run(w, r, 10_000);
+            }
         }
         println!("sync_count: ran every workload once; see the file's docs for callgrind use");
     }

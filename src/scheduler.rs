@@ -54,7 +54,6 @@ impl Scheduler {
         // this function returns.
         let handle = unsafe { self.spawn_unchecked(f, Some("main".into()), size, location) }
             .unwrap_or_else(|e| panic!("corio: cannot start the main task: {e}"));
-        self.main_done.set(false);
         self.main.set(handle.core_ptr());
         self.run_until_main();
         drop(shutdown);
@@ -74,9 +73,9 @@ impl Scheduler {
                 // SAFETY: queued tasks are in `tasks` (they are removed only
                 // when finished, and a finished task is never queued; shutdown
                 // clears the queue).
-                self.run_task(unsafe { core.as_ref() });
+                let main_done = self.run_task(unsafe { core.as_ref() });
                 budget -= 1;
-                if self.main_done.get() {
+                if main_done {
                     return self.count_runs(interval - budget);
                 }
                 if budget == 0 {
@@ -124,11 +123,14 @@ impl Scheduler {
         }
     }
 
-    /// Resumes one task until it suspends or ends. Always inlined: called
+    /// Resumes one task until it suspends or ends; returns whether it was
+    /// the main task of `block_on` and finished. Always inlined: called
     /// from several loops (each worker's, the simulation's) it was not,
-    /// which cost a yield 16 instructions.
+    /// which cost a yield 16 instructions. (The result, not a flag the loop
+    /// reads after every run: a suspended task returns a constant `false`,
+    /// so the loop's test is folded away on that path.)
     #[inline(always)]
-    pub(crate) fn run_task(&self, core: &Core) {
+    pub(crate) fn run_task(&self, core: &Core) -> bool {
         core.local(self).advance(Transition::Resume);
         self.current.set(core);
         // SAFETY: only `run_task` and `abandon` borrow the coroutine, never
@@ -159,16 +161,15 @@ impl Scheduler {
         self.current.set(ptr::null());
         match result {
             // The task recorded its own transition before suspending.
-            CoroutineResult::Yield(()) => {}
+            CoroutineResult::Yield(()) => false,
             CoroutineResult::Return(outcome) => {
                 core.local(self).advance(Transition::Finish(outcome));
                 crate::task::diag::count_finish(self, outcome);
                 crate::task::diag::on_finish(self, core);
                 crate::task::trace::finished(self, core, outcome);
-                if ptr::eq(core, self.main.get()) {
-                    self.main_done.set(true);
-                }
+                let main_done = ptr::eq(core, self.main.get());
                 self.retire(core);
+                main_done
             }
         }
     }

@@ -10,15 +10,20 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use corio::sync::Mutex;
 use corio::sync::mpsc::channel;
+use corio::sync::{Mutex, Semaphore};
 
 type Case = (&'static str, fn());
 
 const CASES: &[Case] = &[
     ("mutex_cycle", mutex_cycle),
+    ("semaphore_cycle", semaphore_cycle),
     ("join_cycle", join_cycle),
     ("cycle_across_workers", cycle_across_workers),
+    (
+        "semaphore_cycle_across_workers",
+        semaphore_cycle_across_workers,
+    ),
     ("timer_on_another_worker", timer_on_another_worker),
     ("channel_without_sender", channel_without_sender),
     ("sender_on_os_thread", sender_on_os_thread),
@@ -122,8 +127,19 @@ fn check(name: &str) -> (bool, String) {
                 && has("lock on Mutex 0x")
                 && has("held by task 3 'second'")
                 && has("lock_both")
-                && !has("probed_after_park")
+                && !has("probed_after_resume")
                 && has("tests/diagnostics.rs")
+                && err.matches("corio: deadlock").count() == 2
+        }
+        "semaphore_cycle" => {
+            code == Some(101)
+                && has("corio: deadlock: all 3 tasks")
+                && has("cycle: task 2 'first' → task 3 'second' → task 2 'first'")
+                && has("'first' (worker 0): waiting: acquire on Semaphore 0x")
+                && has("held by task 3 'second'")
+                && has("'second' (worker 0): waiting: acquire on Semaphore 0x")
+                && has("held by task 2 'first'")
+                && has("acquire_both")
                 && err.matches("corio: deadlock").count() == 2
         }
         "cycle_across_workers" => {
@@ -132,9 +148,18 @@ fn check(name: &str) -> (bool, String) {
                 && has("cycle: task 2 'first' → task ")
                 && has(" 'second' → task 2 'first'")
                 && has("'second' (worker 1): waiting: lock on Mutex 0x")
-                && !has("probed_after_park")
+                && !has("probed_after_resume")
                 && has("held by task 2 'first'")
                 && has("lock_both_in_step")
+        }
+        "semaphore_cycle_across_workers" => {
+            code == Some(101)
+                && has("corio: deadlock: all 3 tasks")
+                && has("cycle: task 2 'first' → task ")
+                && has(" 'second' → task 2 'first'")
+                && has("'second' (worker 1): waiting: acquire on Semaphore 0x")
+                && has("held by task 2 'first'")
+                && has("acquire_both_in_step")
         }
         "timer_on_another_worker" => code == Some(0) && !has("corio:"),
         "join_cycle" => {
@@ -200,6 +225,30 @@ fn mutex_cycle() {
 
 /// Locks `first`, waits until the other task holds its first lock too,
 /// then locks `second`.
+fn acquire_both(first: &Semaphore, second: &Semaphore) {
+    let _a = first.acquire();
+    corio::yield_now();
+    let _b = second.acquire();
+}
+
+fn semaphore_cycle() {
+    corio::run(|| {
+        let x = Arc::new(Semaphore::new(1));
+        let y = Arc::new(Semaphore::new(1));
+        let (x1, y1) = (Arc::clone(&x), Arc::clone(&y));
+        let first = corio::Builder::new()
+            .name("first")
+            .spawn(move || acquire_both(&x1, &y1))
+            .unwrap();
+        let second = corio::Builder::new()
+            .name("second")
+            .spawn(move || acquire_both(&y, &x))
+            .unwrap();
+        first.join().unwrap();
+        second.join().unwrap();
+    });
+}
+
 fn lock_both_in_step(first: &Mutex<()>, second: &Mutex<()>, step: &corio::sync::Barrier) {
     let _a = first.lock();
     step.wait();
@@ -222,6 +271,36 @@ fn cycle_across_workers() {
             corio::Builder::new()
                 .name("second")
                 .spawn_local(move || lock_both_in_step(&y, &x, &step))
+                .unwrap()
+        })
+        .join()
+        .unwrap();
+        first.join().unwrap();
+        second.join().unwrap();
+    });
+}
+
+fn acquire_both_in_step(first: &Semaphore, second: &Semaphore, step: &corio::sync::Barrier) {
+    let _a = first.acquire();
+    step.wait();
+    let _b = second.acquire();
+}
+
+fn semaphore_cycle_across_workers() {
+    let rt = corio::runtime::Builder::new().workers(2).build().unwrap();
+    rt.block_on(|| {
+        let x = Arc::new(Semaphore::new(1));
+        let y = Arc::new(Semaphore::new(1));
+        let step = Arc::new(corio::sync::Barrier::new(2));
+        let (x1, y1, step1) = (Arc::clone(&x), Arc::clone(&y), Arc::clone(&step));
+        let first = corio::Builder::new()
+            .name("first")
+            .spawn_local(move || acquire_both_in_step(&x1, &y1, &step1))
+            .unwrap();
+        let second = corio::spawn_on(1, move || {
+            corio::Builder::new()
+                .name("second")
+                .spawn_local(move || acquire_both_in_step(&y, &x, &step))
                 .unwrap()
         })
         .join()

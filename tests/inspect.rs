@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use corio::sync::Mutex;
+use corio::sync::{Mutex, Semaphore};
 use corio::task::{TaskState, WaitReason};
 
 #[inline(never)]
@@ -208,6 +208,129 @@ fn metrics_count_tasks_switches_timers_and_blocking_jobs() {
 }
 
 #[test]
+fn semaphore_waits_name_the_traced_holders() {
+    corio::run(|| {
+        let wait_of = |h: &corio::JoinHandle<()>| {
+            let info = corio::tasks()
+                .into_iter()
+                .find(|t| t.id() == h.id())
+                .unwrap();
+            assert_eq!(info.state(), TaskState::Waiting(WaitReason::Semaphore));
+            (info.wait().unwrap().to_string(), info.blocked_on())
+        };
+        let acquirer = |sem: &Arc<Semaphore>, name: &str| {
+            let sem = Arc::clone(sem);
+            corio::Builder::new()
+                .name(name)
+                .spawn(move || drop(sem.acquire()))
+                .unwrap()
+        };
+        let main_id = corio::current().id();
+        let sem = Arc::new(Semaphore::new(2));
+        let mine = sem.acquire();
+        let (go, wait_go) = corio::sync::mpsc::channel::<()>();
+        let holder = corio::Builder::new()
+            .name("holder")
+            .spawn({
+                let sem = Arc::clone(&sem);
+                move || {
+                    let _permit = sem.acquire();
+                    wait_go.recv().unwrap();
+                }
+            })
+            .unwrap();
+        let waiter = acquirer(&sem, "waiter");
+        corio::yield_now(); // the holder takes the last permit, the waiter waits
+        let (wait, on) = wait_of(&waiter);
+        assert!(wait.starts_with("acquire on Semaphore 0x"), "{wait}");
+        let both = format!(
+            "held by task {main_id} 'main', task {} 'holder'",
+            holder.id()
+        );
+        assert!(wait.ends_with(&both), "{wait}");
+        assert_eq!(on, Some(main_id));
+        let dump = corio::inspect::dump();
+        let edge = format!("task {} 'waiter' → task {main_id} 'main'", waiter.id());
+        assert!(dump.contains(&edge), "{dump}");
+        drop(mine); // to the waiter, which ends
+        waiter.join().unwrap();
+
+        // An owned permit names no holder: it may have moved.
+        let owned = Arc::clone(&sem).acquire_owned().unwrap();
+        let waiter = acquirer(&sem, "waiter 2");
+        corio::yield_now();
+        let (wait, on) = wait_of(&waiter);
+        let one = format!("held by task {} 'holder'", holder.id());
+        assert!(wait.ends_with(&one), "{wait}");
+        assert_eq!(on, Some(holder.id()));
+        go.send(()).unwrap(); // the holder's permit goes to the waiter
+        holder.join().unwrap();
+        waiter.join().unwrap();
+        drop(owned);
+
+        let empty = Arc::new(Semaphore::new(0));
+        let waiter = acquirer(&empty, "waiter 3");
+        corio::yield_now();
+        let (wait, on) = wait_of(&waiter);
+        assert!(wait.ends_with("(no traced holder)"), "{wait}");
+        assert_eq!(on, None);
+        empty.add_permits(1);
+        waiter.join().unwrap();
+    });
+}
+
+#[inline(never)]
+fn yield_here(n: u32) -> u32 {
+    let mut done = 0;
+    for _ in 0..n {
+        corio::yield_now();
+        done += 1;
+    }
+    done
+}
+
+#[test]
+fn a_task_ready_after_a_yield_is_traced_and_keeps_its_place() {
+    corio::run(|| {
+        let order = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let spawn = |name: &'static str| {
+            let order = Arc::clone(&order);
+            corio::Builder::new()
+                .name(name)
+                .spawn(move || {
+                    let n = yield_here(3);
+                    order.lock().unwrap().push(name);
+                    n
+                })
+                .unwrap()
+        };
+        let (first, second) = (spawn("first"), spawn("second"));
+        corio::yield_now(); // both run to their first yield: ready, in order
+        for _ in 0..2 {
+            let table = corio::inspect::tasks_with_backtraces();
+            for h in [&first, &second] {
+                let t = table.iter().find(|t| t.id() == h.id()).unwrap();
+                assert_eq!(t.state(), TaskState::Ready);
+                let bt = t.backtrace().expect("a yielded task's stack is traced");
+                assert!(bt.contains("yield_here"), "{bt}");
+            }
+        }
+        let dump = corio::inspect::dump();
+        let head = format!("task {} 'first' (worker 0): ready", first.id());
+        let part = &dump[dump.find(&head).expect(&dump)..];
+        assert!(
+            part.contains("backtrace:") && part.contains("yield_here"),
+            "{dump}"
+        );
+        // Tracing changed nothing: each yields three times, in turn, and
+        // neither runs twice per round (it is queued once).
+        assert_eq!(first.join().unwrap(), 3);
+        assert_eq!(second.join().unwrap(), 3);
+        assert_eq!(*order.lock().unwrap(), ["first", "second"]);
+    });
+}
+
+#[test]
 fn a_task_woken_but_not_yet_run_is_traced_and_then_runs_on() {
     corio::run(|| {
         let (tx, rx) = corio::sync::mpsc::channel::<u32>();
@@ -229,9 +352,8 @@ fn a_task_woken_but_not_yet_run_is_traced_and_then_runs_on() {
         assert!(bt.contains("park_on_channel_here"), "{bt}");
         let s = table.iter().find(|t| t.id() == spinner.id()).unwrap();
         assert_eq!(s.state(), TaskState::Ready);
-        assert!(s.backtrace().is_none());
-        let dump = corio::inspect::dump();
-        assert!(dump.contains("(ready after a yield"), "{dump}");
+        let bt = s.backtrace().expect("a yielded task's stack is traced");
+        assert!(bt.contains("yield_now"), "{bt}");
         // Tracing changed nothing: the value arrives, the spinner ends.
         assert_eq!(woken.join().unwrap(), 7);
         spinner.join().unwrap();

@@ -46,6 +46,29 @@ fn destructors_of_tasks_left_at_exit_all_run() {
 }
 
 #[test]
+fn a_task_catching_the_shutdown_unwind_in_yields_is_unwound_again_then_given_up_on() {
+    let caught = Arc::new(AtomicUsize::new(0));
+    let c = Arc::clone(&caught);
+    corio::run(move || {
+        drop(corio::spawn(move || {
+            loop {
+                let r: std::thread::Result<()> = std::panic::catch_unwind(|| {
+                    loop {
+                        corio::yield_now();
+                    }
+                });
+                assert!(r.is_err());
+                c.fetch_add(1, Ordering::SeqCst);
+            }
+        }));
+        corio::yield_now();
+    });
+    // Each yield after a caught unwind unwinds it again, 100 times; then
+    // the runtime gives up on it (and leaks it, with `c`).
+    assert_eq!(caught.load(Ordering::SeqCst), 100);
+}
+
+#[test]
 fn join_of_a_task_cancelled_at_exit_reports_cancellation() {
     let (tx, rx) = std::sync::mpsc::channel();
     corio::run(move || {

@@ -2,8 +2,8 @@
 //!
 //! * [`tasks`] and [`dump`]: every task of the current runtime with its
 //!   state, how long it has been in it, where it was spawned, what it waits
-//!   on (the mutex and who holds it, the task it joins, the socket, the
-//!   timer) and — in [`dump`] — the backtrace of its own stack, captured
+//!   on (the mutex or semaphore and who holds it, the task it joins, the
+//!   socket, the timer) and — in [`dump`] — the backtrace of its own stack, captured
 //!   without disturbing it, plus the wait graph between tasks.
 //! * Deadlocks: when every task waits and nothing can wake any of them, the
 //!   runtime prints the dump with the cycle and `block_on` panics with a
@@ -38,6 +38,11 @@ use crate::task::diag::{self, WaitObj};
 use crate::task::park::{Unparker, park};
 use crate::task::{Direction, Task, TaskId, TaskState, WaitReason};
 
+/// A lock or semaphore whose holders were not all among the tasks of one
+/// worker: the wait text up to "held by", and the holders' blocks (see
+/// `resolve_holders`).
+type Elsewhere = (String, Vec<usize>);
+
 /// One task as [`tasks`] saw it.
 #[derive(Clone)]
 pub struct TaskInfo {
@@ -54,9 +59,7 @@ pub struct TaskInfo {
     addr: usize,
     /// It has run (it has a stack).
     started: bool,
-    /// A lock whose holder was not among the tasks of this worker: the
-    /// wait text up to "held by", and the holder's block.
-    holder_elsewhere: Option<(String, usize)>,
+    holder_elsewhere: Option<Elsewhere>,
 }
 
 // By hand: the fields that only resolve edges across workers (`addr`,
@@ -129,8 +132,9 @@ impl TaskInfo {
     }
 
     /// What it waits on, with the object, when it waits: `"lock on Mutex
-    /// 0x… held by task 7 'writer'"`, `"join task 12 'fetch'"`, `"read fd
-    /// 9 127.0.0.1:5000 ← 127.0.0.1:43210"`, `"timer, 2.4 s left"`.
+    /// 0x… held by task 7 'writer'"`, `"acquire on Semaphore 0x… held by
+    /// task 3 'a', task 5 'b'"`, `"join task 12 'fetch'"`, `"read fd 9
+    /// 127.0.0.1:5000 ← 127.0.0.1:43210"`, `"timer, 2.4 s left"`.
     ///
     /// ```
     /// use std::sync::Arc;
@@ -153,7 +157,10 @@ impl TaskInfo {
     }
 
     /// The task it waits for, when that is known: the task it joins, the
-    /// holder of the lock it wants. The edges of the wait graph.
+    /// holder of the lock it wants, the first traced holder of the
+    /// semaphore permits it wants (see
+    /// [`Semaphore`](crate::sync::Semaphore#holders)). The edges of the
+    /// wait graph.
     pub fn blocked_on(&self) -> Option<TaskId> {
         self.blocked_on
     }
@@ -162,7 +169,7 @@ impl TaskInfo {
     /// the call where it waits (or yielded) down to its closure; for the
     /// running task, from where it asked. Only in
     /// [`tasks_with_backtraces`] (and [`dump`]); `None` for a task that has
-    /// not started yet.
+    /// not started yet, or that had too little stack left for the capture.
     pub fn backtrace(&self) -> Option<&str> {
         self.backtrace.as_deref()
     }
@@ -212,10 +219,11 @@ pub fn tasks() -> Vec<TaskInfo> {
     crate::task::context::with_scheduler(|s| gather(s, false).0).unwrap_or_default()
 }
 
-/// [`tasks`], with the backtrace of every task's stack. A parked task's
-/// stack is intact: each is resumed for a moment, captures its own stack
-/// and suspends again, without any change to its state or to a wakeup
-/// that is pending for it. Costs a stack walk per task.
+/// [`tasks`], with the backtrace of every task's stack. A suspended task's
+/// stack is intact (waiting, or ready to run after a wait or a yield): each
+/// is resumed for a moment, captures its own stack and suspends again,
+/// without any change to its state, to its place in the run queue or to a
+/// wakeup that is pending for it. Costs a stack walk per task.
 ///
 /// ```
 /// corio::run(|| {
@@ -350,8 +358,8 @@ pub(crate) fn gather(s: &Scheduler, with_backtraces: bool) -> (Vec<TaskInfo>, Ve
     (table, silent)
 }
 
-/// Names the holders of locks that tasks of one worker wait for and tasks
-/// of another hold.
+/// Names the holders of locks and semaphore permits that tasks of one
+/// worker wait for and tasks of another hold.
 fn resolve_holders(table: &mut [TaskInfo]) {
     let by_addr: std::collections::HashMap<usize, TaskId> =
         table.iter().map(|t| (t.addr, t.id())).collect();
@@ -364,12 +372,23 @@ fn resolve_holders(table: &mut [TaskInfo]) {
         {
             t.wait = Some(format!("join {who}"));
         }
-        let Some((text, holder)) = &t.holder_elsewhere else {
+        let Some((text, holders)) = &t.holder_elsewhere else {
             continue;
         };
-        if let Some(id) = by_addr.get(holder) {
-            t.wait = Some(format!("{text} held by {}", by_id[id]));
-            t.blocked_on = Some(*id);
+        let found: Vec<TaskId> = holders
+            .iter()
+            .filter_map(|h| by_addr.get(h))
+            .copied()
+            .collect();
+        if let Some(&first) = found.first() {
+            let names: Vec<&str> = found.iter().map(|id| by_id[id].as_str()).collect();
+            let rest = if found.len() < holders.len() {
+                " and outside this runtime's tasks"
+            } else {
+                ""
+            };
+            t.wait = Some(format!("{text} held by {}{rest}", names.join(", ")));
+            t.blocked_on = Some(first);
             t.holder_elsewhere = None;
         }
     }
@@ -402,13 +421,14 @@ pub(crate) fn render(table: &[TaskInfo]) -> String {
                 out.push_str(bt);
             }
             None if !t.started => out.push_str("    (not started yet)\n"),
-            None if t.state == TaskState::Ready => {
+            // Suspended (in a wait, or ready after a wait or a yield), it
+            // is traced unless the capture found too little stack left, or
+            // the dump runs while its thread unwinds (then no task is).
+            None if matches!(t.state, TaskState::Ready | TaskState::Waiting(_)) => {
                 out.push_str(
-                    "    (ready after a yield: only a task suspended in a wait is traced)\n",
+                    "    (no backtrace: too little stack left to capture one, or dumped while \
+                     unwinding)\n",
                 );
-            }
-            None if matches!(t.state, TaskState::Waiting(_)) => {
-                out.push_str("    (no backtrace: too little stack left to capture one)\n");
             }
             None => {}
         }
@@ -519,39 +539,56 @@ fn snapshot(s: &Scheduler, with_backtraces: bool) -> Vec<TaskInfo> {
     out
 }
 
+/// The wait text of a task waiting for `reason`, the task it waits for (an
+/// edge of the wait graph), and the holders to look for on the other
+/// workers (see `resolve_holders`).
 fn wait_text<'a>(
     reason: WaitReason,
     r: &Raw<'a>,
     owner_of: &dyn Fn(*const ()) -> Option<&'a Core>,
     by_id: &dyn Fn(TaskId) -> Option<&'a Core>,
     now: Instant,
-) -> (String, Option<TaskId>, Option<(String, usize)>) {
+) -> (String, Option<TaskId>, Option<Elsewhere>) {
     let (text, on) = match reason {
-        WaitReason::Lock => {
-            let Some((kind, owner)) = r.wait.lock() else {
-                return ("lock".into(), None, None);
+        WaitReason::Lock | WaitReason::Semaphore => {
+            // SAFETY: the task is parked inside the call that recorded this
+            // object (every park with these reasons records its object
+            // first), which borrows the primitive: it is alive.
+            let Some(held) = (unsafe { r.wait.held() }) else {
+                return (reason.to_string(), None, None);
             };
-            // The lock's identity: the address of its owner record.
-            let addr = owner;
-            // SAFETY: the task is parked inside the lock call that recorded
-            // this object (every park with `WaitReason::Lock` records its
-            // lock first), which borrows the lock: it is alive.
-            let holder = unsafe { (*owner).get() };
-            match owner_of(holder) {
-                Some(c) => (
-                    format!("lock on {kind} {addr:p} held by {}", c.header.describe()),
-                    Some(c.header.id),
-                ),
-                // Perhaps by a task of another worker (see `gather`).
-                None if !holder.is_null() => {
-                    let text = format!("lock on {kind} {addr:p}");
-                    let outside = format!("{text} held outside this runtime's tasks");
-                    return (outside, None, Some((text, holder.addr())));
-                }
-                None => (
-                    format!("lock on {kind} {addr:p} held outside this runtime's tasks"),
-                    None,
-                ),
+            // The primitive's identity: the address of its holder record.
+            let text = format!("{} on {} {:p}", held.verb, held.kind, held.addr);
+            let traced: Vec<*const ()> = held
+                .holders
+                .iter()
+                .copied()
+                .filter(|h| !h.is_null())
+                .collect();
+            let local: Vec<&Core> = traced.iter().filter_map(|&h| owner_of(h)).collect();
+            let names = local
+                .iter()
+                .map(|c| c.header.describe())
+                .collect::<Vec<_>>()
+                .join(", ");
+            let first = local.first().map(|c| c.header.id);
+            if traced.is_empty() && held.kind == "Semaphore" {
+                // Owned permits, permits of threads, more holders than
+                // the semaphore traces (see `task::diag::PermitHolders`).
+                (format!("{text} (no traced holder)"), None)
+            } else if traced.is_empty() {
+                (format!("{text} held outside this runtime's tasks"), None)
+            } else if local.len() < traced.len() {
+                // Perhaps by tasks of another worker (see `gather`).
+                let seen = if local.is_empty() {
+                    format!("{text} held outside this runtime's tasks")
+                } else {
+                    format!("{text} held by {names} and outside this runtime's tasks")
+                };
+                let all = traced.iter().map(|h| h.addr()).collect();
+                return (seen, first, Some((text, all)));
+            } else {
+                (format!("{text} held by {names}"), first)
             }
         }
         WaitReason::Join(id) => {

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use super::spin::SpinLock;
 use super::waiter::{self, WaitQueue, Wakes};
 use crate::task::WaitReason;
+use crate::task::diag::{MAX_TICKET, PermitHolders, WaitObj};
 use crate::task::park::Interrupt;
 use crate::time::deadline_after;
 
@@ -22,6 +23,12 @@ struct State {
 const GRANTED: usize = 0;
 /// The arm a waiter is selected for when the semaphore closed under it.
 const CLOSED: usize = 1;
+
+/// Why a `take` took no permits.
+enum Fail {
+    Closed,
+    Interrupted(Interrupt),
+}
 
 impl State {
     /// Hands permits to the waiters at the front, in order, while they
@@ -70,6 +77,21 @@ pub enum TryAcquireError {
 /// cancelled leaves the queue, and the permits it did not get go to those
 /// behind it.
 ///
+/// # Holders
+///
+/// For [`corio::inspect`](crate::inspect) (dumps, the wait graph, the
+/// deadlock report), a [`SemaphorePermit`] — from [`acquire`](Self::acquire),
+/// [`try_acquire`](Self::try_acquire) and their `_many` and `_timeout`
+/// forms — records the task that acquired it as its holder, until it is
+/// dropped or [`forget`](SemaphorePermit::forget)ten. A task waiting in
+/// `acquire` then shows as `acquire on Semaphore 0x… held by task 3
+/// 'worker'`, an edge from it to each such holder. An
+/// [`OwnedSemaphorePermit`] is not traced: it exists to move to another
+/// task or thread, and the acquirer would be the wrong holder once it has.
+/// Nor are permits taken outside a task, nor acquisitions beyond the
+/// first seven that are held at once. A `SemaphorePermit` moved to another
+/// task (a scope child) still names the task that acquired it.
+///
 /// # Examples
 ///
 /// ```
@@ -96,6 +118,9 @@ pub enum TryAcquireError {
 /// ```
 pub struct Semaphore {
     state: SpinLock<State>,
+    /// The tasks holding its permits, where traced (for dumps and the
+    /// deadlock report; see "Holders" above).
+    holders: PermitHolders,
 }
 
 /// The message of a count past [`Semaphore::MAX_PERMITS`].
@@ -121,6 +146,7 @@ impl Semaphore {
                 closed: false,
                 queue: WaitQueue::new(),
             }),
+            holders: PermitHolders::new(),
         }
     }
 
@@ -134,6 +160,7 @@ impl Semaphore {
     /// may close is better used through
     /// [`acquire_owned`](Self::acquire_owned), which returns the close as
     /// an error.
+    #[inline]
     pub fn acquire(&self) -> SemaphorePermit<'_> {
         self.acquire_many(1)
     }
@@ -144,14 +171,15 @@ impl Semaphore {
     /// # Panics
     ///
     /// As [`acquire`](Self::acquire).
+    #[inline]
     pub fn acquire_many(&self, n: usize) -> SemaphorePermit<'_> {
-        match self.take(n, None) {
-            Ok(Ok(())) => SemaphorePermit { sem: self, n },
-            Ok(Err(AcquireError(()))) => panic!(
+        match self.take::<true>(n, None) {
+            Ok(held) => SemaphorePermit { sem: self, held },
+            Err(Fail::Closed) => panic!(
                 "corio::sync::Semaphore::acquire on a closed semaphore; \
                  use acquire_owned or try_acquire to learn of the close as an error"
             ),
-            Err(i) => waiter::unwind_for(i, "corio::sync::Semaphore::acquire"),
+            Err(Fail::Interrupted(i)) => waiter::unwind_for(i, "corio::sync::Semaphore::acquire"),
         }
     }
 
@@ -167,8 +195,20 @@ impl Semaphore {
         // The permit is made only once the permits are taken, after the
         // lock is released: a permit made eagerly and dropped on failure
         // would give back permits never taken, relocking the held lock.
-        let taken = Self::take_now(&mut self.state.lock(), n);
-        taken.then(|| SemaphorePermit { sem: self, n })
+        let mut st = self.state.lock();
+        let taken = Self::take_now(&mut st, n);
+        // Claims are made under the lock (`PermitHolders`); no permit, no
+        // holder.
+        let ticket = if taken && n > 0 {
+            self.holders.claim(crate::task::diag::current_holder())
+        } else {
+            0
+        };
+        drop(st);
+        taken.then(|| SemaphorePermit {
+            sem: self,
+            held: held(n, ticket),
+        })
     }
 
     /// Like [`acquire`](Self::acquire), giving up (`None`) after `timeout`
@@ -180,10 +220,10 @@ impl Semaphore {
     /// Like [`acquire_many`](Self::acquire_many), giving up (`None`) after
     /// `timeout`.
     pub fn acquire_many_timeout(&self, n: usize, timeout: Duration) -> Option<SemaphorePermit<'_>> {
-        match self.take(n, deadline_after(timeout)) {
-            Ok(Ok(())) => Some(SemaphorePermit { sem: self, n }),
-            Ok(Err(_)) => None,
-            Err(i) => {
+        match self.take::<true>(n, deadline_after(timeout)) {
+            Ok(held) => Some(SemaphorePermit { sem: self, held }),
+            Err(Fail::Closed) => None,
+            Err(Fail::Interrupted(i)) => {
                 waiter::timed_out(i);
                 None
             }
@@ -223,21 +263,40 @@ impl Semaphore {
         ok
     }
 
-    /// `Ok(Ok(()))` with the permits taken, `Ok(Err(_))` if the semaphore
-    /// is or gets closed, `Err` if interrupted.
-    fn take(
-        &self,
-        n: usize,
-        deadline: Option<Instant>,
-    ) -> Result<Result<(), AcquireError>, Interrupt> {
-        waiter::enter()?;
+    /// Takes `n` permits: `Ok` with the `held` word of their permit (the
+    /// count, and — if `TRACED`, for a `SemaphorePermit`, and `n > 0` —
+    /// the ticket of the caller's record as their holder: see
+    /// `PermitHolders`), or why not.
+    #[inline(always)]
+    fn take<const TRACED: bool>(&self, n: usize, deadline: Option<Instant>) -> Result<usize, Fail> {
+        let me = waiter::enter_as_holder().map_err(Fail::Interrupted)?;
         let mut st = self.state.lock();
         if st.closed {
-            return Ok(Err(AcquireError(())));
+            return Err(Fail::Closed);
         }
         if Self::take_now(&mut st, n) {
-            return Ok(Ok(()));
+            // Under the lock, which orders the claims.
+            let ticket = if TRACED && n > 0 {
+                self.holders.claim(me)
+            } else {
+                0
+            };
+            return Ok(held(n, ticket));
         }
+        self.take_contended::<TRACED>(st, n, deadline, me)
+    }
+
+    /// The waiting half of [`take`](Self::take), out of line.
+    #[cold]
+    #[inline(never)]
+    fn take_contended<const TRACED: bool>(
+        &self,
+        st: super::spin::SpinGuard<'_, State>,
+        n: usize,
+        deadline: Option<Instant>,
+        me: *const (),
+    ) -> Result<usize, Fail> {
+        crate::task::diag::note_wait(WaitObj::semaphore(&self.holders));
         let arm = waiter::wait_in(
             &self.state,
             st,
@@ -247,12 +306,19 @@ impl Semaphore {
             deadline,
             || {},
             State::grant,
-        )?;
-        Ok(if arm == CLOSED {
-            Err(AcquireError(()))
+        )
+        .map_err(Fail::Interrupted)?;
+        if arm == CLOSED {
+            return Err(Fail::Closed);
+        }
+        // Granted: recorded by the holder itself, now that it has them.
+        let ticket = if TRACED && n > 0 {
+            let _st = self.state.lock();
+            self.holders.claim(me)
         } else {
-            Ok(())
-        })
+            0
+        };
+        Ok(held(n, ticket))
     }
 
     /// Closes the semaphore: no permit is handed out any more. Every task
@@ -356,10 +422,12 @@ impl Semaphore {
         self: Arc<Self>,
         n: usize,
     ) -> Result<OwnedSemaphorePermit, AcquireError> {
-        match self.take(n, None) {
-            Ok(Ok(())) => Ok(OwnedSemaphorePermit { sem: self, n }),
-            Ok(Err(e)) => Err(e),
-            Err(i) => waiter::unwind_for(i, "corio::sync::Semaphore::acquire_owned"),
+        match self.take::<false>(n, None) {
+            Ok(_) => Ok(OwnedSemaphorePermit { sem: self, n }),
+            Err(Fail::Closed) => Err(AcquireError(())),
+            Err(Fail::Interrupted(i)) => {
+                waiter::unwind_for(i, "corio::sync::Semaphore::acquire_owned")
+            }
         }
     }
 
@@ -407,25 +475,44 @@ impl fmt::Debug for Semaphore {
 #[must_use = "if unused the permit is released at once"]
 pub struct SemaphorePermit<'a> {
     sem: &'a Semaphore,
-    n: usize,
+    /// How many permits it holds, with the ticket of its holder record
+    /// (see "Holders") in the top bits, which a count never uses (it is at
+    /// most `MAX_PERMITS`): the permit stays two words, returned in
+    /// registers.
+    held: usize,
+}
+
+/// Where a permit's ticket starts in its `held` word.
+const TICKET_SHIFT: u32 = usize::BITS - 3;
+const _: () = assert!(MAX_TICKET < 1 << 3 && Semaphore::MAX_PERMITS < 1 << TICKET_SHIFT);
+
+/// The `held` word of a permit of `n` permits whose holder record has
+/// `ticket`.
+#[inline(always)]
+fn held(n: usize, ticket: usize) -> usize {
+    n | ticket << TICKET_SHIFT
 }
 
 impl SemaphorePermit<'_> {
     /// Keeps the permits taken for good (they are not given back).
     pub fn forget(mut self) {
-        self.n = 0;
+        // Dropped just after: no holder any more, no permits to give back.
+        self.held &= !Semaphore::MAX_PERMITS;
     }
 
     /// How many permits this holds.
     pub fn num_permits(&self) -> usize {
-        self.n
+        self.held & Semaphore::MAX_PERMITS
     }
 }
 
 impl Drop for SemaphorePermit<'_> {
     fn drop(&mut self) {
-        if self.n > 0 {
-            self.sem.add_permits(self.n);
+        // No holder any more, before the permits can go to another.
+        self.sem.holders.release(self.held >> TICKET_SHIFT);
+        let n = self.num_permits();
+        if n > 0 {
+            self.sem.add_permits(n);
         }
     }
 }
@@ -433,7 +520,7 @@ impl Drop for SemaphorePermit<'_> {
 impl fmt::Debug for SemaphorePermit<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SemaphorePermit")
-            .field("permits", &self.n)
+            .field("permits", &self.num_permits())
             .finish()
     }
 }

@@ -15,13 +15,15 @@
 //! # Shutdown
 //!
 //! When `block_on`'s main task returns, every other task is unwound on its
-//! own stack (`abandon`): it is marked cancelled, its `yielder` is tagged,
-//! and it is resumed once with the scheduler's `forcing` pointing at it.
-//! Suspended in a park, it unwinds from there (the check a park makes when
-//! resumed sees the cancellation); suspended in `yield_now`, it unwinds
-//! from its next park or yield. From then on it never suspends: every park,
-//! yield or cancellation check unwinds it again (`CancelUnwind`, shielded
-//! or not), so a task that catches the unwind cannot loop. After
+//! own stack (`abandon`): it is marked cancelled, the `FORCED` bit of its
+//! probe byte is set, and it is resumed with the scheduler's `forcing`
+//! pointing at it. Suspended in a park, it unwinds from there (the check a
+//! park makes when resumed sees the cancellation); suspended in
+//! `yield_now`, from the test of the probe byte a yield makes when resumed.
+//! From then on it never waits: every park or cancellation check unwinds it
+//! again (`CancelUnwind`, shielded or not), and a yield suspends it only
+//! for `abandon` to resume it at once, and it unwinds from there, so a task
+//! that catches the unwind cannot loop. After
 //! `FORCE_ATTEMPTS` such unwinds it suspends for good instead, and is given
 //! up on: reported on stderr and leaked — its stack and everything on it
 //! stay allocated and are never dropped — so that no pointer into it can
@@ -64,11 +66,6 @@ const CLOCK_CHECKS: u32 = 64;
 /// module docs, "Shutdown"). Cleanup that catches the unwind and waits once
 /// or twice needs a few.
 pub(crate) const FORCE_ATTEMPTS: u32 = 100;
-
-/// The low bit of a task's `yielder` pointer while shutdown unwinds it: a
-/// yield looks at the pointer anyway, so it notices for the cost of a test
-/// (see `suspend`). A `Yielder` is word-aligned, so the bit is free.
-pub(crate) const FORCED_TAG: usize = 1;
 
 /// The part of a runtime that other threads may touch.
 pub(crate) struct Shared {
@@ -240,9 +237,8 @@ pub(crate) struct Scheduler {
     pub(crate) forcing: Cell<*const Core>,
     /// How many times it caught that unwind (see `forced_unwind`).
     pub(crate) forced_unwinds: Cell<u32>,
-    /// The main task of `block_on`, and whether it has finished.
+    /// The main task of `block_on` (`run_task` says when it finished).
     pub(crate) main: Cell<*const Core>,
-    pub(crate) main_done: Cell<bool>,
     /// The loop's clock: the time of the last poll (or of the last
     /// re-read by [`deadline_clock`](Self::deadline_clock)), used for
     /// `since` stamps and deadline checks in tasks — cheaper than reading
@@ -352,7 +348,6 @@ impl Scheduler {
             forcing: Cell::new(ptr::null()),
             forced_unwinds: Cell::new(0),
             main: Cell::new(ptr::null()),
-            main_done: Cell::new(false),
             tick: Cell::new(Instant::now()),
             clock_checks: Cell::new(0),
             runtime_reserve: Cell::new(0),
@@ -646,7 +641,7 @@ impl Scheduler {
         let mut outcome = None;
         if let Some(coroutine) = slot.as_mut().filter(|c| !c.done()) {
             // Its cancellation checks unwind it from now on (`report_cancel`),
-            // and so do its yields (`suspend`, through the tag).
+            // and so do its yields (`suspend`, through its probe byte).
             core.header.cancelled.store(true, Ordering::Release);
             let saved = (
                 self.current.get(),
@@ -655,22 +650,34 @@ impl Scheduler {
             );
             self.current.set(core);
             self.forcing.set(core);
-            // The task has run, so `yielder` is set.
             let local = core.local(self);
-            local
-                .yielder
-                .set(local.yielder.get().map_addr(|a| a | FORCED_TAG));
-            // What a yield tests (`park::suspend`).
+            // What a yield tests when resumed (`park::suspend`).
             core.header
                 .probe
                 .0
                 .fetch_or(crate::task::diag::FORCED, Ordering::AcqRel);
-            // Straight to running, whether it waited or was ready: it is
-            // resumed only to unwind (not a lifecycle step of its own).
-            local.state.set(TaskState::Running);
-            // It returns, or suspends for good (`forced_unwind`).
-            if let CoroutineResult::Return(o) = coroutine.resume(()) {
-                outcome = Some(o);
+            loop {
+                // Straight to running, whether it waited or was ready: it is
+                // resumed only to unwind (not a lifecycle step of its own).
+                local.state.set(TaskState::Running);
+                // It returns, or suspends for good (`forced_unwind`, still
+                // `Running`), or — having caught the unwind — yields, and is
+                // resumed again, to unwind from the test after its switch.
+                match coroutine.resume(()) {
+                    CoroutineResult::Return(o) => {
+                        outcome = Some(o);
+                        break;
+                    }
+                    CoroutineResult::Yield(()) if local.state.get() == TaskState::Ready => {
+                        // The yield queued it last; it will not run from there.
+                        self.run_queue.with(|q| {
+                            if q.back() == Some(&NonNull::from(core)) {
+                                q.pop_back();
+                            }
+                        });
+                    }
+                    CoroutineResult::Yield(()) => break,
+                }
             }
             let gave_up = self.forced_unwinds.get() == super::park::GAVE_UP;
             self.forced_unwinds.set(saved.2);

@@ -83,10 +83,6 @@ pub(crate) struct LocalState {
     pub(crate) frame: Cell<*const super::frame::Frame>,
     /// What it waits on beyond its `WaitReason` (`corio::inspect`).
     pub(crate) wait: Cell<crate::task::diag::WaitObj>,
-    /// Suspended in a park (waiting, or woken and not yet run), where its
-    /// resumption first looks at its probe byte: the dumper may trace it.
-    /// Not after a yield, which resumes without that look.
-    pub(crate) in_park: Cell<bool>,
 }
 
 impl LocalState {
@@ -106,7 +102,6 @@ impl LocalState {
             stack: Cell::new(reservation),
             frame: Cell::new(ptr::null()),
             wait: Cell::default(),
-            in_park: Cell::new(false),
         }
     }
 

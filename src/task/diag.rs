@@ -1,6 +1,7 @@
 //! The task layer's side of the diagnostics: what the scheduler keeps for
 //! them ([`RuntimeDiag`], one per runtime; [`Probe`] in every task's header;
-//! [`WaitObj`] in every task's local state; [`LockOwner`] in every lock),
+//! [`WaitObj`] in every task's local state; [`LockOwner`] in every lock,
+//! [`PermitHolders`] in every semaphore),
 //! the checks the hot path makes for them, and what a task does when one
 //! of them asks something of it (trace its stack, report the end of its
 //! stall). The reports themselves — dumps, the deadlock check, the stall
@@ -10,22 +11,28 @@
 //! # The probe byte
 //!
 //! Each task's header has a [`Probe`] byte, zero unless somebody wants
-//! something from the task. A task tests it right before it suspends (a
-//! yield or a park) and, for a park, right after it is resumed: one load
-//! and test each, on a line the task touches anyway. Three bits use it:
+//! something from the task. A park tests it right before the task suspends
+//! and right after it is resumed; a yield only after it is resumed (it runs
+//! again soon, and its hot path has room for one test): one load and test
+//! each, on a line the task touches anyway. Four bits use it:
 //!
 //! * `PROBED`: set by the stall monitor on the running task; cleared by
-//!   the task's next suspension. Still set a threshold later, the task has
-//!   run all that time without switching: the monitor reports a stall and
-//!   sets `STALLED`.
-//! * `STALLED`: the task's next suspension reports the end of the stall:
-//!   how long it ran, and the backtrace of where it yields (captured right
-//!   there, on its stack).
-//! * `TRACE`: the dumper wants the backtrace of a parked task. It sets the
-//!   bit and resumes that task (and only that one); the task sees it right
-//!   after its park's switch, captures its own stack, stores it, clears the
-//!   bit and suspends again — its state, its wakeup token, the run queue
-//!   untouched. A wakeup that came meanwhile is where it was.
+//!   the task's next park, or when it runs again after a yield. Still set
+//!   a threshold later, with the same task running, the task has run all
+//!   that time without switching: the monitor reports a stall and sets
+//!   `STALLED`.
+//! * `STALLED`: the task's next park, or its next run after a yield,
+//!   reports the end of the stall: how long it ran (after a yield, its wait
+//!   in the run queue included), and the backtrace of where it parks or
+//!   yields (captured right there, on its stack).
+//! * `TRACE`: the dumper wants the backtrace of a suspended task (waiting,
+//!   or ready after a park or a yield). It sets the bit and resumes that
+//!   task (and only that one); the task sees it right after its switch,
+//!   captures its own stack, stores it, clears the bit and suspends again
+//!   — its state, its wakeup token, its place in the run queue untouched.
+//!   A wakeup that came meanwhile is where it was.
+//! * `FORCED`: the runtime's shutdown unwinds the task; a yield unwinds
+//!   when resumed (`task::context`, "Shutdown").
 #![allow(unsafe_code)]
 
 use std::backtrace::Backtrace;
@@ -36,15 +43,15 @@ use std::time::{Duration, Instant};
 
 use corosensei::CoroutineResult;
 
-use super::context::{FORCED_TAG, Scheduler};
+use super::context::Scheduler;
 use super::core::Core;
 use super::{Outcome, TaskState};
 
 pub(crate) const PROBED: u8 = 1;
 pub(crate) const STALLED: u8 = 2;
 pub(crate) const TRACE: u8 = 4;
-/// Set by the runtime's shutdown on a task it unwinds: the task's yields
-/// unwind it instead (`task::context`, "Shutdown"). Never cleared.
+/// Set by the runtime's shutdown on a task it unwinds: a yield unwinds the
+/// task when resumed (`task::context`, "Shutdown"). Never cleared.
 pub(crate) const FORCED: u8 = 8;
 
 /// A task's probe byte (module docs).
@@ -86,10 +93,10 @@ impl CurrentTask {
 /// What a waiting task waits on, beyond its `WaitReason`: recorded by the
 /// primitive just before it parks (its slow path only), read only when
 /// someone dumps. One word, so that a spawn initialises one: the address of
-/// the lock's [`LockOwner`], tagged in its low bits with the kind of lock
-/// (0: nothing recorded).
+/// the lock's [`LockOwner`] or of the semaphore's [`PermitHolders`], tagged
+/// in its low bits with the kind of primitive (0: nothing recorded).
 #[derive(Clone, Copy)]
-pub(crate) struct WaitObj(*const LockOwner);
+pub(crate) struct WaitObj(*const ());
 
 impl Default for WaitObj {
     fn default() -> WaitObj {
@@ -99,25 +106,83 @@ impl Default for WaitObj {
 
 const TAG_MUTEX: usize = 1;
 const TAG_RWLOCK: usize = 2;
+const TAG_SEMAPHORE: usize = 3;
 const TAGS: usize = 3;
+
+/// What a [`WaitObj`] says of the primitive a task waits to take.
+pub(crate) struct Held {
+    /// What the task does: "lock", "acquire".
+    pub(crate) verb: &'static str,
+    /// "Mutex", "RwLock", "Semaphore".
+    pub(crate) kind: &'static str,
+    /// The primitive's identity: the address of its holder record.
+    pub(crate) addr: *const (),
+    /// The recorded holders (tasks' `Core`s, for comparisons only; null:
+    /// a thread outside any task). A lock has one; a semaphore those of
+    /// its permits that are traced (see [`PermitHolders`]), perhaps none.
+    pub(crate) holders: Vec<*const ()>,
+}
 
 impl WaitObj {
     pub(crate) fn mutex(owner: &LockOwner) -> WaitObj {
-        WaitObj(ptr::from_ref(owner).map_addr(|a| a | TAG_MUTEX))
+        WaitObj(
+            ptr::from_ref(owner)
+                .cast::<()>()
+                .map_addr(|a| a | TAG_MUTEX),
+        )
     }
 
     pub(crate) fn rwlock(owner: &LockOwner) -> WaitObj {
-        WaitObj(ptr::from_ref(owner).map_addr(|a| a | TAG_RWLOCK))
+        WaitObj(
+            ptr::from_ref(owner)
+                .cast::<()>()
+                .map_addr(|a| a | TAG_RWLOCK),
+        )
     }
 
-    /// The kind of lock and its owner record, if one was recorded.
-    pub(crate) fn lock(self) -> Option<(&'static str, *const LockOwner)> {
-        let kind = match self.0.addr() & TAGS {
-            TAG_MUTEX => "Mutex",
-            TAG_RWLOCK => "RwLock",
-            _ => return None,
+    pub(crate) fn semaphore(holders: &PermitHolders) -> WaitObj {
+        WaitObj(
+            ptr::from_ref(holders)
+                .cast::<()>()
+                .map_addr(|a| a | TAG_SEMAPHORE),
+        )
+    }
+
+    /// The primitive and its holders, if one was recorded.
+    ///
+    /// # Safety
+    ///
+    /// The task that recorded this object still waits in the call that
+    /// recorded it (a park with `WaitReason::Lock` or
+    /// `WaitReason::Semaphore`: every such park records its object first),
+    /// which borrows the primitive: the record is alive.
+    pub(crate) unsafe fn held(self) -> Option<Held> {
+        let addr = self.0.map_addr(|a| a & !TAGS);
+        let lock = |verb, kind| {
+            // SAFETY: alive, per the contract; tagged as a lock's owner.
+            let holder = unsafe { &*addr.cast::<LockOwner>() }.get();
+            Some(Held {
+                verb,
+                kind,
+                addr,
+                holders: vec![holder],
+            })
         };
-        Some((kind, self.0.map_addr(|a| a & !TAGS)))
+        match self.0.addr() & TAGS {
+            TAG_MUTEX => lock("lock", "Mutex"),
+            TAG_RWLOCK => lock("lock", "RwLock"),
+            TAG_SEMAPHORE => {
+                // SAFETY: alive, per the contract; tagged as a semaphore's.
+                let holders = unsafe { &*addr.cast::<PermitHolders>() }.holders();
+                Some(Held {
+                    verb: "acquire",
+                    kind: "Semaphore",
+                    addr,
+                    holders,
+                })
+            }
+            _ => None,
+        }
     }
 }
 
@@ -136,9 +201,7 @@ impl LockOwner {
     /// Records the caller as the holder.
     #[inline(always)]
     pub(crate) fn claim(&self) {
-        let p = super::context::current_task_ptrs()
-            .map_or(ptr::null_mut(), |(_, core)| core.as_ptr().cast::<()>());
-        self.0.store(p, Ordering::Relaxed);
+        self.0.store(current_holder().cast_mut(), Ordering::Relaxed);
     }
 
     /// Records `holder` (the caller, as a lock's entry check found it:
@@ -150,6 +213,80 @@ impl LockOwner {
 
     pub(crate) fn get(&self) -> *const () {
         self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// The caller as a holder record names it: its task's `Core`, or null
+/// outside any task.
+#[inline(always)]
+pub(crate) fn current_holder() -> *const () {
+    super::context::current_task_ptrs().map_or(ptr::null(), |(_, core)| core.as_ptr().cast::<()>())
+}
+
+/// A semaphore's traced permit holders: a slot per traced acquisition (not
+/// per permit), naming the task that acquired (its `Core`, compared with
+/// the registry's tasks, never dereferenced). A holder takes a free slot
+/// when it acquires, under the semaphore's lock (which orders the claims:
+/// plain loads and stores), and empties it, lock or not, when its permit
+/// goes: a slot is only ever emptied by the permit that claimed it. The
+/// permit keeps a ticket for it, the slot's index: 1 to [`MAX_TICKET`], or
+/// 0 for an acquisition that has none (every slot taken, or a permit the
+/// semaphore does not trace) — slot 0 is never claimed, so emptying it is
+/// harmless and a permit's release needs no test. Read by dumps without
+/// the lock: a holder that acquired or released meanwhile may be seen or
+/// not.
+#[repr(align(8))]
+pub(crate) struct PermitHolders([AtomicPtr<()>; 8]);
+
+/// The largest ticket [`PermitHolders::claim`] returns: seven holders are
+/// traced at once.
+pub(crate) const MAX_TICKET: usize = 7;
+
+impl PermitHolders {
+    pub(crate) const fn new() -> PermitHolders {
+        PermitHolders([const { AtomicPtr::new(ptr::null_mut()) }; 8])
+    }
+
+    /// Records `holder` (null: a thread, not traced) in a free slot, and
+    /// returns its ticket (0: none); the caller holds the semaphore's lock.
+    #[inline(always)]
+    pub(crate) fn claim(&self, holder: *const ()) -> usize {
+        // The common case inline: one holder at a time.
+        if !holder.is_null() && self.0[1].load(Ordering::Relaxed).is_null() {
+            self.0[1].store(holder.cast_mut(), Ordering::Relaxed);
+            return 1;
+        }
+        self.claim_other(holder)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn claim_other(&self, holder: *const ()) -> usize {
+        if holder.is_null() {
+            return 0;
+        }
+        for (i, slot) in self.0.iter().enumerate().skip(2) {
+            if slot.load(Ordering::Relaxed).is_null() {
+                slot.store(holder.cast_mut(), Ordering::Relaxed);
+                return i;
+            }
+        }
+        0
+    }
+
+    /// Empties the slot of `ticket` (at most [`MAX_TICKET`]), which the
+    /// caller's permit claimed (0: none, slot 0 stays empty).
+    #[inline(always)]
+    pub(crate) fn release(&self, ticket: usize) {
+        self.0[ticket & MAX_TICKET].store(ptr::null_mut(), Ordering::Relaxed);
+    }
+
+    fn holders(&self) -> Vec<*const ()> {
+        self.0[1..]
+            .iter()
+            .map(|s| s.load(Ordering::Relaxed).cast_const())
+            .filter(|p| !p.is_null())
+            .collect()
     }
 }
 
@@ -308,22 +445,19 @@ impl RuntimeDiag {
     }
 }
 
-/// The test right after a park's switch (module docs).
+/// The test right after a yield's or a park's switch (module docs).
 #[inline(always)]
-pub(crate) fn after_park(core: &Core) {
+pub(crate) fn after_resume(core: &Core, yielded: bool) {
     if core.header.probe.is_set() {
-        probed_after_park(core);
+        probed_after_resume(core, yielded);
     }
 }
 
-/// The task `core` (running) is about to suspend (`yielding`, or park)
-/// with its probe set.
+/// The task `core` (running) is about to park with its probe set: a
+/// monitor's probe (cleared), the end of a stall (reported).
 #[cold]
 #[inline(never)]
-pub(crate) fn probed(s: &Scheduler, core: &Core, yielding: bool) {
-    if yielding && core.header.probe.0.load(Ordering::Acquire) & FORCED != 0 {
-        super::park::forced_unwind(s, core);
-    }
+pub(crate) fn probed(s: &Scheduler, core: &Core) {
     let was = core
         .header
         .probe
@@ -334,27 +468,43 @@ pub(crate) fn probed(s: &Scheduler, core: &Core, yielding: bool) {
     }
 }
 
-/// The task `core` was resumed in a park with its probe set: a trace
-/// request (captured, then back to the dumper), or a monitor's probe that
-/// came just as it suspended (cleared).
+/// The task `core` was resumed in a yield or a park with its probe set: a
+/// trace request (captured, then back to the dumper), a monitor's probe
+/// (cleared); after a yield, also the end of a stall (reported) and the
+/// unwinding of shutdown (`context` module docs, "Shutdown").
 #[cold]
 #[inline(never)]
-fn probed_after_park(core: &Core) {
+fn probed_after_resume(core: &Core, yielded: bool) {
     while core.header.probe.0.load(Ordering::Acquire) & TRACE != 0 {
         let bt = super::backtrace::capture_here(core);
         super::context::with_scheduler(|s| *s.diag.trace_out.borrow_mut() = bt);
         core.header.probe.0.fetch_and(!TRACE, Ordering::AcqRel);
-        // Untagged, it is the pointer `run_body` stored, on this task's
-        // own stack, which outlives it; we run inside the task.
+        // It is the pointer `run_body` stored, on this task's own stack,
+        // which outlives it; we run inside the task.
         let y = super::context::with_scheduler(|s| core.local(s).yielder.get())
-            .expect("a task runs inside its runtime")
-            .map_addr(|a| a & !FORCED_TAG);
+            .expect("a task runs inside its runtime");
         // Back to the dumper, in the state we were in: nothing of ours
         // changed.
         // SAFETY: as above.
         unsafe { &*y }.suspend(());
     }
-    core.header.probe.0.fetch_and(!PROBED, Ordering::AcqRel);
+    if !yielded {
+        core.header.probe.0.fetch_and(!PROBED, Ordering::AcqRel);
+        return;
+    }
+    let was = core
+        .header
+        .probe
+        .0
+        .fetch_and(!(PROBED | STALLED), Ordering::AcqRel);
+    super::context::with_scheduler(|s| {
+        if was & STALLED != 0 {
+            report_end(s, core, false);
+        }
+        if was & FORCED != 0 {
+            super::park::forced_unwind(s, core);
+        }
+    });
 }
 
 /// The task `core` finished (its closure returned) with its probe set.
@@ -374,27 +524,24 @@ fn finished_probed(s: &Scheduler, core: &Core) {
     }
 }
 
-/// The backtrace of `core`, a waiting task of `s`: it is resumed just long
-/// enough to capture its own stack (see the module docs). `None` if it
-/// cannot be traced now. A ready task is traced if it was woken from a
-/// park; one that yielded would not look at its probe before going on.
+/// The backtrace of `core`, a suspended task of `s` (waiting, or ready
+/// after a park or a yield): it is resumed just long enough to capture its
+/// own stack (see the module docs). `None` if it cannot be traced now.
 pub(crate) fn trace_task(s: &Scheduler, core: &Core) -> Option<Backtrace> {
     if !s.forcing.get().is_null() || ptr::eq(s.current.get(), core) || std::thread::panicking() {
         return None;
     }
-    let local = core.local(s);
-    // Waiting, or woken from a park and not yet run: either way its
-    // resumption starts with the look at the probe (`park::suspend`).
-    let traceable = match local.state.get() {
-        TaskState::Waiting(_) => true,
-        TaskState::Ready => local.in_park.get(),
-        _ => false,
-    };
-    if !traceable {
+    // Suspended in a park or a yield: either way its resumption starts
+    // with the look at the probe (`park::suspend`).
+    if !matches!(
+        core.local(s).state.get(),
+        TaskState::Waiting(_) | TaskState::Ready
+    ) {
         return None;
     }
-    // SAFETY: the task is suspended in a park, so it is neither running
-    // nor being unwound: neither `run_task` nor `abandon` borrows its
+    // SAFETY: the task is suspended in a park or a yield (or has not
+    // started, and is left alone below), so it is neither running nor
+    // being unwound: neither `run_task` nor `abandon` borrows its
     // coroutine; nothing else does.
     let slot = unsafe { &mut *core.coroutine.get() };
     let coroutine = slot.as_mut().filter(|c| c.started() && !c.done())?;

@@ -131,10 +131,9 @@
 //! When the main task of [`run`](crate::run) returns, every task still
 //! alive is cancelled and unwound on its own stack, so every destructor
 //! runs: a task waiting in a blocking call (shielded or not) unwinds from
-//! it, one suspended in [`yield_now`](crate::yield_now) from its next
-//! blocking call or yield. From then on the task cannot suspend: a task
-//! that catches that unwind is unwound again by its next blocking call,
-//! yield or cancellation check. After 100 such unwinds the runtime gives up
+//! it, one suspended in [`yield_now`](crate::yield_now) from that yield.
+//! From then on the task cannot wait: a task that catches that unwind is
+//! unwound again by its next blocking call, yield or cancellation check. After 100 such unwinds the runtime gives up
 //! on it, writes `corio: task N 'name': caught the unwind of the runtime's
 //! shutdown 100 times ...` to stderr, and leaks it: its stack and
 //! everything on it are never freed nor dropped (nothing that points into

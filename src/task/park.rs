@@ -47,8 +47,8 @@ use std::thread;
 use std::time::Instant;
 
 use super::context::{
-    FORCE_ATTEMPTS, FORCED_TAG, Scheduler, Shared, THREAD_DEADLINE, THREAD_FIRED,
-    current_task_ptrs, current_task_ref, with_current, with_scheduler,
+    FORCE_ATTEMPTS, Scheduler, Shared, THREAD_DEADLINE, THREAD_FIRED, current_task_ptrs,
+    current_task_ref, with_current, with_scheduler,
 };
 use super::core::Core;
 use crate::error::Error;
@@ -247,36 +247,32 @@ impl UnparkRef {
 /// Records the running task's transition `t` (`Yield`, which also queues it
 /// again, or `Block`) and suspends it: the scheduler, when it gets control
 /// back, has nothing left to do for it.
+///
+/// The task's probe byte (`task::diag`) is tested once per yield, after the
+/// switch, and twice per park, before and after it. A park reports the end
+/// of a stall where it parks (it may wait long), and must see a trace
+/// request when resumed. A yield sees everything there is to see when it
+/// runs again, which it does at once: a trace request, the end of a stall,
+/// the unwinding of shutdown (`context` module docs, "Shutdown").
 #[inline(always)]
 pub(crate) fn suspend(s: &Scheduler, core: &Core, t: Transition) {
     let local = core.local(s);
     let y = local.yielder.get();
-    // One test of the task's probe byte: a task that shutdown unwinds does
-    // not yield (`context` module docs, "Shutdown"; parks need no test:
-    // theirs is the cancellation check before this), and the requests of
-    // `corio::inspect` (the stall monitor's).
-    if core.header.probe.is_set() {
-        crate::task::diag::probed(s, core, matches!(t, Transition::Yield));
+    let yielding = matches!(t, Transition::Yield);
+    if !yielding && core.header.probe.is_set() {
+        crate::task::diag::probed(s, core);
     }
     local.advance(t);
     local.since.set(s.tick.get());
-    if matches!(t, Transition::Yield) {
+    if yielding {
         s.run_queue.push(NonNull::from(core));
     }
     crate::task::trace::suspending(t);
     debug_assert!(!y.is_null());
-    let parking = !matches!(t, Transition::Yield);
-    if parking {
-        local.in_park.set(true);
-    }
     // SAFETY: `yielder` was stored by `run_body` on this task's own stack,
     // which lives as long as the task, and the caller runs inside the task.
     unsafe { &*y }.suspend(());
-    // A park may be resumed by the dumper, to trace its stack.
-    if parking {
-        crate::task::diag::after_park(core);
-        local.in_park.set(false);
-    }
+    crate::task::diag::after_resume(core, yielding);
 }
 
 /// Suspends the caller until it is unparked, `deadline` (or an enclosing
@@ -453,7 +449,7 @@ fn report_cancel(core: &Core, suspended: bool) -> Result<(), Interrupt> {
             return Ok(());
         }
         if local.cancel_observed.get() && !suspended {
-            // Unwinds instead if shutdown began meanwhile (`suspend`).
+            // Unwinds when resumed if shutdown began meanwhile (`suspend`).
             suspend(s, core, Transition::Yield);
         }
         local.cancel_observed.set(true);
@@ -477,8 +473,7 @@ pub(crate) fn forced_unwind(s: &Scheduler, core: &Core) -> ! {
     if n <= FORCE_ATTEMPTS {
         panic::resume_unwind(Box::new(CancelUnwind));
     }
-    // Untagged, it is the pointer `run_body` stored.
-    let y = local.yielder.get().map_addr(|a| a & !FORCED_TAG);
+    let y = local.yielder.get();
     loop {
         // SAFETY: `yielder` lives on this task's stack, which outlives the
         // task, and we run inside the task. `abandon` never resumes it.

@@ -157,6 +157,7 @@ mod packet;
 pub(crate) mod panic_hook;
 pub(crate) mod park;
 mod run_queue;
+pub(crate) mod runtime_ref;
 mod scope;
 mod state;
 pub(crate) mod trace;
@@ -177,8 +178,9 @@ pub(crate) use packet::{Launch, Packet};
 pub use scope::{Scope, ScopeError, ScopedBuilder, ScopedJoinHandle, scope, try_scope};
 pub use state::{Direction, IllegalTransition, Outcome, TaskState, Transition, WaitReason};
 
-use self::context::{RuntimeRef, Shared};
+use self::context::Shared;
 use self::park::Unparker;
+use self::runtime_ref::RuntimeRef;
 use join_state::JoinState;
 
 /// A unique identifier of a task, never reused within a process.

@@ -158,7 +158,9 @@ impl From<Error> for io::Error {
     }
 }
 
-/// Why a task did not return a value: it panicked or was cancelled.
+/// Why a task did not return a value: it panicked or was cancelled (or,
+/// a kind of cancellation, could not start: see
+/// [`start_error`](Self::start_error)).
 ///
 /// Returned by [`JoinHandle::join`](crate::JoinHandle::join). A panic keeps its
 /// payload, so it can be re-raised with [`std::panic::resume_unwind`].
@@ -180,6 +182,8 @@ pub struct JoinError {
 enum JoinErrorRepr {
     Panicked(Box<dyn Any + Send + 'static>),
     Cancelled,
+    /// No stack could be had for the task's first run.
+    NotStarted(Error),
 }
 
 impl JoinError {
@@ -197,14 +201,50 @@ impl JoinError {
         }
     }
 
+    pub(crate) fn not_started(task: String, error: Error) -> Self {
+        JoinError {
+            repr: JoinErrorRepr::NotStarted(error),
+            task,
+        }
+    }
+
     /// Returns `true` if the task panicked.
     pub fn is_panic(&self) -> bool {
         matches!(self.repr, JoinErrorRepr::Panicked(_))
     }
 
-    /// Returns `true` if the task was cancelled.
+    /// Returns `true` if the task was cancelled, including by its runtime
+    /// because it could not start ([`start_error`](Self::start_error)).
     pub fn is_cancelled(&self) -> bool {
-        matches!(self.repr, JoinErrorRepr::Cancelled)
+        matches!(
+            self.repr,
+            JoinErrorRepr::Cancelled | JoinErrorRepr::NotStarted(_)
+        )
+    }
+
+    /// Why the task never ran, when its runtime could not give it a stack.
+    ///
+    /// A task takes its stack when it first runs, on the worker that runs
+    /// it, so a stack that cannot be mapped is the task's error, not its
+    /// spawner's: the task finishes cancelled without running, and this is
+    /// [`Error::MapLimit`] or [`Error::OutOfMemory`], which name the limit
+    /// that was hit and how to raise it.
+    ///
+    /// ```
+    /// corio::run(|| {
+    ///     if let Err(e) = corio::spawn(|| ()).join()
+    ///         && let Some(why) = e.start_error()
+    ///     {
+    ///         // "cannot map a 262144-byte coroutine stack: ... raise it with ..."
+    ///         eprintln!("the task did not start: {why}");
+    ///     }
+    /// });
+    /// ```
+    pub fn start_error(&self) -> Option<&Error> {
+        match &self.repr {
+            JoinErrorRepr::NotStarted(e) => Some(e),
+            _ => None,
+        }
     }
 
     /// The panic message, when the task panicked with a `&str` or `String`
@@ -212,7 +252,7 @@ impl JoinError {
     pub fn panic_message(&self) -> Option<&str> {
         match &self.repr {
             JoinErrorRepr::Panicked(p) => payload_str(p.as_ref()),
-            JoinErrorRepr::Cancelled => None,
+            JoinErrorRepr::Cancelled | JoinErrorRepr::NotStarted(_) => None,
         }
     }
 
@@ -232,7 +272,7 @@ impl JoinError {
     pub fn try_into_panic(self) -> Result<Box<dyn Any + Send + 'static>, JoinError> {
         match self.repr {
             JoinErrorRepr::Panicked(p) => Ok(p),
-            JoinErrorRepr::Cancelled => Err(self),
+            JoinErrorRepr::Cancelled | JoinErrorRepr::NotStarted(_) => Err(self),
         }
     }
 }
@@ -256,6 +296,11 @@ impl fmt::Debug for JoinError {
                 .debug_struct("JoinError::Cancelled")
                 .field("task", &self.task)
                 .finish(),
+            JoinErrorRepr::NotStarted(e) => f
+                .debug_struct("JoinError::NotStarted")
+                .field("task", &self.task)
+                .field("error", e)
+                .finish(),
         }
     }
 }
@@ -268,6 +313,7 @@ impl fmt::Display for JoinError {
                 None => write!(f, "{} panicked", self.task),
             },
             JoinErrorRepr::Cancelled => write!(f, "{} was cancelled", self.task),
+            JoinErrorRepr::NotStarted(e) => write!(f, "{} could not start: {e}", self.task),
         }
     }
 }

@@ -16,7 +16,7 @@ use crate::reactor::Driver;
 use crate::task::context::Scheduler;
 use crate::task::core::Core;
 use crate::task::park::Unparker;
-use crate::task::{JoinHandle, Transition};
+use crate::task::{JoinHandle, Outcome, Transition};
 
 /// The longest an idle loop sleeps without looking at its inject queue.
 const IDLE_RECHECK: Duration = Duration::from_secs(1);
@@ -136,15 +136,14 @@ impl Scheduler {
         let coroutine = match slot {
             Some(coroutine) => coroutine,
             None => {
-                // First run: take the stack promised at spawn and make the
-                // coroutine on it. (A finished task, whose coroutine is
-                // gone, is never queued.)
-                let reservation = core
-                    .local(self)
-                    .stack
-                    .take()
-                    .expect("a task that has not run holds its stack reservation");
-                let stack = reservation.take();
+                // First run: take a stack from this worker's pool (the most
+                // recently freed, or a fresh one) and make the coroutine on
+                // it. (A finished task, whose coroutine is gone, is never
+                // queued.)
+                let stack = match crate::stack::take(core.header.stack_size) {
+                    Ok(stack) => stack,
+                    Err(e) => return self.fail_start(core, e),
+                };
                 core.header.set_stack_guard(stack.guard_range());
                 // SAFETY: the vtable belongs to this block, which has not run.
                 slot.insert(unsafe { (core.header.vtable.start)(NonNull::from(core), stack) })
@@ -170,6 +169,28 @@ impl Scheduler {
                 self.retire(core);
             }
         }
+    }
+
+    /// Finishes a task that could not get a stack for its first run: it
+    /// never runs, and its `JoinHandle` gets a `JoinError` carrying the
+    /// error, which names the limit and how to raise it
+    /// (`JoinError::start_error`).
+    #[cold]
+    #[inline(never)]
+    fn fail_start(&self, core: &Core, error: crate::error::Error) {
+        self.current.set(ptr::null());
+        // SAFETY: the vtable belongs to this block.
+        unsafe { (core.header.vtable.complete_not_started)(NonNull::from(core), error) };
+        let outcome = Outcome::Cancelled;
+        core.local(self).advance(Transition::Finish(outcome));
+        crate::task::diag::count_finish(self, outcome);
+        crate::task::diag::on_finish(self, core);
+        crate::task::trace::finished(self, core, outcome);
+        if ptr::eq(core, self.main.get()) {
+            self.main_done.set(true);
+        }
+        // Drops its closure: it has no coroutine.
+        self.retire(core);
     }
 
     /// Counts `n` task runs (see `Counters::switches`).

@@ -3,9 +3,9 @@
 //! Creating a coroutine on a fresh `mmap`ed stack costs about 4 µs (map,
 //! guard, first page fault, unmap); on a reused stack about 11 ns. So stacks
 //! come from a per-thread pool and go back to it when their coroutine is
-//! dropped. A task *reserves* a stack when it is spawned (so running out is
-//! the spawner's error) and takes one when it first runs: the most recently
-//! freed, still warm in the caches.
+//! dropped. A task takes its stack when it first runs, on the worker that
+//! runs it: the most recently freed, still warm in the caches (see
+//! `take` for what that means for errors).
 //!
 //! # Layout and guard pages
 //!
@@ -39,7 +39,7 @@
 //! * **A bound on resident idle stacks.** Each size class keeps its free
 //!   stacks coldest first, and knows how many at the bottom hold no resident
 //!   pages (never touched, or released). When more than 1,024 free stacks
-//!   (besides those promised to spawned tasks) may be resident, the coldest
+//!   may be resident, the coldest
 //!   are released with `MADV_DONTNEED`: their pages go back to the system,
 //!   their mapping stays, and reusing one later costs a page fault, as a
 //!   fresh stack does. The most recently freed stacks, the ones taken next,
@@ -301,8 +301,6 @@ struct SizeClass {
     /// `free[..clean]` have no resident pages (never touched, or released
     /// with `MADV_DONTNEED`); the slots above may have some.
     clean: usize,
-    /// Free slots promised to [`Reservation`]s: `free.len() >= reserved`.
-    reserved: usize,
     next_chunk_slots: usize,
     /// `clean` after the last sweep for idle chunks: the next one waits until
     /// it has doubled, so sweeps cost O(1) per released stack.
@@ -311,18 +309,18 @@ struct SizeClass {
 
 impl SizeClass {
     /// Releases the pages of the coldest free slots until at most `keep`
-    /// besides the promised ones may be resident, and unmaps chunks whose
+    /// may be resident, and unmaps chunks whose
     /// every slot is free and released: now if `all` (before releasing, so
     /// their pages need no `madvise`), else once `clean` has doubled.
     #[cold]
     #[inline(never)]
     fn release_idle(&mut self, keep: usize, all: bool) {
         if all {
-            // The `keep` warmest and the promised slots stay, with their chunks.
-            self.sweep(self.free.len().saturating_sub(keep + self.reserved));
+            // The `keep` warmest stay, with their chunks.
+            self.sweep(self.free.len().saturating_sub(keep));
         }
         let page = page_size();
-        while self.free.len() - self.clean > keep + self.reserved {
+        while self.free.len() - self.clean > keep {
             let start = self.free[self.clean].bottom + page;
             // SAFETY: `start..start+size` is the usable stack of a free slot:
             // mapped (the slot holds its chunk), and no coroutine runs on it
@@ -339,8 +337,29 @@ impl SizeClass {
         }
     }
 
-    /// Unmaps every chunk whose slots are all in `free[..upto]`, coldest
-    /// first, keeping enough free slots for the promised ones.
+    /// Maps a new chunk into an empty free list (its slots are untouched,
+    /// so all clean). Chunks double in size up to `MAX_CHUNK_SLOTS`.
+    #[cold]
+    #[inline(never)]
+    fn refill(&mut self, mode: GuardMode) -> Result<(), Error> {
+        debug_assert!(self.free.is_empty());
+        let slots = match mode {
+            GuardMode::Madvise => {
+                let n = self.next_chunk_slots;
+                self.next_chunk_slots = (n * 2).min(MAX_CHUNK_SLOTS);
+                n
+            }
+            // Each guard splits the mapping anyway: map stacks one by one
+            // so unused slots cost no mappings.
+            GuardMode::Mprotect => 1,
+        };
+        self.free = new_chunk(self.size, slots, mode)?;
+        self.clean = self.free.len();
+        self.swept = self.swept.min(self.clean);
+        Ok(())
+    }
+
+    /// Unmaps every chunk whose slots are all in `free[..upto]`.
     fn sweep(&mut self, upto: usize) {
         use std::collections::HashMap;
         // Chunk -> (its free slots below `upto`, whether to unmap it).
@@ -348,16 +367,12 @@ impl SizeClass {
         for slot in &self.free[..upto] {
             chunks.entry(Rc::as_ptr(&slot.chunk)).or_default().0 += 1;
         }
-        let mut spare = self.free.len() - self.reserved;
         for slot in &self.free[..upto] {
             let (count, unmap) = chunks
                 .get_mut(&Rc::as_ptr(&slot.chunk))
                 .expect("counted above");
             // Only these free slots hold the chunk when its count is theirs.
-            if !*unmap && Rc::strong_count(&slot.chunk) == *count && *count <= spare {
-                *unmap = true;
-                spare -= *count;
-            }
+            *unmap = Rc::strong_count(&slot.chunk) == *count;
         }
         // Dropping a chunk's last slot unmaps it (`Chunk::drop`); `retain`
         // keeps the order, coldest first.
@@ -402,7 +417,6 @@ impl Pool {
                     size,
                     free: Vec::new(),
                     clean: 0,
-                    reserved: 0,
                     next_chunk_slots: FIRST_CHUNK_SLOTS,
                     swept: 0,
                 });
@@ -416,15 +430,15 @@ impl Pool {
     fn give_back(&mut self, size: usize, slot: Slot) {
         let class = self.class(size);
         class.free.push(slot);
-        // The slots above `clean` may be resident; those beyond the promised
-        // ones are idle. Past the bound, release the coldest.
-        if class.free.len() - class.clean > IDLE_RESIDENT + class.reserved {
+        // The slots above `clean` may be resident. Past the bound, release
+        // the coldest.
+        if class.free.len() - class.clean > IDLE_RESIDENT {
             class.release_idle(IDLE_RESIDENT, false);
         }
     }
 
     /// Releases every idle stack but the `keep` warmest of each size: pages
-    /// of all other free slots not promised, and the mappings of chunks none
+    /// of all other free slots, and the mappings of chunks none
     /// of whose slots is in use or kept.
     fn release_all(&mut self, keep: usize) {
         for class in &mut self.classes {
@@ -432,48 +446,17 @@ impl Pool {
         }
     }
 
-    /// Promises one free slot of `size`, mapping more stacks if every free
-    /// one is promised already.
-    fn reserve(&mut self, size: usize) -> Result<(), Error> {
-        let mode = guard_mode();
+    /// Takes the most recently freed slot of `size`, mapping a new chunk
+    /// when none is free.
+    #[inline]
+    fn take(&mut self, size: usize) -> Result<Slot, Error> {
         let class = self.class(size);
-        if class.free.len() <= class.reserved {
-            let slots = match mode {
-                GuardMode::Madvise => {
-                    let n = class.next_chunk_slots;
-                    class.next_chunk_slots = (n * 2).min(MAX_CHUNK_SLOTS);
-                    n
-                }
-                // Each guard splits the mapping anyway: map stacks one by one
-                // so unused slots cost no mappings.
-                GuardMode::Mprotect => 1,
-            };
-            let new = new_chunk(size, slots, mode)?;
-            // The new slots are untouched, so clean: they go on top of the
-            // clean ones and below the warm ones (taken first), and only the
-            // warm ones move. At the bottom, every chunk would move the whole
-            // list: a burst of a million spawns spent 1.5 s copying it.
-            let at = class.clean;
-            class.clean += new.len();
-            class.free.splice(at..at, new);
+        if class.free.is_empty() {
+            class.refill(guard_mode())?;
         }
-        class.reserved += 1;
-        Ok(())
-    }
-
-    /// Takes the most recently freed slot, promised by a reservation.
-    fn take_reserved(&mut self, size: usize) -> Slot {
-        let class = self.class(size);
-        class.reserved -= 1;
-        let slot = class.free.pop().expect("a reserved stack slot is free");
+        let slot = class.free.pop().expect("a free stack slot after refill");
         class.clean = class.clean.min(class.free.len());
-        slot
-    }
-
-    fn unreserve(&mut self, size: usize) {
-        let class = self.class(size);
-        debug_assert!(class.reserved > 0, "a stack promise released twice");
-        class.reserved = class.reserved.saturating_sub(1);
+        Ok(slot)
     }
 }
 
@@ -575,22 +558,25 @@ pub(crate) fn mapping_count() -> Option<u64> {
 }
 
 /// Takes a stack of `size` usable bytes (already checked and page-rounded by
-/// [`checked_size`]) from this thread's pool, mapping more if it is empty.
-pub(crate) fn take(size: usize) -> Result<PooledStack, Error> {
-    Ok(reserve(size)?.take())
-}
-
-/// Promises a stack of `size` usable bytes (checked and page-rounded) from
-/// this thread's pool without picking one yet.
+/// [`checked_size`]) from this thread's pool: the most recently freed one,
+/// still warm in the caches, or a fresh one from a new mapping.
 ///
-/// A task reserves its stack when it is spawned, so that running out of
-/// memory or mappings is reported to the spawner, and takes it when it
-/// first runs: then it gets the stack freed most recently, still warm in
-/// the caches. A batch of 1,000 short tasks spawned before any runs thus
-/// runs on one or two stacks instead of touching 1,000 cold ones.
-pub(crate) fn reserve(size: usize) -> Result<Reservation, Error> {
-    POOL.with(|pool| pool.borrow_mut().reserve(size))?;
-    Ok(Reservation { size })
+/// A task takes its stack when it first runs, on the worker that runs it,
+/// not when it is spawned: a batch of 1,000 short tasks spawned before any
+/// runs thus runs on one or two stacks instead of touching 1,000 cold
+/// ones, and a task that moves to an idle worker before it runs costs its
+/// first worker nothing. Running out of memory or mappings is then the
+/// task's error, not the spawner's: it finishes without running, and its
+/// `JoinHandle` returns a `JoinError` that carries this function's
+/// [`Error`] (see [`JoinError::start_error`](crate::JoinError::start_error)).
+#[inline]
+pub(crate) fn take(size: usize) -> Result<PooledStack, Error> {
+    let slot = POOL.with(|pool| pool.borrow_mut().take(size))?;
+    Ok(PooledStack {
+        top: slot.bottom + page_size() + size,
+        slot: Some(slot),
+        size,
+    })
 }
 
 /// Gives this thread's idle stacks back to the system: the pages of every
@@ -604,32 +590,6 @@ pub(crate) fn reserve(size: usize) -> Result<Reservation, Error> {
 /// microseconds).
 pub fn release_idle() {
     let _ = POOL.try_with(|pool| pool.borrow_mut().release_all(0));
-}
-
-/// A stack promised by [`reserve`]; dropping it releases the promise. Only
-/// meaningful on the thread that made it.
-pub(crate) struct Reservation {
-    size: usize,
-}
-
-impl Reservation {
-    /// The promised stack: the most recently freed one of its size.
-    pub(crate) fn take(self) -> PooledStack {
-        let size = self.size;
-        std::mem::forget(self);
-        let slot = POOL.with(|pool| pool.borrow_mut().take_reserved(size));
-        PooledStack {
-            top: slot.bottom + page_size() + size,
-            slot: Some(slot),
-            size,
-        }
-    }
-}
-
-impl Drop for Reservation {
-    fn drop(&mut self) {
-        let _ = POOL.try_with(|pool| pool.borrow_mut().unreserve(self.size));
-    }
 }
 
 #[cfg(test)]
@@ -656,27 +616,6 @@ mod tests {
         drop(a);
         let b = take(size).unwrap();
         assert_eq!(b.top, base);
-    }
-
-    fn reserved(size: usize) -> usize {
-        POOL.with(|p| p.borrow_mut().class(size).reserved)
-    }
-
-    #[test]
-    fn reservations_are_released_by_take_and_by_drop() {
-        let size = checked_size(96 * 1024).unwrap();
-        let before = reserved(size);
-        let a = reserve(size).unwrap();
-        let b = reserve(size).unwrap();
-        assert_eq!(reserved(size), before + 2);
-        let stack = a.take();
-        assert_eq!(reserved(size), before + 1);
-        drop(b);
-        assert_eq!(reserved(size), before);
-        // Every promise was backed by a free slot: the pool never hands out
-        // a slot twice.
-        let c = reserve(size).unwrap().take();
-        assert_ne!(c.top, stack.top);
     }
 
     #[test]
@@ -771,23 +710,5 @@ mod tests {
         let (free, _, _) = pool_state(size);
         assert!(free < FIRST_CHUNK_SLOTS, "{free}");
         drop(s);
-    }
-
-    #[test]
-    fn promised_stacks_are_neither_released_nor_unmapped() {
-        let size = checked_size(104 * 1024).unwrap();
-        let promises: Vec<_> = (0..3 * IDLE_RESIDENT)
-            .map(|_| reserve(size).unwrap())
-            .collect();
-        touch_and_free(size, 2 * IDLE_RESIDENT);
-        release_idle();
-        let (free, _, _) = pool_state(size);
-        assert!(
-            free >= promises.len(),
-            "{free} free for {} promises",
-            promises.len()
-        );
-        let stacks: Vec<_> = promises.into_iter().map(Reservation::take).collect();
-        drop(stacks);
     }
 }

@@ -268,23 +268,34 @@ fn stack_memory_comes_back_after_a_burst() {
 #[ignore = "run in a child process by mprotect_fallback_reports_map_limit"]
 fn child_until_map_limit() {
     corio::run(|| {
-        let mut handles = Vec::new();
-        let err = loop {
-            match corio::Builder::new()
-                .stack_size(16 * 1024)
-                .spawn(|| corio::time::sleep(Duration::from_secs(3600)))
-            {
-                Ok(h) => handles.push(h),
-                Err(e) => break e,
+        // Reserved up front: once the limit is hit, growing it could not map.
+        let mut handles = Vec::with_capacity(101_000);
+        // A task takes its stack when it first runs: spawn a batch, let it
+        // run, and look for the first task that could not start.
+        let err = 'spawning: loop {
+            let from = handles.len();
+            for _ in 0..1000 {
+                let h = corio::Builder::new()
+                    .stack_size(16 * 1024)
+                    .spawn(|| corio::time::sleep(Duration::from_secs(3600)))
+                    .expect("spawning maps nothing");
+                handles.push(h);
+            }
+            corio::yield_now();
+            if let Some(i) = (from..handles.len()).find(|&i| handles[i].is_finished()) {
+                let failed = handles.swap_remove(i);
+                let err = failed.join().expect_err("a task that could not start");
+                handles.truncate(i);
+                break 'spawning err;
             }
             if handles.len() > 100_000 {
                 panic!("no limit hit");
             }
         };
+        assert!(err.is_cancelled(), "{err:?}");
         let msg = err.to_string();
-        let is_map_limit = matches!(err, corio::Error::MapLimit { .. });
-        // Drop the tasks (and so their mappings stay pooled, but nothing new is
-        // needed to print).
+        let limit = err.start_error().expect("the limit that stopped the task");
+        let is_map_limit = matches!(limit, corio::Error::MapLimit { .. });
         println!(
             "\nSPAWNED {} MAPLIMIT {is_map_limit} ERROR {msg}",
             handles.len()
@@ -305,6 +316,7 @@ fn mprotect_fallback_reports_map_limit() {
         .find(|l| l.starts_with("SPAWNED "))
         .unwrap_or_else(|| panic!("no report\n{stdout}\n{stderr}"));
     assert!(line.contains("MAPLIMIT true"), "{line}");
+    assert!(line.contains("could not start"), "{line}");
     assert!(line.contains("vm.max_map_count"), "{line}");
     assert!(line.contains("sysctl -w vm.max_map_count="), "{line}");
     let spawned: usize = line.split(' ').nth(1).unwrap().parse().unwrap();

@@ -23,12 +23,13 @@
 //! its home, so `worker` is written at most once after the block is made:
 //!
 //! 1. The home, on its thread, takes the task out of its `movable` queue and
-//!    registry, gives back its stack promise (a per-thread pool's), and only
-//!    then stores `worker` = the target (`Release`): the home touches the
-//!    task's thread-owned state no more.
+//!    registry, and only then stores `worker` = the target (`Release`): the
+//!    home touches the task's thread-owned state no more. (The task has no
+//!    stack yet: it takes one from the pool of the worker that first runs
+//!    it, so moving costs the home no stack and the target no second one.)
 //! 2. It pushes `Incoming::Adopt` on the target's inject queue (whose lock
-//!    publishes the block); the target registers it under a new key,
-//!    promises it a stack from its own pool, and queues it.
+//!    publishes the block); the target registers it under a new key and
+//!    queues it.
 //! 3. A wake from another thread (a `TaskRef` in an `Unparker`) always goes
 //!    to the home's inject queue — `runtime` is the one pointer that is
 //!    both fixed and counted. The home, draining it, compares `worker` with
@@ -57,7 +58,6 @@
 #![allow(unsafe_code)]
 
 use std::cell::UnsafeCell;
-use std::io::Write;
 use std::panic::{self, AssertUnwindSafe};
 use std::ptr::NonNull;
 use std::sync::Arc;
@@ -67,8 +67,7 @@ use std::time::Instant;
 use super::context::{Scheduler, Shared};
 use super::core::{Core, LocalState, ThreadOwned};
 use crate::reactor::Driver;
-use crate::stack;
-use crate::task::{Header, JoinHandle, Packet, TaskRef, Transition};
+use crate::task::{Header, JoinHandle, Packet, TaskRef};
 
 /// What another thread hands a worker through its inject queue.
 pub(crate) enum Incoming {
@@ -275,22 +274,7 @@ impl Scheduler {
     /// Registers and queues a task handed to this worker (protocol rule 2).
     fn adopt(&self, task: TaskRef, movable: bool) {
         let core = task.core();
-        let local = core.local(self);
-        match stack::reserve(core.header.stack_size) {
-            Ok(reservation) => local.stack.set(Some(reservation)),
-            Err(e) => {
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "corio: {}: cannot start on worker {}: {e}; it is cancelled",
-                    core.header.describe(),
-                    self.shared.index
-                );
-                local.advance(Transition::Abandon);
-                fail_unadopted(Incoming::Adopt { task, movable });
-                return;
-            }
-        }
-        local.since.set(self.tick.get());
+        core.local(self).since.set(self.tick.get());
         let ptr = NonNull::from(core);
         let mut tasks = self.tasks.borrow_mut();
         let entry = tasks.vacant_entry();
@@ -361,7 +345,6 @@ impl Scheduler {
         // SAFETY: queued tasks are in the registry, which keeps them alive
         // until the `remove` below hands its reference to `task`.
         let core = unsafe { core.as_ref() };
-        drop(core.local(self).stack.take());
         let task = self.tasks.borrow_mut().remove(core.header.key());
         self.shared.counters.handed_over.bump();
         core.header
@@ -418,7 +401,7 @@ where
             // The key is set when the target adopts it.
             header: Header::new(name, u32::MAX, runtime, stack_size, vtable, location),
             coroutine: UnsafeCell::new(None),
-            local: ThreadOwned::new(LocalState::new(Instant::now(), None)),
+            local: ThreadOwned::new(LocalState::new(Instant::now())),
         },
         f,
     );

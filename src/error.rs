@@ -176,35 +176,38 @@ impl From<Error> for io::Error {
 /// ```
 pub struct JoinError {
     repr: JoinErrorRepr,
-    task: String,
+    /// The task, as `Header::describe` names it (boxed: two words, not three).
+    task: Box<str>,
 }
 
 enum JoinErrorRepr {
     Panicked(Box<dyn Any + Send + 'static>),
-    Cancelled,
-    /// No stack could be had for the task's first run.
-    NotStarted(Error),
+    /// Cancelled; with the error that kept it from starting (no stack for
+    /// its first run), if that is why. One boxed word, so that the variant
+    /// fits beside `Panicked`'s pointer: every task's block has room for a
+    /// `JoinError`.
+    Cancelled(Option<Box<Error>>),
 }
 
 impl JoinError {
     pub(crate) fn panicked(task: String, payload: Box<dyn Any + Send + 'static>) -> Self {
         JoinError {
             repr: JoinErrorRepr::Panicked(payload),
-            task,
+            task: task.into_boxed_str(),
         }
     }
 
     pub(crate) fn cancelled(task: String) -> Self {
         JoinError {
-            repr: JoinErrorRepr::Cancelled,
-            task,
+            repr: JoinErrorRepr::Cancelled(None),
+            task: task.into_boxed_str(),
         }
     }
 
     pub(crate) fn not_started(task: String, error: Error) -> Self {
         JoinError {
-            repr: JoinErrorRepr::NotStarted(error),
-            task,
+            repr: JoinErrorRepr::Cancelled(Some(Box::new(error))),
+            task: task.into_boxed_str(),
         }
     }
 
@@ -216,10 +219,7 @@ impl JoinError {
     /// Returns `true` if the task was cancelled, including by its runtime
     /// because it could not start ([`start_error`](Self::start_error)).
     pub fn is_cancelled(&self) -> bool {
-        matches!(
-            self.repr,
-            JoinErrorRepr::Cancelled | JoinErrorRepr::NotStarted(_)
-        )
+        matches!(self.repr, JoinErrorRepr::Cancelled(_))
     }
 
     /// Why the task never ran, when its runtime could not give it a stack.
@@ -242,8 +242,8 @@ impl JoinError {
     /// ```
     pub fn start_error(&self) -> Option<&Error> {
         match &self.repr {
-            JoinErrorRepr::NotStarted(e) => Some(e),
-            _ => None,
+            JoinErrorRepr::Cancelled(e) => e.as_deref(),
+            JoinErrorRepr::Panicked(_) => None,
         }
     }
 
@@ -252,7 +252,7 @@ impl JoinError {
     pub fn panic_message(&self) -> Option<&str> {
         match &self.repr {
             JoinErrorRepr::Panicked(p) => payload_str(p.as_ref()),
-            JoinErrorRepr::Cancelled | JoinErrorRepr::NotStarted(_) => None,
+            JoinErrorRepr::Cancelled(_) => None,
         }
     }
 
@@ -272,7 +272,7 @@ impl JoinError {
     pub fn try_into_panic(self) -> Result<Box<dyn Any + Send + 'static>, JoinError> {
         match self.repr {
             JoinErrorRepr::Panicked(p) => Ok(p),
-            JoinErrorRepr::Cancelled | JoinErrorRepr::NotStarted(_) => Err(self),
+            JoinErrorRepr::Cancelled(_) => Err(self),
         }
     }
 }
@@ -292,14 +292,14 @@ impl fmt::Debug for JoinError {
                 .field("task", &self.task)
                 .field("message", &self.panic_message())
                 .finish(),
-            JoinErrorRepr::Cancelled => f
+            JoinErrorRepr::Cancelled(None) => f
                 .debug_struct("JoinError::Cancelled")
                 .field("task", &self.task)
                 .finish(),
-            JoinErrorRepr::NotStarted(e) => f
-                .debug_struct("JoinError::NotStarted")
+            JoinErrorRepr::Cancelled(Some(e)) => f
+                .debug_struct("JoinError::Cancelled")
                 .field("task", &self.task)
-                .field("error", e)
+                .field("start_error", e)
                 .finish(),
         }
     }
@@ -312,8 +312,8 @@ impl fmt::Display for JoinError {
                 Some(msg) => write!(f, "{} panicked: {msg}", self.task),
                 None => write!(f, "{} panicked", self.task),
             },
-            JoinErrorRepr::Cancelled => write!(f, "{} was cancelled", self.task),
-            JoinErrorRepr::NotStarted(e) => write!(f, "{} could not start: {e}", self.task),
+            JoinErrorRepr::Cancelled(None) => write!(f, "{} was cancelled", self.task),
+            JoinErrorRepr::Cancelled(Some(e)) => write!(f, "{} could not start: {e}", self.task),
         }
     }
 }

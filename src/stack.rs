@@ -66,12 +66,15 @@
 #![allow(unsafe_code)]
 
 use std::cell::RefCell;
-use std::io;
 use std::num::NonZeroUsize;
 use std::rc::Rc;
-use std::sync::OnceLock;
 
 use crate::error::Error;
+
+mod map;
+
+pub(crate) use map::page_size;
+use map::{Chunk, GuardMode, guard_mode};
 
 /// The default usable size of a task or generator stack, in bytes.
 ///
@@ -88,10 +91,6 @@ pub const MIN_STACK_SIZE: usize = 16 * 1024;
 /// The largest stack size accepted, in bytes (1 GiB).
 pub const MAX_STACK_SIZE: usize = 1 << 30;
 
-/// `MADV_GUARD_INSTALL` (Linux 6.13); not in every `libc` release.
-#[cfg(target_os = "linux")]
-const MADV_GUARD_INSTALL: libc::c_int = 102;
-
 /// Stacks that grew past this depth are trimmed on their way back to the pool.
 const TRIM_DEPTH: usize = 32 * 1024;
 /// How much of the top of a trimmed stack stays resident (it is hot).
@@ -105,64 +104,6 @@ const MAX_CHUNK_SLOTS: usize = 256;
 const IDLE_RESIDENT: usize = 1024;
 /// The first chunk of a size class (they double up to `MAX_CHUNK_SLOTS`).
 const FIRST_CHUNK_SLOTS: usize = 4;
-
-fn page_size() -> usize {
-    static PAGE: OnceLock<usize> = OnceLock::new();
-    // SAFETY: sysconf has no preconditions.
-    *PAGE.get_or_init(|| unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as usize)
-}
-
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum GuardMode {
-    /// `madvise(MADV_GUARD_INSTALL)`: guards inside one mapping.
-    Madvise,
-    /// `mprotect(PROT_NONE)`: every guard splits the mapping.
-    Mprotect,
-}
-
-/// The guard mode, decided once per process: `Madvise` when the kernel accepts
-/// it (probed on a scratch mapping), unless `CORIO_STACK_GUARD=mprotect`.
-fn guard_mode() -> GuardMode {
-    static MODE: OnceLock<GuardMode> = OnceLock::new();
-    *MODE.get_or_init(|| {
-        if std::env::var_os("CORIO_STACK_GUARD").is_some_and(|v| v == "mprotect") {
-            return GuardMode::Mprotect;
-        }
-        if probe_madvise_guard() {
-            GuardMode::Madvise
-        } else {
-            GuardMode::Mprotect
-        }
-    })
-}
-
-#[cfg(target_os = "linux")]
-fn probe_madvise_guard() -> bool {
-    let page = page_size();
-    // SAFETY: a fresh private anonymous mapping, unmapped below; nothing else
-    // refers to it.
-    unsafe {
-        let p = libc::mmap(
-            std::ptr::null_mut(),
-            2 * page,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
-            -1,
-            0,
-        );
-        if p == libc::MAP_FAILED {
-            return false;
-        }
-        let ok = libc::madvise(p, page, MADV_GUARD_INSTALL) == 0;
-        libc::munmap(p, 2 * page);
-        ok
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn probe_madvise_guard() -> bool {
-    false
-}
 
 /// Whether stacks on this machine use `MADV_GUARD_INSTALL` guards (and so do
 /// not count against `vm.max_map_count` one by one).
@@ -183,23 +124,6 @@ pub(crate) fn checked_size(requested: usize) -> Result<usize, Error> {
     Ok(requested.div_ceil(page) * page)
 }
 
-/// One anonymous mapping holding one or more stack slots; unmapped when the
-/// last stack carved from it is dropped.
-struct Chunk {
-    addr: *mut u8,
-    len: usize,
-}
-
-impl Drop for Chunk {
-    fn drop(&mut self) {
-        // SAFETY: `addr..addr+len` is a mapping this chunk created and owns;
-        // every stack in it holds an `Rc<Chunk>`, so none is in use any more.
-        unsafe {
-            libc::munmap(self.addr.cast(), self.len);
-        }
-    }
-}
-
 /// A stack slot: `bottom` is the start of its guard page; the usable stack is
 /// `size` bytes above the guard.
 struct Slot {
@@ -210,10 +134,12 @@ struct Slot {
 }
 
 /// A guard-protected stack borrowed from the current thread's pool; it goes
-/// back to that pool when dropped.
+/// back to that pool when dropped. Two words: every task's coroutine holds
+/// one, so its size is a part of every task's memory.
 pub struct PooledStack {
-    slot: Option<Slot>,
-    size: usize,
+    /// Keeps the mapping alive (`None` only while being dropped); it also
+    /// knows the stack's size.
+    chunk: Option<Rc<Chunk>>,
     /// The top (highest address) of the stack, cached: corosensei asks for
     /// it on every resume.
     top: usize,
@@ -222,30 +148,35 @@ pub struct PooledStack {
 impl std::fmt::Debug for PooledStack {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PooledStack")
-            .field("size", &self.size)
+            .field("size", &self.size())
             .field("top", &format_args!("{:#x}", self.top))
             .finish()
     }
 }
 
 impl PooledStack {
-    /// The address range of the guard page: a fault there is an overflow.
-    pub(crate) fn guard_range(&self) -> (usize, usize) {
-        let bottom = self.slot.as_ref().map_or(0, |s| s.bottom);
-        (bottom, bottom + page_size())
+    fn size(&self) -> usize {
+        self.chunk.as_ref().map_or(0, |c| c.stack_size)
     }
 
-    fn top_of(&self, slot: &Slot) -> usize {
-        slot.bottom + page_size() + self.size
+    /// The start of the slot: its guard page.
+    fn bottom(&self) -> usize {
+        self.top - self.size() - page_size()
+    }
+
+    /// The address range of the guard page: a fault there is an overflow.
+    pub(crate) fn guard_range(&self) -> (usize, usize) {
+        let bottom = self.bottom();
+        (bottom, bottom + page_size())
     }
 
     /// Trims a stack that grew deep: if the words at `TRIM_DEPTH` below the
     /// top were ever written, the pages below the hot top are given back.
-    fn trim_if_deep(&self, slot: &Slot) {
-        if self.size < TRIM_DEPTH + page_size() {
+    fn trim_if_deep(&self) {
+        if self.size() < TRIM_DEPTH + page_size() {
             return;
         }
-        let top = self.top_of(slot);
+        let top = self.top;
         let probe = (top - TRIM_DEPTH) as *const u64;
         // SAFETY: `probe` lies inside the usable part of this slot (above the
         // guard, below the top), which stays mapped read/write; untouched
@@ -253,7 +184,7 @@ impl PooledStack {
         // `probe` is page-aligned.
         let touched = (0..8).any(|i| unsafe { probe.add(i).read_volatile() } != 0);
         if touched {
-            let start = slot.bottom + page_size();
+            let start = self.bottom() + page_size();
             let len = top - TRIM_KEEP - start;
             // SAFETY: the range is inside this slot's usable stack, which no
             // coroutine is running on (the coroutine owning it was dropped);
@@ -266,7 +197,7 @@ impl PooledStack {
 }
 
 // SAFETY: every slot has a guard page directly below its usable range (set up
-// by `Pool::new_chunk` before any slot is handed out, and never removed while
+// by `map::map_chunk` before any slot is handed out, and never removed while
 // the chunk is mapped), the usable range is at least MIN_STACK_SIZE, and
 // `base`/`limit` are page-aligned and so STACK_ALIGNMENT-aligned.
 unsafe impl corosensei::stack::Stack for PooledStack {
@@ -277,19 +208,21 @@ unsafe impl corosensei::stack::Stack for PooledStack {
     }
 
     fn limit(&self) -> corosensei::stack::StackPointer {
-        NonZeroUsize::new(self.slot.as_ref().expect("stack slot present").bottom)
-            .expect("mapping is never at address 0")
+        NonZeroUsize::new(self.bottom()).expect("mapping is never at address 0")
     }
 }
 
 impl Drop for PooledStack {
     fn drop(&mut self) {
-        let Some(slot) = self.slot.take() else { return };
-        self.trim_if_deep(&slot);
-        let size = self.size;
+        self.trim_if_deep();
+        let bottom = self.bottom();
+        let Some(chunk) = self.chunk.take() else {
+            return;
+        };
+        let size = chunk.stack_size;
         // If the pool is already gone (thread exiting), the slot just drops
         // and the chunk is unmapped with its last slot.
-        let _ = POOL.try_with(|pool| pool.borrow_mut().give_back(size, slot));
+        let _ = POOL.try_with(|pool| pool.borrow_mut().give_back(size, Slot { chunk, bottom }));
     }
 }
 
@@ -353,8 +286,21 @@ impl SizeClass {
             // so unused slots cost no mappings.
             GuardMode::Mprotect => 1,
         };
-        self.free = new_chunk(self.size, slots, mode)?;
-        self.clean = self.free.len();
+        // A full-size chunk means a burst of tasks, each of which will touch
+        // the top page of its stack: populate those now. Smaller chunks (a
+        // thread's first few hundred stacks) stay untouched, so a thread
+        // with a few tasks pays for no page it does not use.
+        let (chunk, bottoms, populated) =
+            map::map_chunk(self.size, slots, mode, slots == MAX_CHUNK_SLOTS)?;
+        self.free = bottoms
+            .into_iter()
+            .map(|bottom| Slot {
+                chunk: Rc::clone(&chunk),
+                bottom,
+            })
+            .collect();
+        // Populated slots hold a resident page each.
+        self.clean = if populated { 0 } else { self.free.len() };
         self.swept = self.swept.min(self.clean);
         Ok(())
     }
@@ -460,103 +406,6 @@ impl Pool {
     }
 }
 
-/// Maps a chunk of `slots` stacks of `size` bytes, each above a guard page.
-/// Slots come back in reverse address order so the pool hands out the lowest
-/// address first.
-fn new_chunk(size: usize, slots: usize, mode: GuardMode) -> Result<Vec<Slot>, Error> {
-    let page = page_size();
-    let slot_len = size + page;
-    let len = slot_len * slots;
-    // SAFETY: a fresh private anonymous mapping; no existing memory is touched.
-    let addr = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            len,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE | map_stack(),
-            -1,
-            0,
-        )
-    };
-    if addr == libc::MAP_FAILED {
-        return Err(map_error(size, io::Error::last_os_error()));
-    }
-    let chunk = Rc::new(Chunk {
-        addr: addr.cast(),
-        len,
-    });
-    let mut out = Vec::with_capacity(slots);
-    for i in (0..slots).rev() {
-        let bottom = addr as usize + i * slot_len;
-        // SAFETY: `bottom..bottom+page` is the first page of slot `i`, inside
-        // the mapping just created and not yet handed out.
-        let rc = unsafe {
-            match mode {
-                #[cfg(target_os = "linux")]
-                GuardMode::Madvise => libc::madvise(bottom as *mut _, page, MADV_GUARD_INSTALL),
-                #[cfg(not(target_os = "linux"))]
-                GuardMode::Madvise => unreachable!("MADV_GUARD_INSTALL is Linux-only"),
-                GuardMode::Mprotect => libc::mprotect(bottom as *mut _, page, libc::PROT_NONE),
-            }
-        };
-        if rc != 0 {
-            // Dropping `chunk` (and the slots made so far) unmaps it.
-            return Err(map_error(size, io::Error::last_os_error()));
-        }
-        out.push(Slot {
-            chunk: Rc::clone(&chunk),
-            bottom,
-        });
-    }
-    Ok(out)
-}
-
-#[cfg(target_os = "linux")]
-fn map_stack() -> libc::c_int {
-    libc::MAP_STACK
-}
-
-#[cfg(not(target_os = "linux"))]
-fn map_stack() -> libc::c_int {
-    0
-}
-
-/// Turns a failed `mmap`/`mprotect`/`madvise` into the error that names the
-/// limit that was hit.
-fn map_error(stack_size: usize, os_error: io::Error) -> Error {
-    if os_error.raw_os_error() == Some(libc::ENOMEM)
-        && let (Some(limit), Some(mappings)) = (max_map_count(), mapping_count())
-        // mmap fails a little before the count reaches the limit exactly.
-        && mappings + 16 >= limit
-    {
-        return Error::MapLimit {
-            limit,
-            mappings,
-            stack_size,
-            suggested: (limit * 4).max(262_144),
-        };
-    }
-    Error::OutOfMemory {
-        stack_size,
-        os_error,
-    }
-}
-
-/// The current `vm.max_map_count`, where the platform has one.
-pub(crate) fn max_map_count() -> Option<u64> {
-    std::fs::read_to_string("/proc/sys/vm/max_map_count")
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
-}
-
-/// How many memory mappings this process has (lines of `/proc/self/maps`).
-pub(crate) fn mapping_count() -> Option<u64> {
-    let maps = std::fs::read("/proc/self/maps").ok()?;
-    Some(maps.iter().filter(|&&b| b == b'\n').count() as u64)
-}
-
 /// Takes a stack of `size` usable bytes (already checked and page-rounded by
 /// [`checked_size`]) from this thread's pool: the most recently freed one,
 /// still warm in the caches, or a fresh one from a new mapping.
@@ -574,8 +423,7 @@ pub(crate) fn take(size: usize) -> Result<PooledStack, Error> {
     let slot = POOL.with(|pool| pool.borrow_mut().take(size))?;
     Ok(PooledStack {
         top: slot.bottom + page_size() + size,
-        slot: Some(slot),
-        size,
+        chunk: Some(slot.chunk),
     })
 }
 

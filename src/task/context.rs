@@ -466,6 +466,7 @@ impl Scheduler {
         crate::task::trace::spawned(self, unsafe { core.as_ref() });
         if movable && self.multi.get() {
             self.movable.push(core);
+            self.share_burst();
         } else {
             self.run_queue.push(core);
         }

@@ -310,10 +310,22 @@ impl Scheduler {
     /// At each poll of a worker with movable tasks: hands a share of them to
     /// idle workers, then moves a batch of the rest into the run queue.
     pub(crate) fn balance(&self) {
-        let n = self.movable.len();
-        if n == 0 {
+        if self.movable.is_empty() {
             return;
         }
+        self.share_with_idle();
+        let batch = (self.config.event_interval as usize).min(self.movable.len());
+        for _ in 0..batch {
+            if let Some(core) = self.movable.pop() {
+                self.run_queue.push(core);
+            }
+        }
+    }
+
+    /// Hands a share of the movable tasks to the workers that are idle, if
+    /// any.
+    fn share_with_idle(&self) {
+        let n = self.movable.len();
         let group = self
             .group
             .get()
@@ -332,11 +344,23 @@ impl Scheduler {
                 target.hand(batch);
             }
         }
-        let batch = (self.config.event_interval as usize).min(self.movable.len());
-        for _ in 0..batch {
-            if let Some(core) = self.movable.pop() {
-                self.run_queue.push(core);
-            }
+    }
+
+    /// After a spawn queued a movable task: once a burst has queued
+    /// `event_interval` of them, hands a share to idle workers now rather
+    /// than at this worker's next poll, which comes only when the spawning
+    /// task parks or has run for a while. A task spawning a million others
+    /// thus keeps the other workers busy meanwhile (one worker sat idle
+    /// for the 0.4 s such a loop took).
+    #[inline]
+    pub(crate) fn share_burst(&self) {
+        if self.movable.len() >= self.config.event_interval as usize
+            && self
+                .group
+                .get()
+                .is_some_and(|g| g.idle_count.load(Ordering::Relaxed) > 0)
+        {
+            self.share_with_idle();
         }
     }
 

@@ -318,9 +318,9 @@ impl<'scope, 'env, E> Scope<'scope, 'env, E> {
     /// scope. Its failure is a panic (see [`spawn_try`](Self::spawn_try)
     /// for `Result`s).
     ///
-    /// # Panics
-    ///
-    /// If no stack can be mapped (see [`Builder::spawn`](crate::Builder::spawn)).
+    /// A child that cannot get a stack when it first runs ends without
+    /// running, and its `JoinError` names the limit (see
+    /// [`Builder::spawn`](crate::Builder::spawn)).
     #[track_caller]
     pub fn spawn<F, T>(&'scope self, f: F) -> ScopedJoinHandle<'scope, T>
     where
@@ -333,11 +333,8 @@ impl<'scope, 'env, E> Scope<'scope, 'env, E> {
 
     /// Spawns a fallible child: returning `Err` counts as a failure, which
     /// cancels its siblings; the error is reported by the scope (see
-    /// [`try_scope`]) unless a join takes it.
-    ///
-    /// # Panics
-    ///
-    /// As [`spawn`](Self::spawn).
+    /// [`try_scope`]) unless a join takes it. A child that cannot get a
+    /// stack is as for [`spawn`](Self::spawn).
     #[track_caller]
     pub fn spawn_try<F, T>(&'scope self, f: F) -> ScopedJoinHandle<'scope, Result<T, E>>
     where
@@ -406,11 +403,8 @@ impl<'scope, 'env, E> Scope<'scope, 'env, E> {
     /// queued on the parent's worker and may be handed to an idle worker
     /// before it first runs; once started, it stays where it is. `f` and its
     /// result must be `Send`, as for [`spawn_on`](Self::spawn_on). With one
-    /// worker it is a child like those of [`spawn`](Self::spawn).
-    ///
-    /// # Panics
-    ///
-    /// As [`spawn`](Self::spawn).
+    /// worker it is a child like those of [`spawn`](Self::spawn), and one
+    /// that cannot get a stack is as for that.
     ///
     /// # Examples
     ///

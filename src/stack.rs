@@ -33,8 +33,8 @@
 //! its stack only when it first runs, that is the worker that runs it: a
 //! task that moves to an idle worker before it runs costs no stack, no
 //! guard and no page tables on the worker it left. A full-size chunk (a
-//! burst of tasks: the thread's pool has already handed out hundreds of
-//! stacks) also has the top page of every stack populated in one call,
+//! burst of tasks: the thread's pool has already mapped 252 stacks) also
+//! has the top page of every stack populated in one call,
 //! which the stack's first run would otherwise fault in page by page.
 //!
 //! # When a stack cannot be had
@@ -313,8 +313,8 @@ impl SizeClass {
         };
         // A full-size chunk means a burst of tasks, each of which will touch
         // the top page of its stack: populate those now. Smaller chunks (a
-        // thread's first few hundred stacks) stay untouched, so a thread
-        // with a few tasks pays for no page it does not use.
+        // thread's first 252 stacks) stay untouched, so a thread with a few
+        // tasks pays for no page it does not use.
         let (chunk, bottoms, populated) =
             map::map_chunk(self.size, slots, mode, slots == MAX_CHUNK_SLOTS)?;
         self.free = bottoms
@@ -468,6 +468,58 @@ pub fn release_idle() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Whether the page at `addr` can be read in (`MADV_POPULATE_READ`
+    /// fails on a guard page, of either kind).
+    #[cfg(target_os = "linux")]
+    fn readable(addr: usize) -> bool {
+        // SAFETY: populating for reading changes no contents; the page is in
+        // a mapping this pool owns.
+        unsafe { libc::madvise(addr as *mut _, page_size(), libc::MADV_POPULATE_READ) == 0 }
+    }
+
+    /// Whether the page at `addr` is resident.
+    #[cfg(target_os = "linux")]
+    fn resident(addr: usize) -> bool {
+        let mut v = 0u8;
+        // SAFETY: `v` has room for the one page asked about.
+        let rc = unsafe { libc::mincore(addr as *mut _, page_size(), &mut v) };
+        assert_eq!(rc, 0);
+        v & 1 == 1
+    }
+
+    /// Every stack has its guard page, those of a burst's full-size chunks
+    /// too, whose top pages come populated; the first chunks' do not.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn every_stack_is_guarded_and_bursts_come_populated() {
+        let size = checked_size(40 * 1024).unwrap();
+        // 4 + 8 + ... + 128 = 252 slots in the growing chunks, then 256.
+        let first = 252;
+        let stacks: Vec<_> = (0..first + MAX_CHUNK_SLOTS)
+            .map(|_| take(size).unwrap())
+            .collect();
+        for (i, s) in stacks.iter().enumerate() {
+            let (guard, _) = s.guard_range();
+            assert!(!readable(guard), "stack {i} has no guard page");
+            assert!(readable(guard + page_size()), "stack {i}");
+            let top_page = s.top - page_size();
+            let populated = uses_guard_install() && i >= first;
+            // Only a full-size chunk populates, and only with batched calls.
+            if !populated {
+                assert!(!resident(top_page), "stack {i} was populated");
+            }
+        }
+        if map::advise_all(&[], 0).is_ok() && uses_guard_install() {
+            assert!(
+                stacks[first..]
+                    .iter()
+                    .all(|s| resident(s.top - page_size()))
+            );
+        }
+        drop(stacks);
+        release_idle();
+    }
 
     #[test]
     fn sizes_are_checked_and_rounded() {

@@ -428,6 +428,51 @@ fn libc_sigabrt() -> i32 {
 }
 
 #[test]
+#[ignore = "run in a child process by overflow_on_either_worker_during_a_burst_is_reported"]
+fn child_overflow_in_a_burst_on_two_workers() {
+    let rt = corio::runtime::Builder::new().workers(2).build().unwrap();
+    rt.block_on(|| {
+        // A burst: each worker maps full-size chunks, whose stacks come
+        // with their top page populated, and idle workers take tasks that
+        // never ran; their stacks are guarded all the same.
+        let go = Arc::new(corio::sync::Event::new());
+        let parked: Vec<_> = (0..2000)
+            .map(|_| {
+                let go = go.clone();
+                corio::spawn(move || go.wait())
+            })
+            .collect();
+        let deep: Vec<_> = (0..2)
+            .map(|i| {
+                corio::Builder::new()
+                    .name(format!("deep-in-burst-{i}"))
+                    .spawn(|| recurse(0))
+                    .unwrap()
+            })
+            .collect();
+        for h in deep {
+            let _ = h.join();
+        }
+        go.set();
+        drop(parked);
+    });
+}
+
+#[test]
+fn overflow_on_either_worker_during_a_burst_is_reported() {
+    let out = heavy_child("child_overflow_in_a_burst_on_two_workers", &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("'deep-in-burst-")
+            && stderr.contains("overflowed its stack of 262144 bytes"),
+        "{stderr}"
+    );
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(out.status.signal(), Some(libc_sigabrt()));
+}
+
+#[test]
 #[ignore = "run in a child process by overflow_on_a_released_stack_is_reported"]
 fn child_overflow_on_released_stack() {
     corio::run(|| {

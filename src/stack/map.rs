@@ -192,7 +192,7 @@ fn install_guards(bottoms: &[usize], mode: GuardMode) -> io::Result<()> {
 /// any advice for the calling process). Fails, having perhaps applied part
 /// of it, where that is not available.
 #[cfg(target_os = "linux")]
-fn advise_all(starts: &[usize], advice: libc::c_int) -> io::Result<()> {
+pub(crate) fn advise_all(starts: &[usize], advice: libc::c_int) -> io::Result<()> {
     /// `PIDFD_SELF` (`<linux/pidfd.h>`): the calling thread, and its memory.
     const PIDFD_SELF: libc::c_int = -10000;
     /// `UIO_MAXIOV`: the most ranges one call takes.
@@ -244,7 +244,7 @@ fn advise_all(starts: &[usize], advice: libc::c_int) -> io::Result<()> {
 }
 
 #[cfg(not(target_os = "linux"))]
-fn advise_all(_starts: &[usize], _advice: libc::c_int) -> io::Result<()> {
+pub(crate) fn advise_all(_starts: &[usize], _advice: libc::c_int) -> io::Result<()> {
     Err(io::ErrorKind::Unsupported.into())
 }
 

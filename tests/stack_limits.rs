@@ -296,8 +296,18 @@ fn child_until_map_limit() {
         let msg = err.to_string();
         let limit = err.start_error().expect("the limit that stopped the task");
         let is_map_limit = matches!(limit, corio::Error::MapLimit { .. });
+        // A scope's child that cannot start is the scope's failure.
+        let scoped = std::panic::catch_unwind(|| {
+            corio::scope(|s| {
+                s.spawn(|| ());
+            })
+        });
+        let scope_failed = scoped
+            .err()
+            .and_then(|p| p.downcast::<String>().ok())
+            .is_some_and(|m| m.contains("could not start"));
         println!(
-            "\nSPAWNED {} MAPLIMIT {is_map_limit} ERROR {msg}",
+            "\nSPAWNED {} MAPLIMIT {is_map_limit} SCOPE {scope_failed} ERROR {msg}",
             handles.len()
         );
     });
@@ -317,6 +327,7 @@ fn mprotect_fallback_reports_map_limit() {
         .unwrap_or_else(|| panic!("no report\n{stdout}\n{stderr}"));
     assert!(line.contains("MAPLIMIT true"), "{line}");
     assert!(line.contains("could not start"), "{line}");
+    assert!(line.contains("SCOPE true"), "{line}");
     assert!(line.contains("vm.max_map_count"), "{line}");
     assert!(line.contains("sysctl -w vm.max_map_count="), "{line}");
     let spawned: usize = line.split(' ').nth(1).unwrap().parse().unwrap();

@@ -20,8 +20,8 @@
 //!
 //! On Linux ≥ 6.13 the guard pages are installed with
 //! `madvise(MADV_GUARD_INSTALL)`, which does not split the mapping, so a
-//! chunk of hundreds of stacks stays one entry in `/proc/self/maps` and
-//! `vm.max_map_count` does not limit the number of tasks. Elsewhere the
+//! chunk of hundreds of stacks is two entries in `/proc/self/maps` (see
+//! below) and `vm.max_map_count` hardly limits the number of tasks. Elsewhere the
 //! guard is an `mprotect(PROT_NONE)` page, which splits the mapping; each
 //! stack then gets its own two-mapping chunk, and about `vm.max_map_count / 2`
 //! stacks can exist at once. Either way, hitting a limit returns a typed
@@ -32,10 +32,14 @@
 //! kernel allows it (Linux ≥ 6.15), else one call each. Since a task takes
 //! its stack only when it first runs, that is the worker that runs it: a
 //! task that moves to an idle worker before it runs costs no stack, no
-//! guard and no page tables on the worker it left. A full-size chunk (a
-//! burst of tasks: the thread's pool has already mapped 252 stacks) also
-//! has the top page of every stack populated in one call,
-//! which the stack's first run would otherwise fault in page by page.
+//! guard and no page tables on the worker it left.
+//!
+//! Every chunk also starts with an `mprotect(PROT_NONE)` page (the guard of
+//! its lowest stack): chunks are alike, and the kernel would merge
+//! neighbours into one mapping, which each new chunk then expands while
+//! every page fault in it waits. So a chunk is two mappings, and a million
+//! stacks take about 8,000 of the 65,530 that `vm.max_map_count` allows by
+//! default (about 8 million stacks, where a merged chunk took none).
 //!
 //! # When a stack cannot be had
 //!
@@ -311,12 +315,7 @@ impl SizeClass {
             // so unused slots cost no mappings.
             GuardMode::Mprotect => 1,
         };
-        // A full-size chunk means a burst of tasks, each of which will touch
-        // the top page of its stack: populate those now. Smaller chunks (a
-        // thread's first 252 stacks) stay untouched, so a thread with a few
-        // tasks pays for no page it does not use.
-        let (chunk, bottoms, populated) =
-            map::map_chunk(self.size, slots, mode, slots == MAX_CHUNK_SLOTS)?;
+        let (chunk, bottoms) = map::map_chunk(self.size, slots, mode)?;
         self.free = bottoms
             .into_iter()
             .map(|bottom| Slot {
@@ -324,8 +323,7 @@ impl SizeClass {
                 bottom,
             })
             .collect();
-        // Populated slots hold a resident page each.
-        self.clean = if populated { 0 } else { self.free.len() };
+        self.clean = self.free.len();
         self.swept = self.swept.min(self.clean);
         Ok(())
     }
@@ -488,33 +486,47 @@ mod tests {
         v & 1 == 1
     }
 
-    /// Every stack has its guard page, those of a burst's full-size chunks
-    /// too, whose top pages come populated; the first chunks' do not.
+    /// Every stack has its guard page, and its pages are untouched until it
+    /// runs; every chunk starts with its own `PROT_NONE` mapping, so no two
+    /// chunks ever merge into one mapping.
     #[cfg(target_os = "linux")]
     #[test]
-    fn every_stack_is_guarded_and_bursts_come_populated() {
+    fn every_stack_is_guarded_and_chunks_never_merge() {
         let size = checked_size(40 * 1024).unwrap();
         // 4 + 8 + ... + 128 = 252 slots in the growing chunks, then 256.
-        let first = 252;
-        let stacks: Vec<_> = (0..first + MAX_CHUNK_SLOTS)
+        let stacks: Vec<_> = (0..252 + MAX_CHUNK_SLOTS)
             .map(|_| take(size).unwrap())
             .collect();
+        let mut chunk_starts = std::collections::HashMap::new();
         for (i, s) in stacks.iter().enumerate() {
             let (guard, _) = s.guard_range();
             assert!(!readable(guard), "stack {i} has no guard page");
             assert!(readable(guard + page_size()), "stack {i}");
-            let top_page = s.top - page_size();
-            let populated = uses_guard_install() && i >= first;
-            // Only a full-size chunk populates, and only with batched calls.
-            if !populated {
-                assert!(!resident(top_page), "stack {i} was populated");
-            }
+            assert!(!resident(s.top - page_size()), "stack {i} was touched");
+            let chunk = Rc::as_ptr(s.chunk.as_ref().unwrap());
+            let start = chunk_starts.entry(chunk).or_insert(guard);
+            *start = (*start).min(guard);
         }
-        if map::advise_all(&[], 0).is_ok() && uses_guard_install() {
-            assert!(
-                stacks[first..]
-                    .iter()
-                    .all(|s| resident(s.top - page_size()))
+        assert_eq!(
+            chunk_starts.len(),
+            if uses_guard_install() { 7 } else { 508 }
+        );
+        let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+        let mappings: Vec<(usize, usize, &str)> = maps
+            .lines()
+            .map(|l| {
+                let (range, rest) = l.split_once(' ').unwrap();
+                let (a, b) = range.split_once('-').unwrap();
+                let hex = |h| usize::from_str_radix(h, 16).unwrap();
+                (hex(a), hex(b), &rest[..4])
+            })
+            .collect();
+        for &start in chunk_starts.values() {
+            let own = mappings.iter().find(|m| m.0 == start);
+            assert_eq!(
+                own,
+                Some(&(start, start + page_size(), "---p")),
+                "the chunk at {start:#x} does not start with its own guard mapping"
             );
         }
         drop(stacks);

@@ -1,13 +1,18 @@
 //! The system side of the stack pool: mapping chunks of stacks, their
-//! guard pages (`MADV_GUARD_INSTALL` or `mprotect`), populating the pages a
-//! burst of tasks is about to touch, and the errors that name the limit a
-//! failed mapping hit.
+//! guard pages (`MADV_GUARD_INSTALL` or `mprotect`), and the errors that
+//! name the limit a failed mapping hit.
 //!
-//! System calls per stack are what a burst of tasks pays for: a million
-//! parked tasks spent most of their creation time in the kernel, mapping,
-//! guarding and faulting in stack pages. So a chunk's guards go in with one
+//! The kernel's work per stack is what a burst of tasks pays for: a million
+//! parked tasks spend most of their creation time mapping, guarding and
+//! faulting in stack pages. So a chunk's guards go in with one
 //! `process_madvise` where the kernel allows it (Linux ≥ 6.15 for the
-//! calling process), as do the top pages of a full-size chunk's stacks.
+//! calling process), and chunks are kept from merging (see `map_chunk`).
+//! Populating the top page of a chunk's stacks in one call too
+//! (`MADV_POPULATE_WRITE`) saved 10% of system time with one worker, but
+//! holds the process-wide mmap lock for the whole call, and with two
+//! workers it made the other worker's `mmap` and `brk` wait: 2.1 s instead
+//! of 1.5 s for a million tasks. Page faults take only the lock of their
+//! own mapping.
 #![allow(unsafe_code)]
 
 use std::io;
@@ -21,11 +26,6 @@ use crate::error::Error;
 const MADV_GUARD_INSTALL: libc::c_int = 102;
 #[cfg(not(target_os = "linux"))]
 const MADV_GUARD_INSTALL: libc::c_int = 0;
-/// `MADV_POPULATE_WRITE` (Linux 5.14).
-#[cfg(target_os = "linux")]
-const MADV_POPULATE_WRITE: libc::c_int = libc::MADV_POPULATE_WRITE;
-#[cfg(not(target_os = "linux"))]
-const MADV_POPULATE_WRITE: libc::c_int = 0;
 
 /// The system's page size.
 pub(crate) fn page_size() -> usize {
@@ -107,15 +107,13 @@ impl Drop for Chunk {
 }
 
 /// Maps a chunk of `slots` stacks of `size` bytes, each above a guard page;
-/// returns it, the bottoms of its slots (their guard pages) in reverse
-/// address order, so that the pool hands out the lowest address first, and
-/// whether the top page of every slot was populated.
+/// returns it and the bottoms of its slots (their guard pages) in reverse
+/// address order, so that the pool hands out the lowest address first.
 pub(crate) fn map_chunk(
     size: usize,
     slots: usize,
     mode: GuardMode,
-    populate: bool,
-) -> Result<(Rc<Chunk>, Vec<usize>, bool), Error> {
+) -> Result<(Rc<Chunk>, Vec<usize>), Error> {
     let page = page_size();
     let slot_len = size + page;
     let len = slot_len * slots;
@@ -142,19 +140,27 @@ pub(crate) fn map_chunk(
         .rev()
         .map(|i| addr as usize + i * slot_len)
         .collect();
-    if let Err(e) = install_guards(&bottoms, mode) {
+    // The lowest guard is an `mprotect`ed page in either mode: it keeps the
+    // kernel from merging this chunk with the one mapped next to it (chunks
+    // are alike, so they would merge into one mapping). A chunk mapped
+    // beside a merged one expands that mapping, which waits for every page
+    // fault in flight in it and sends the next ones to wait for the
+    // process-wide mmap lock: with two workers mapping chunks and faulting
+    // in stacks at once, they ran at 1.1 cores out of 2. So every chunk is
+    // two mappings.
+    // SAFETY: the first page of the mapping just created, not handed out.
+    let lowest = unsafe { libc::mprotect(addr, page, libc::PROT_NONE) };
+    let guarded = if lowest == 0 {
+        // `bottoms` ends with the lowest slot, whose guard that page is.
+        install_guards(&bottoms[..slots - 1], mode)
+    } else {
+        Err(io::Error::last_os_error())
+    };
+    if let Err(e) = guarded {
         // Dropping `chunk` unmaps it.
         return Err(map_error(size, e));
     }
-    // Each slot's top page would fault in at its first run, one page fault
-    // at a time; one call for them all costs about 10% less system time.
-    let populated = populate
-        && advise_all(
-            &bottoms.iter().map(|b| b + size).collect::<Vec<_>>(),
-            MADV_POPULATE_WRITE,
-        )
-        .is_ok();
-    Ok((chunk, bottoms, populated))
+    Ok((chunk, bottoms))
 }
 
 /// Installs the guard page at each of `bottoms`: with one `process_madvise`

@@ -158,7 +158,9 @@ impl From<Error> for io::Error {
     }
 }
 
-/// Why a task did not return a value: it panicked or was cancelled.
+/// Why a task did not return a value: it panicked or was cancelled (or,
+/// a kind of cancellation, could not start: see
+/// [`start_error`](Self::start_error)).
 ///
 /// Returned by [`JoinHandle::join`](crate::JoinHandle::join). A panic keeps its
 /// payload, so it can be re-raised with [`std::panic::resume_unwind`].
@@ -174,26 +176,38 @@ impl From<Error> for io::Error {
 /// ```
 pub struct JoinError {
     repr: JoinErrorRepr,
-    task: String,
+    /// The task, as `Header::describe` names it (boxed: two words, not three).
+    task: Box<str>,
 }
 
 enum JoinErrorRepr {
     Panicked(Box<dyn Any + Send + 'static>),
-    Cancelled,
+    /// Cancelled; with the error that kept it from starting (no stack for
+    /// its first run), if that is why. One boxed word, so that the variant
+    /// fits beside `Panicked`'s pointer: every task's block has room for a
+    /// `JoinError`.
+    Cancelled(Option<Box<Error>>),
 }
 
 impl JoinError {
     pub(crate) fn panicked(task: String, payload: Box<dyn Any + Send + 'static>) -> Self {
         JoinError {
             repr: JoinErrorRepr::Panicked(payload),
-            task,
+            task: task.into_boxed_str(),
         }
     }
 
     pub(crate) fn cancelled(task: String) -> Self {
         JoinError {
-            repr: JoinErrorRepr::Cancelled,
-            task,
+            repr: JoinErrorRepr::Cancelled(None),
+            task: task.into_boxed_str(),
+        }
+    }
+
+    pub(crate) fn not_started(task: String, error: Error) -> Self {
+        JoinError {
+            repr: JoinErrorRepr::Cancelled(Some(Box::new(error))),
+            task: task.into_boxed_str(),
         }
     }
 
@@ -202,9 +216,35 @@ impl JoinError {
         matches!(self.repr, JoinErrorRepr::Panicked(_))
     }
 
-    /// Returns `true` if the task was cancelled.
+    /// Returns `true` if the task was cancelled, including by its runtime
+    /// because it could not start ([`start_error`](Self::start_error)).
     pub fn is_cancelled(&self) -> bool {
-        matches!(self.repr, JoinErrorRepr::Cancelled)
+        matches!(self.repr, JoinErrorRepr::Cancelled(_))
+    }
+
+    /// Why the task never ran, when its runtime could not give it a stack.
+    ///
+    /// A task takes its stack when it first runs, on the worker that runs
+    /// it, so a stack that cannot be mapped is the task's error, not its
+    /// spawner's: the task finishes cancelled without running, and this is
+    /// [`Error::MapLimit`] or [`Error::OutOfMemory`], which name the limit
+    /// that was hit and how to raise it.
+    ///
+    /// ```
+    /// corio::run(|| {
+    ///     if let Err(e) = corio::spawn(|| ()).join()
+    ///         && let Some(why) = e.start_error()
+    ///     {
+    ///         // "cannot map a 262144-byte coroutine stack: ... raise it with ..."
+    ///         eprintln!("the task did not start: {why}");
+    ///     }
+    /// });
+    /// ```
+    pub fn start_error(&self) -> Option<&Error> {
+        match &self.repr {
+            JoinErrorRepr::Cancelled(e) => e.as_deref(),
+            JoinErrorRepr::Panicked(_) => None,
+        }
     }
 
     /// The panic message, when the task panicked with a `&str` or `String`
@@ -212,7 +252,7 @@ impl JoinError {
     pub fn panic_message(&self) -> Option<&str> {
         match &self.repr {
             JoinErrorRepr::Panicked(p) => payload_str(p.as_ref()),
-            JoinErrorRepr::Cancelled => None,
+            JoinErrorRepr::Cancelled(_) => None,
         }
     }
 
@@ -232,7 +272,7 @@ impl JoinError {
     pub fn try_into_panic(self) -> Result<Box<dyn Any + Send + 'static>, JoinError> {
         match self.repr {
             JoinErrorRepr::Panicked(p) => Ok(p),
-            JoinErrorRepr::Cancelled => Err(self),
+            JoinErrorRepr::Cancelled(_) => Err(self),
         }
     }
 }
@@ -252,9 +292,14 @@ impl fmt::Debug for JoinError {
                 .field("task", &self.task)
                 .field("message", &self.panic_message())
                 .finish(),
-            JoinErrorRepr::Cancelled => f
+            JoinErrorRepr::Cancelled(None) => f
                 .debug_struct("JoinError::Cancelled")
                 .field("task", &self.task)
+                .finish(),
+            JoinErrorRepr::Cancelled(Some(e)) => f
+                .debug_struct("JoinError::Cancelled")
+                .field("task", &self.task)
+                .field("start_error", e)
                 .finish(),
         }
     }
@@ -267,7 +312,8 @@ impl fmt::Display for JoinError {
                 Some(msg) => write!(f, "{} panicked: {msg}", self.task),
                 None => write!(f, "{} panicked", self.task),
             },
-            JoinErrorRepr::Cancelled => write!(f, "{} was cancelled", self.task),
+            JoinErrorRepr::Cancelled(None) => write!(f, "{} was cancelled", self.task),
+            JoinErrorRepr::Cancelled(Some(e)) => write!(f, "{} could not start: {e}", self.task),
         }
     }
 }

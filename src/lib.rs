@@ -198,8 +198,11 @@ pub use task::{Builder, JoinHandle, Task, TaskId, scope, try_scope};
 /// # Panics
 ///
 /// Outside a corio runtime ("corio::spawn called outside of a corio
-/// runtime"), or if no stack can be mapped; [`Builder::spawn`] returns those
-/// as errors instead.
+/// runtime"); [`Builder::spawn`] returns that as an error instead. The
+/// task's stack is taken when it first runs, on the worker that runs it: if
+/// none can be mapped then, the task ends without running and its
+/// [`JoinError`] names the limit and how to raise it
+/// ([`JoinError::start_error`]).
 ///
 /// # Examples
 ///
@@ -238,8 +241,8 @@ where
 ///
 /// # Panics
 ///
-/// Outside a runtime, if `worker` is out of range, or if no stack can be
-/// mapped.
+/// Outside a runtime, or if `worker` is out of range. (A stack that cannot
+/// be mapped is the task's error, as for [`spawn`].)
 ///
 /// # Examples
 ///

@@ -17,7 +17,7 @@ use crate::reactor::Driver;
 use crate::task::context::Scheduler;
 use crate::task::core::Core;
 use crate::task::park::Unparker;
-use crate::task::{JoinHandle, Transition};
+use crate::task::{JoinHandle, Outcome, Transition};
 
 /// The longest an idle loop sleeps without looking at its inject queue.
 const IDLE_RECHECK: Duration = Duration::from_secs(1);
@@ -139,15 +139,14 @@ impl Scheduler {
         let coroutine = match slot {
             Some(coroutine) => coroutine,
             None => {
-                // First run: take the stack promised at spawn and make the
-                // coroutine on it. (A finished task, whose coroutine is
-                // gone, is never queued.)
-                let reservation = core
-                    .local(self)
-                    .stack
-                    .take()
-                    .expect("a task that has not run holds its stack reservation");
-                let stack = reservation.take();
+                // First run: take a stack from this worker's pool (the most
+                // recently freed, or a fresh one) and make the coroutine on
+                // it. (A finished task, whose coroutine is gone, is never
+                // queued.)
+                let stack = match crate::stack::take(core.header.stack_size) {
+                    Ok(stack) => stack,
+                    Err(e) => return self.fail_start(core, e),
+                };
                 core.header.set_stack_guard(stack.guard_range());
                 // SAFETY: the vtable belongs to this block, which has not run.
                 slot.insert(unsafe { (core.header.vtable.start)(NonNull::from(core), stack) })
@@ -172,6 +171,27 @@ impl Scheduler {
                 main_done
             }
         }
+    }
+
+    /// Finishes a task that could not get a stack for its first run: it
+    /// never runs, and its `JoinHandle` gets a `JoinError` carrying the
+    /// error, which names the limit and how to raise it
+    /// (`JoinError::start_error`). Returns whether it was the main task.
+    #[cold]
+    #[inline(never)]
+    fn fail_start(&self, core: &Core, error: crate::error::Error) -> bool {
+        self.current.set(ptr::null());
+        // SAFETY: the vtable belongs to this block.
+        unsafe { (core.header.vtable.complete_not_started)(NonNull::from(core), error) };
+        let outcome = Outcome::Cancelled;
+        core.local(self).advance(Transition::Finish(outcome));
+        crate::task::diag::count_finish(self, outcome);
+        crate::task::diag::on_finish(self, core);
+        crate::task::trace::finished(self, core, outcome);
+        let main_done = ptr::eq(core, self.main.get());
+        // Drops its closure: it has no coroutine.
+        self.retire(core);
+        main_done
     }
 
     /// Counts `n` task runs (see `Counters::switches`).

@@ -3,9 +3,9 @@
 //! Creating a coroutine on a fresh `mmap`ed stack costs about 4 µs (map,
 //! guard, first page fault, unmap); on a reused stack about 11 ns. So stacks
 //! come from a per-thread pool and go back to it when their coroutine is
-//! dropped. A task *reserves* a stack when it is spawned (so running out is
-//! the spawner's error) and takes one when it first runs: the most recently
-//! freed, still warm in the caches.
+//! dropped. A task takes its stack when it first runs, on the worker that
+//! runs it: the most recently freed, still warm in the caches (see
+//! `take` for what that means for errors).
 //!
 //! # Layout and guard pages
 //!
@@ -20,12 +20,41 @@
 //!
 //! On Linux ≥ 6.13 the guard pages are installed with
 //! `madvise(MADV_GUARD_INSTALL)`, which does not split the mapping, so a
-//! chunk of hundreds of stacks stays one entry in `/proc/self/maps` and
-//! `vm.max_map_count` does not limit the number of tasks. Elsewhere the
+//! chunk of hundreds of stacks is two entries in `/proc/self/maps` (see
+//! below) and `vm.max_map_count` hardly limits the number of tasks. Elsewhere the
 //! guard is an `mprotect(PROT_NONE)` page, which splits the mapping; each
 //! stack then gets its own two-mapping chunk, and about `vm.max_map_count / 2`
 //! stacks can exist at once. Either way, hitting a limit returns a typed
 //! [`Error`] that names it.
+//!
+//! A chunk's guards are installed when it is mapped, on the thread whose
+//! pool it joins, with one `process_madvise` for all of them where the
+//! kernel allows it (Linux ≥ 6.15), else one call each. Since a task takes
+//! its stack only when it first runs, that is the worker that runs it: a
+//! task that moves to an idle worker before it runs costs no stack, no
+//! guard and no page tables on the worker it left.
+//!
+//! Every chunk also starts with an `mprotect(PROT_NONE)` page (the guard of
+//! its lowest stack): chunks are alike, and the kernel would merge
+//! neighbours into one mapping, which each new chunk then expands while
+//! every page fault in it waits. So a chunk is two mappings, and a million
+//! stacks take about 8,000 of the 65,530 that `vm.max_map_count` allows by
+//! default (about 8 million stacks, where a merged chunk took none).
+//!
+//! # When a stack cannot be had
+//!
+//! The stack is taken at the task's first run, so it is then, not at
+//! `spawn`, that a full address space, `vm.max_map_count` or a memory limit
+//! shows: the task ends without running, cancelled, and its `JoinHandle`
+//! returns a [`JoinError`](crate::JoinError) whose
+//! [`start_error`](crate::JoinError::start_error) is the [`Error`] naming
+//! the limit and how to raise it (a detached task says it on stderr; the
+//! main task of `block_on` panics with it). Never an abort: corosensei,
+//! which would panic, is never asked for a stack. Promising every spawned
+//! task a stack up front kept that error at `spawn`, but cost the spawner
+//! the mapping and guard of every stack, and a second stack for every task
+//! an idle worker took over: a million parked tasks on two workers
+//! installed 1.5 million guards.
 //!
 //! # Memory use
 //!
@@ -39,7 +68,7 @@
 //! * **A bound on resident idle stacks.** Each size class keeps its free
 //!   stacks coldest first, and knows how many at the bottom hold no resident
 //!   pages (never touched, or released). When more than 1,024 free stacks
-//!   (besides those promised to spawned tasks) may be resident, the coldest
+//!   may be resident, the coldest
 //!   are released with `MADV_DONTNEED`: their pages go back to the system,
 //!   their mapping stays, and reusing one later costs a page fault, as a
 //!   fresh stack does. The most recently freed stacks, the ones taken next,
@@ -66,12 +95,15 @@
 #![allow(unsafe_code)]
 
 use std::cell::RefCell;
-use std::io;
 use std::num::NonZeroUsize;
 use std::rc::Rc;
-use std::sync::OnceLock;
 
 use crate::error::Error;
+
+mod map;
+
+pub(crate) use map::page_size;
+use map::{Chunk, GuardMode, guard_mode};
 
 /// The default usable size of a task or generator stack, in bytes.
 ///
@@ -88,10 +120,6 @@ pub const MIN_STACK_SIZE: usize = 16 * 1024;
 /// The largest stack size accepted, in bytes (1 GiB).
 pub const MAX_STACK_SIZE: usize = 1 << 30;
 
-/// `MADV_GUARD_INSTALL` (Linux 6.13); not in every `libc` release.
-#[cfg(target_os = "linux")]
-const MADV_GUARD_INSTALL: libc::c_int = 102;
-
 /// Stacks that grew past this depth are trimmed on their way back to the pool.
 const TRIM_DEPTH: usize = 32 * 1024;
 /// How much of the top of a trimmed stack stays resident (it is hot).
@@ -105,64 +133,6 @@ const MAX_CHUNK_SLOTS: usize = 256;
 const IDLE_RESIDENT: usize = 1024;
 /// The first chunk of a size class (they double up to `MAX_CHUNK_SLOTS`).
 const FIRST_CHUNK_SLOTS: usize = 4;
-
-fn page_size() -> usize {
-    static PAGE: OnceLock<usize> = OnceLock::new();
-    // SAFETY: sysconf has no preconditions.
-    *PAGE.get_or_init(|| unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as usize)
-}
-
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum GuardMode {
-    /// `madvise(MADV_GUARD_INSTALL)`: guards inside one mapping.
-    Madvise,
-    /// `mprotect(PROT_NONE)`: every guard splits the mapping.
-    Mprotect,
-}
-
-/// The guard mode, decided once per process: `Madvise` when the kernel accepts
-/// it (probed on a scratch mapping), unless `CORIO_STACK_GUARD=mprotect`.
-fn guard_mode() -> GuardMode {
-    static MODE: OnceLock<GuardMode> = OnceLock::new();
-    *MODE.get_or_init(|| {
-        if std::env::var_os("CORIO_STACK_GUARD").is_some_and(|v| v == "mprotect") {
-            return GuardMode::Mprotect;
-        }
-        if probe_madvise_guard() {
-            GuardMode::Madvise
-        } else {
-            GuardMode::Mprotect
-        }
-    })
-}
-
-#[cfg(target_os = "linux")]
-fn probe_madvise_guard() -> bool {
-    let page = page_size();
-    // SAFETY: a fresh private anonymous mapping, unmapped below; nothing else
-    // refers to it.
-    unsafe {
-        let p = libc::mmap(
-            std::ptr::null_mut(),
-            2 * page,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
-            -1,
-            0,
-        );
-        if p == libc::MAP_FAILED {
-            return false;
-        }
-        let ok = libc::madvise(p, page, MADV_GUARD_INSTALL) == 0;
-        libc::munmap(p, 2 * page);
-        ok
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn probe_madvise_guard() -> bool {
-    false
-}
 
 /// Whether stacks on this machine use `MADV_GUARD_INSTALL` guards (and so do
 /// not count against `vm.max_map_count` one by one).
@@ -183,23 +153,6 @@ pub(crate) fn checked_size(requested: usize) -> Result<usize, Error> {
     Ok(requested.div_ceil(page) * page)
 }
 
-/// One anonymous mapping holding one or more stack slots; unmapped when the
-/// last stack carved from it is dropped.
-struct Chunk {
-    addr: *mut u8,
-    len: usize,
-}
-
-impl Drop for Chunk {
-    fn drop(&mut self) {
-        // SAFETY: `addr..addr+len` is a mapping this chunk created and owns;
-        // every stack in it holds an `Rc<Chunk>`, so none is in use any more.
-        unsafe {
-            libc::munmap(self.addr.cast(), self.len);
-        }
-    }
-}
-
 /// A stack slot: `bottom` is the start of its guard page; the usable stack is
 /// `size` bytes above the guard.
 struct Slot {
@@ -210,10 +163,12 @@ struct Slot {
 }
 
 /// A guard-protected stack borrowed from the current thread's pool; it goes
-/// back to that pool when dropped.
+/// back to that pool when dropped. Two words: every task's coroutine holds
+/// one, so its size is a part of every task's memory.
 pub struct PooledStack {
-    slot: Option<Slot>,
-    size: usize,
+    /// Keeps the mapping alive (`None` only while being dropped); it also
+    /// knows the stack's size.
+    chunk: Option<Rc<Chunk>>,
     /// The top (highest address) of the stack, cached: corosensei asks for
     /// it on every resume.
     top: usize,
@@ -222,30 +177,35 @@ pub struct PooledStack {
 impl std::fmt::Debug for PooledStack {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PooledStack")
-            .field("size", &self.size)
+            .field("size", &self.size())
             .field("top", &format_args!("{:#x}", self.top))
             .finish()
     }
 }
 
 impl PooledStack {
-    /// The address range of the guard page: a fault there is an overflow.
-    pub(crate) fn guard_range(&self) -> (usize, usize) {
-        let bottom = self.slot.as_ref().map_or(0, |s| s.bottom);
-        (bottom, bottom + page_size())
+    fn size(&self) -> usize {
+        self.chunk.as_ref().map_or(0, |c| c.stack_size)
     }
 
-    fn top_of(&self, slot: &Slot) -> usize {
-        slot.bottom + page_size() + self.size
+    /// The start of the slot: its guard page.
+    fn bottom(&self) -> usize {
+        self.top - self.size() - page_size()
+    }
+
+    /// The address range of the guard page: a fault there is an overflow.
+    pub(crate) fn guard_range(&self) -> (usize, usize) {
+        let bottom = self.bottom();
+        (bottom, bottom + page_size())
     }
 
     /// Trims a stack that grew deep: if the words at `TRIM_DEPTH` below the
     /// top were ever written, the pages below the hot top are given back.
-    fn trim_if_deep(&self, slot: &Slot) {
-        if self.size < TRIM_DEPTH + page_size() {
+    fn trim_if_deep(&self) {
+        if self.size() < TRIM_DEPTH + page_size() {
             return;
         }
-        let top = self.top_of(slot);
+        let top = self.top;
         let probe = (top - TRIM_DEPTH) as *const u64;
         // SAFETY: `probe` lies inside the usable part of this slot (above the
         // guard, below the top), which stays mapped read/write; untouched
@@ -253,7 +213,7 @@ impl PooledStack {
         // `probe` is page-aligned.
         let touched = (0..8).any(|i| unsafe { probe.add(i).read_volatile() } != 0);
         if touched {
-            let start = slot.bottom + page_size();
+            let start = self.bottom() + page_size();
             let len = top - TRIM_KEEP - start;
             // SAFETY: the range is inside this slot's usable stack, which no
             // coroutine is running on (the coroutine owning it was dropped);
@@ -266,7 +226,7 @@ impl PooledStack {
 }
 
 // SAFETY: every slot has a guard page directly below its usable range (set up
-// by `Pool::new_chunk` before any slot is handed out, and never removed while
+// by `map::map_chunk` before any slot is handed out, and never removed while
 // the chunk is mapped), the usable range is at least MIN_STACK_SIZE, and
 // `base`/`limit` are page-aligned and so STACK_ALIGNMENT-aligned.
 unsafe impl corosensei::stack::Stack for PooledStack {
@@ -277,19 +237,21 @@ unsafe impl corosensei::stack::Stack for PooledStack {
     }
 
     fn limit(&self) -> corosensei::stack::StackPointer {
-        NonZeroUsize::new(self.slot.as_ref().expect("stack slot present").bottom)
-            .expect("mapping is never at address 0")
+        NonZeroUsize::new(self.bottom()).expect("mapping is never at address 0")
     }
 }
 
 impl Drop for PooledStack {
     fn drop(&mut self) {
-        let Some(slot) = self.slot.take() else { return };
-        self.trim_if_deep(&slot);
-        let size = self.size;
+        self.trim_if_deep();
+        let bottom = self.bottom();
+        let Some(chunk) = self.chunk.take() else {
+            return;
+        };
+        let size = chunk.stack_size;
         // If the pool is already gone (thread exiting), the slot just drops
         // and the chunk is unmapped with its last slot.
-        let _ = POOL.try_with(|pool| pool.borrow_mut().give_back(size, slot));
+        let _ = POOL.try_with(|pool| pool.borrow_mut().give_back(size, Slot { chunk, bottom }));
     }
 }
 
@@ -301,8 +263,6 @@ struct SizeClass {
     /// `free[..clean]` have no resident pages (never touched, or released
     /// with `MADV_DONTNEED`); the slots above may have some.
     clean: usize,
-    /// Free slots promised to [`Reservation`]s: `free.len() >= reserved`.
-    reserved: usize,
     next_chunk_slots: usize,
     /// `clean` after the last sweep for idle chunks: the next one waits until
     /// it has doubled, so sweeps cost O(1) per released stack.
@@ -311,18 +271,18 @@ struct SizeClass {
 
 impl SizeClass {
     /// Releases the pages of the coldest free slots until at most `keep`
-    /// besides the promised ones may be resident, and unmaps chunks whose
+    /// may be resident, and unmaps chunks whose
     /// every slot is free and released: now if `all` (before releasing, so
     /// their pages need no `madvise`), else once `clean` has doubled.
     #[cold]
     #[inline(never)]
     fn release_idle(&mut self, keep: usize, all: bool) {
         if all {
-            // The `keep` warmest and the promised slots stay, with their chunks.
-            self.sweep(self.free.len().saturating_sub(keep + self.reserved));
+            // The `keep` warmest stay, with their chunks.
+            self.sweep(self.free.len().saturating_sub(keep));
         }
         let page = page_size();
-        while self.free.len() - self.clean > keep + self.reserved {
+        while self.free.len() - self.clean > keep {
             let start = self.free[self.clean].bottom + page;
             // SAFETY: `start..start+size` is the usable stack of a free slot:
             // mapped (the slot holds its chunk), and no coroutine runs on it
@@ -339,8 +299,36 @@ impl SizeClass {
         }
     }
 
-    /// Unmaps every chunk whose slots are all in `free[..upto]`, coldest
-    /// first, keeping enough free slots for the promised ones.
+    /// Maps a new chunk into an empty free list (its slots are untouched,
+    /// so all clean). Chunks double in size up to `MAX_CHUNK_SLOTS`.
+    #[cold]
+    #[inline(never)]
+    fn refill(&mut self, mode: GuardMode) -> Result<(), Error> {
+        debug_assert!(self.free.is_empty());
+        let slots = match mode {
+            GuardMode::Madvise => {
+                let n = self.next_chunk_slots;
+                self.next_chunk_slots = (n * 2).min(MAX_CHUNK_SLOTS);
+                n
+            }
+            // Each guard splits the mapping anyway: map stacks one by one
+            // so unused slots cost no mappings.
+            GuardMode::Mprotect => 1,
+        };
+        let (chunk, bottoms) = map::map_chunk(self.size, slots, mode)?;
+        self.free = bottoms
+            .into_iter()
+            .map(|bottom| Slot {
+                chunk: Rc::clone(&chunk),
+                bottom,
+            })
+            .collect();
+        self.clean = self.free.len();
+        self.swept = self.swept.min(self.clean);
+        Ok(())
+    }
+
+    /// Unmaps every chunk whose slots are all in `free[..upto]`.
     fn sweep(&mut self, upto: usize) {
         use std::collections::HashMap;
         // Chunk -> (its free slots below `upto`, whether to unmap it).
@@ -348,16 +336,12 @@ impl SizeClass {
         for slot in &self.free[..upto] {
             chunks.entry(Rc::as_ptr(&slot.chunk)).or_default().0 += 1;
         }
-        let mut spare = self.free.len() - self.reserved;
         for slot in &self.free[..upto] {
             let (count, unmap) = chunks
                 .get_mut(&Rc::as_ptr(&slot.chunk))
                 .expect("counted above");
             // Only these free slots hold the chunk when its count is theirs.
-            if !*unmap && Rc::strong_count(&slot.chunk) == *count && *count <= spare {
-                *unmap = true;
-                spare -= *count;
-            }
+            *unmap = Rc::strong_count(&slot.chunk) == *count;
         }
         // Dropping a chunk's last slot unmaps it (`Chunk::drop`); `retain`
         // keeps the order, coldest first.
@@ -402,7 +386,6 @@ impl Pool {
                     size,
                     free: Vec::new(),
                     clean: 0,
-                    reserved: 0,
                     next_chunk_slots: FIRST_CHUNK_SLOTS,
                     swept: 0,
                 });
@@ -416,15 +399,15 @@ impl Pool {
     fn give_back(&mut self, size: usize, slot: Slot) {
         let class = self.class(size);
         class.free.push(slot);
-        // The slots above `clean` may be resident; those beyond the promised
-        // ones are idle. Past the bound, release the coldest.
-        if class.free.len() - class.clean > IDLE_RESIDENT + class.reserved {
+        // The slots above `clean` may be resident. Past the bound, release
+        // the coldest.
+        if class.free.len() - class.clean > IDLE_RESIDENT {
             class.release_idle(IDLE_RESIDENT, false);
         }
     }
 
     /// Releases every idle stack but the `keep` warmest of each size: pages
-    /// of all other free slots not promised, and the mappings of chunks none
+    /// of all other free slots, and the mappings of chunks none
     /// of whose slots is in use or kept.
     fn release_all(&mut self, keep: usize) {
         for class in &mut self.classes {
@@ -432,165 +415,39 @@ impl Pool {
         }
     }
 
-    /// Promises one free slot of `size`, mapping more stacks if every free
-    /// one is promised already.
-    fn reserve(&mut self, size: usize) -> Result<(), Error> {
-        let mode = guard_mode();
+    /// Takes the most recently freed slot of `size`, mapping a new chunk
+    /// when none is free.
+    #[inline]
+    fn take(&mut self, size: usize) -> Result<Slot, Error> {
         let class = self.class(size);
-        if class.free.len() <= class.reserved {
-            let slots = match mode {
-                GuardMode::Madvise => {
-                    let n = class.next_chunk_slots;
-                    class.next_chunk_slots = (n * 2).min(MAX_CHUNK_SLOTS);
-                    n
-                }
-                // Each guard splits the mapping anyway: map stacks one by one
-                // so unused slots cost no mappings.
-                GuardMode::Mprotect => 1,
-            };
-            let new = new_chunk(size, slots, mode)?;
-            // The new slots are untouched, so clean: they go on top of the
-            // clean ones and below the warm ones (taken first), and only the
-            // warm ones move. At the bottom, every chunk would move the whole
-            // list: a burst of a million spawns spent 1.5 s copying it.
-            let at = class.clean;
-            class.clean += new.len();
-            class.free.splice(at..at, new);
+        if class.free.is_empty() {
+            class.refill(guard_mode())?;
         }
-        class.reserved += 1;
-        Ok(())
-    }
-
-    /// Takes the most recently freed slot, promised by a reservation.
-    fn take_reserved(&mut self, size: usize) -> Slot {
-        let class = self.class(size);
-        class.reserved -= 1;
-        let slot = class.free.pop().expect("a reserved stack slot is free");
+        let slot = class.free.pop().expect("a free stack slot after refill");
         class.clean = class.clean.min(class.free.len());
-        slot
+        Ok(slot)
     }
-
-    fn unreserve(&mut self, size: usize) {
-        let class = self.class(size);
-        debug_assert!(class.reserved > 0, "a stack promise released twice");
-        class.reserved = class.reserved.saturating_sub(1);
-    }
-}
-
-/// Maps a chunk of `slots` stacks of `size` bytes, each above a guard page.
-/// Slots come back in reverse address order so the pool hands out the lowest
-/// address first.
-fn new_chunk(size: usize, slots: usize, mode: GuardMode) -> Result<Vec<Slot>, Error> {
-    let page = page_size();
-    let slot_len = size + page;
-    let len = slot_len * slots;
-    // SAFETY: a fresh private anonymous mapping; no existing memory is touched.
-    let addr = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            len,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE | map_stack(),
-            -1,
-            0,
-        )
-    };
-    if addr == libc::MAP_FAILED {
-        return Err(map_error(size, io::Error::last_os_error()));
-    }
-    let chunk = Rc::new(Chunk {
-        addr: addr.cast(),
-        len,
-    });
-    let mut out = Vec::with_capacity(slots);
-    for i in (0..slots).rev() {
-        let bottom = addr as usize + i * slot_len;
-        // SAFETY: `bottom..bottom+page` is the first page of slot `i`, inside
-        // the mapping just created and not yet handed out.
-        let rc = unsafe {
-            match mode {
-                #[cfg(target_os = "linux")]
-                GuardMode::Madvise => libc::madvise(bottom as *mut _, page, MADV_GUARD_INSTALL),
-                #[cfg(not(target_os = "linux"))]
-                GuardMode::Madvise => unreachable!("MADV_GUARD_INSTALL is Linux-only"),
-                GuardMode::Mprotect => libc::mprotect(bottom as *mut _, page, libc::PROT_NONE),
-            }
-        };
-        if rc != 0 {
-            // Dropping `chunk` (and the slots made so far) unmaps it.
-            return Err(map_error(size, io::Error::last_os_error()));
-        }
-        out.push(Slot {
-            chunk: Rc::clone(&chunk),
-            bottom,
-        });
-    }
-    Ok(out)
-}
-
-#[cfg(target_os = "linux")]
-fn map_stack() -> libc::c_int {
-    libc::MAP_STACK
-}
-
-#[cfg(not(target_os = "linux"))]
-fn map_stack() -> libc::c_int {
-    0
-}
-
-/// Turns a failed `mmap`/`mprotect`/`madvise` into the error that names the
-/// limit that was hit.
-fn map_error(stack_size: usize, os_error: io::Error) -> Error {
-    if os_error.raw_os_error() == Some(libc::ENOMEM)
-        && let (Some(limit), Some(mappings)) = (max_map_count(), mapping_count())
-        // mmap fails a little before the count reaches the limit exactly.
-        && mappings + 16 >= limit
-    {
-        return Error::MapLimit {
-            limit,
-            mappings,
-            stack_size,
-            suggested: (limit * 4).max(262_144),
-        };
-    }
-    Error::OutOfMemory {
-        stack_size,
-        os_error,
-    }
-}
-
-/// The current `vm.max_map_count`, where the platform has one.
-pub(crate) fn max_map_count() -> Option<u64> {
-    std::fs::read_to_string("/proc/sys/vm/max_map_count")
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
-}
-
-/// How many memory mappings this process has (lines of `/proc/self/maps`).
-pub(crate) fn mapping_count() -> Option<u64> {
-    let maps = std::fs::read("/proc/self/maps").ok()?;
-    Some(maps.iter().filter(|&&b| b == b'\n').count() as u64)
 }
 
 /// Takes a stack of `size` usable bytes (already checked and page-rounded by
-/// [`checked_size`]) from this thread's pool, mapping more if it is empty.
-pub(crate) fn take(size: usize) -> Result<PooledStack, Error> {
-    Ok(reserve(size)?.take())
-}
-
-/// Promises a stack of `size` usable bytes (checked and page-rounded) from
-/// this thread's pool without picking one yet.
+/// [`checked_size`]) from this thread's pool: the most recently freed one,
+/// still warm in the caches, or a fresh one from a new mapping.
 ///
-/// A task reserves its stack when it is spawned, so that running out of
-/// memory or mappings is reported to the spawner, and takes it when it
-/// first runs: then it gets the stack freed most recently, still warm in
-/// the caches. A batch of 1,000 short tasks spawned before any runs thus
-/// runs on one or two stacks instead of touching 1,000 cold ones.
-pub(crate) fn reserve(size: usize) -> Result<Reservation, Error> {
-    POOL.with(|pool| pool.borrow_mut().reserve(size))?;
-    Ok(Reservation { size })
+/// A task takes its stack when it first runs, on the worker that runs it,
+/// not when it is spawned: a batch of 1,000 short tasks spawned before any
+/// runs thus runs on one or two stacks instead of touching 1,000 cold
+/// ones, and a task that moves to an idle worker before it runs costs its
+/// first worker nothing. Running out of memory or mappings is then the
+/// task's error, not the spawner's: it finishes without running, and its
+/// `JoinHandle` returns a `JoinError` that carries this function's
+/// [`Error`] (see [`JoinError::start_error`](crate::JoinError::start_error)).
+#[inline]
+pub(crate) fn take(size: usize) -> Result<PooledStack, Error> {
+    let slot = POOL.with(|pool| pool.borrow_mut().take(size))?;
+    Ok(PooledStack {
+        top: slot.bottom + page_size() + size,
+        chunk: Some(slot.chunk),
+    })
 }
 
 /// Gives this thread's idle stacks back to the system: the pages of every
@@ -606,35 +463,75 @@ pub fn release_idle() {
     let _ = POOL.try_with(|pool| pool.borrow_mut().release_all(0));
 }
 
-/// A stack promised by [`reserve`]; dropping it releases the promise. Only
-/// meaningful on the thread that made it.
-pub(crate) struct Reservation {
-    size: usize,
-}
-
-impl Reservation {
-    /// The promised stack: the most recently freed one of its size.
-    pub(crate) fn take(self) -> PooledStack {
-        let size = self.size;
-        std::mem::forget(self);
-        let slot = POOL.with(|pool| pool.borrow_mut().take_reserved(size));
-        PooledStack {
-            top: slot.bottom + page_size() + size,
-            slot: Some(slot),
-            size,
-        }
-    }
-}
-
-impl Drop for Reservation {
-    fn drop(&mut self) {
-        let _ = POOL.try_with(|pool| pool.borrow_mut().unreserve(self.size));
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Whether the page at `addr` can be read in (`MADV_POPULATE_READ`
+    /// fails on a guard page, of either kind).
+    #[cfg(target_os = "linux")]
+    fn readable(addr: usize) -> bool {
+        // SAFETY: populating for reading changes no contents; the page is in
+        // a mapping this pool owns.
+        unsafe { libc::madvise(addr as *mut _, page_size(), libc::MADV_POPULATE_READ) == 0 }
+    }
+
+    /// Whether the page at `addr` is resident.
+    #[cfg(target_os = "linux")]
+    fn resident(addr: usize) -> bool {
+        let mut v = 0u8;
+        // SAFETY: `v` has room for the one page asked about.
+        let rc = unsafe { libc::mincore(addr as *mut _, page_size(), &mut v) };
+        assert_eq!(rc, 0);
+        v & 1 == 1
+    }
+
+    /// Every stack has its guard page, and its pages are untouched until it
+    /// runs; every chunk starts with its own `PROT_NONE` mapping, so no two
+    /// chunks ever merge into one mapping.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn every_stack_is_guarded_and_chunks_never_merge() {
+        let size = checked_size(40 * 1024).unwrap();
+        // 4 + 8 + ... + 128 = 252 slots in the growing chunks, then 256.
+        let stacks: Vec<_> = (0..252 + MAX_CHUNK_SLOTS)
+            .map(|_| take(size).unwrap())
+            .collect();
+        let mut chunk_starts = std::collections::HashMap::new();
+        for (i, s) in stacks.iter().enumerate() {
+            let (guard, _) = s.guard_range();
+            assert!(!readable(guard), "stack {i} has no guard page");
+            assert!(readable(guard + page_size()), "stack {i}");
+            assert!(!resident(s.top - page_size()), "stack {i} was touched");
+            let chunk = Rc::as_ptr(s.chunk.as_ref().unwrap());
+            let start = chunk_starts.entry(chunk).or_insert(guard);
+            *start = (*start).min(guard);
+        }
+        assert_eq!(
+            chunk_starts.len(),
+            if uses_guard_install() { 7 } else { 508 }
+        );
+        let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+        let mappings: Vec<(usize, usize, &str)> = maps
+            .lines()
+            .map(|l| {
+                let (range, rest) = l.split_once(' ').unwrap();
+                let (a, b) = range.split_once('-').unwrap();
+                let hex = |h| usize::from_str_radix(h, 16).unwrap();
+                (hex(a), hex(b), &rest[..4])
+            })
+            .collect();
+        for &start in chunk_starts.values() {
+            let own = mappings.iter().find(|m| m.0 == start);
+            assert_eq!(
+                own,
+                Some(&(start, start + page_size(), "---p")),
+                "the chunk at {start:#x} does not start with its own guard mapping"
+            );
+        }
+        drop(stacks);
+        release_idle();
+    }
 
     #[test]
     fn sizes_are_checked_and_rounded() {
@@ -656,27 +553,6 @@ mod tests {
         drop(a);
         let b = take(size).unwrap();
         assert_eq!(b.top, base);
-    }
-
-    fn reserved(size: usize) -> usize {
-        POOL.with(|p| p.borrow_mut().class(size).reserved)
-    }
-
-    #[test]
-    fn reservations_are_released_by_take_and_by_drop() {
-        let size = checked_size(96 * 1024).unwrap();
-        let before = reserved(size);
-        let a = reserve(size).unwrap();
-        let b = reserve(size).unwrap();
-        assert_eq!(reserved(size), before + 2);
-        let stack = a.take();
-        assert_eq!(reserved(size), before + 1);
-        drop(b);
-        assert_eq!(reserved(size), before);
-        // Every promise was backed by a free slot: the pool never hands out
-        // a slot twice.
-        let c = reserve(size).unwrap().take();
-        assert_ne!(c.top, stack.top);
     }
 
     #[test]
@@ -771,23 +647,5 @@ mod tests {
         let (free, _, _) = pool_state(size);
         assert!(free < FIRST_CHUNK_SLOTS, "{free}");
         drop(s);
-    }
-
-    #[test]
-    fn promised_stacks_are_neither_released_nor_unmapped() {
-        let size = checked_size(104 * 1024).unwrap();
-        let promises: Vec<_> = (0..3 * IDLE_RESIDENT)
-            .map(|_| reserve(size).unwrap())
-            .collect();
-        touch_and_free(size, 2 * IDLE_RESIDENT);
-        release_idle();
-        let (free, _, _) = pool_state(size);
-        assert!(
-            free >= promises.len(),
-            "{free} free for {} promises",
-            promises.len()
-        );
-        let stacks: Vec<_> = promises.into_iter().map(Reservation::take).collect();
-        drop(stacks);
     }
 }

@@ -538,7 +538,7 @@ impl Worker {
 }
 
 /// A task block: `worker` and `cancelled` are the header's atomics; `local`
-/// is its thread-owned state (the stack promise, the `notified` token),
+/// is its thread-owned state (its `since`, the `notified` token),
 /// which loom reports as a data race if two workers touch it unordered.
 struct Moving {
     worker: ::loom::sync::atomic::AtomicUsize,
@@ -554,7 +554,7 @@ fn a_task_handed_to_another_worker_sees_a_racing_cancel() {
         let task = Arc::new(Moving {
             worker: ::loom::sync::atomic::AtomicUsize::new(0),
             cancelled: AtomicBool::new(false),
-            // (holds a stack promise, notified)
+            // (since: written by the worker it is on, notified)
             local: UnsafeCell::new((true, false)),
         });
 

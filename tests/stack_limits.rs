@@ -268,25 +268,46 @@ fn stack_memory_comes_back_after_a_burst() {
 #[ignore = "run in a child process by mprotect_fallback_reports_map_limit"]
 fn child_until_map_limit() {
     corio::run(|| {
-        let mut handles = Vec::new();
-        let err = loop {
-            match corio::Builder::new()
-                .stack_size(16 * 1024)
-                .spawn(|| corio::time::sleep(Duration::from_secs(3600)))
-            {
-                Ok(h) => handles.push(h),
-                Err(e) => break e,
+        // Reserved up front: once the limit is hit, growing it could not map.
+        let mut handles = Vec::with_capacity(101_000);
+        // A task takes its stack when it first runs: spawn a batch, let it
+        // run, and look for the first task that could not start.
+        let err = 'spawning: loop {
+            let from = handles.len();
+            for _ in 0..1000 {
+                let h = corio::Builder::new()
+                    .stack_size(16 * 1024)
+                    .spawn(|| corio::time::sleep(Duration::from_secs(3600)))
+                    .expect("spawning maps nothing");
+                handles.push(h);
+            }
+            corio::yield_now();
+            if let Some(i) = (from..handles.len()).find(|&i| handles[i].is_finished()) {
+                let failed = handles.swap_remove(i);
+                let err = failed.join().expect_err("a task that could not start");
+                handles.truncate(i);
+                break 'spawning err;
             }
             if handles.len() > 100_000 {
                 panic!("no limit hit");
             }
         };
+        assert!(err.is_cancelled(), "{err:?}");
         let msg = err.to_string();
-        let is_map_limit = matches!(err, corio::Error::MapLimit { .. });
-        // Drop the tasks (and so their mappings stay pooled, but nothing new is
-        // needed to print).
+        let limit = err.start_error().expect("the limit that stopped the task");
+        let is_map_limit = matches!(limit, corio::Error::MapLimit { .. });
+        // A scope's child that cannot start is the scope's failure.
+        let scoped = std::panic::catch_unwind(|| {
+            corio::scope(|s| {
+                s.spawn(|| ());
+            })
+        });
+        let scope_failed = scoped
+            .err()
+            .and_then(|p| p.downcast::<String>().ok())
+            .is_some_and(|m| m.contains("could not start"));
         println!(
-            "\nSPAWNED {} MAPLIMIT {is_map_limit} ERROR {msg}",
+            "\nSPAWNED {} MAPLIMIT {is_map_limit} SCOPE {scope_failed} ERROR {msg}",
             handles.len()
         );
     });
@@ -305,6 +326,8 @@ fn mprotect_fallback_reports_map_limit() {
         .find(|l| l.starts_with("SPAWNED "))
         .unwrap_or_else(|| panic!("no report\n{stdout}\n{stderr}"));
     assert!(line.contains("MAPLIMIT true"), "{line}");
+    assert!(line.contains("could not start"), "{line}");
+    assert!(line.contains("SCOPE true"), "{line}");
     assert!(line.contains("vm.max_map_count"), "{line}");
     assert!(line.contains("sysctl -w vm.max_map_count="), "{line}");
     let spawned: usize = line.split(' ').nth(1).unwrap().parse().unwrap();
@@ -413,6 +436,51 @@ fn stack_overflow_is_reported_with_the_task_name() {
 
 fn libc_sigabrt() -> i32 {
     6
+}
+
+#[test]
+#[ignore = "run in a child process by overflow_on_either_worker_during_a_burst_is_reported"]
+fn child_overflow_in_a_burst_on_two_workers() {
+    let rt = corio::runtime::Builder::new().workers(2).build().unwrap();
+    rt.block_on(|| {
+        // A burst: each worker maps full-size chunks, whose stacks come
+        // with their top page populated, and idle workers take tasks that
+        // never ran; their stacks are guarded all the same.
+        let go = Arc::new(corio::sync::Event::new());
+        let parked: Vec<_> = (0..2000)
+            .map(|_| {
+                let go = go.clone();
+                corio::spawn(move || go.wait())
+            })
+            .collect();
+        let deep: Vec<_> = (0..2)
+            .map(|i| {
+                corio::Builder::new()
+                    .name(format!("deep-in-burst-{i}"))
+                    .spawn(|| recurse(0))
+                    .unwrap()
+            })
+            .collect();
+        for h in deep {
+            let _ = h.join();
+        }
+        go.set();
+        drop(parked);
+    });
+}
+
+#[test]
+fn overflow_on_either_worker_during_a_burst_is_reported() {
+    let out = heavy_child("child_overflow_in_a_burst_on_two_workers", &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("'deep-in-burst-")
+            && stderr.contains("overflowed its stack of 262144 bytes"),
+        "{stderr}"
+    );
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(out.status.signal(), Some(libc_sigabrt()));
 }
 
 #[test]

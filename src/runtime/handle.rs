@@ -103,10 +103,9 @@ impl Handle {
     /// worker may take it from before it starts); from anywhere else, on an
     /// idle worker if there is one, else on the next worker in turn.
     ///
-    /// # Panics
-    ///
-    /// If no stack can be mapped for it (from a task of the runtime; from
-    /// elsewhere the task is reported on stderr and cancelled instead).
+    /// The task takes its stack when it first runs: if none can be mapped
+    /// then, it ends without running and its `JoinError` names the limit
+    /// ([`JoinError::start_error`](crate::JoinError::start_error)).
     #[track_caller]
     pub fn spawn<F, T>(&self, f: F) -> JoinHandle<T>
     where
@@ -131,7 +130,8 @@ impl Handle {
     ///
     /// # Panics
     ///
-    /// If `worker` is out of range, or as [`spawn`](Self::spawn).
+    /// If `worker` is out of range. (A stack that cannot be mapped is the
+    /// task's error, as for [`spawn`](Self::spawn).)
     ///
     /// ```
     /// let rt = corio::runtime::Builder::new().workers(2).build().unwrap();
@@ -185,8 +185,7 @@ pub fn worker_index() -> Option<usize> {
 ///
 /// # Panics
 ///
-/// Outside a runtime, if `worker` is out of range, or if no stack can be
-/// mapped.
+/// Outside a runtime, or if `worker` is out of range.
 pub(crate) fn spawn_on<F, T>(worker: usize, f: F) -> JoinHandle<T>
 where
     F: FnOnce() -> T + Send + 'static,

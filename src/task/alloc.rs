@@ -100,6 +100,9 @@ pub(crate) unsafe fn release(block: NonNull<u8>, layout: Layout) {
 pub(crate) struct Vtable {
     /// Completes the task as cancelled unless it already completed.
     pub(crate) complete_cancelled: unsafe fn(NonNull<Core>),
+    /// Completes a task that could not start (no stack for its first run)
+    /// with that error.
+    pub(crate) complete_not_started: unsafe fn(NonNull<Core>, crate::error::Error),
     /// Drops the block's contents and releases it (last reference gone).
     pub(crate) destroy: unsafe fn(NonNull<Core>),
     /// Makes the task's coroutine on `stack` from its closure (first run).

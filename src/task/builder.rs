@@ -54,9 +54,12 @@ impl Builder {
     ///
     /// # Errors
     ///
-    /// [`Error::NoRuntime`] outside a runtime; [`Error::InvalidStackSize`];
-    /// [`Error::MapLimit`] or [`Error::OutOfMemory`] when no stack can be
-    /// mapped — each says which limit was hit and how to raise it.
+    /// [`Error::NoRuntime`] outside a runtime; [`Error::InvalidStackSize`].
+    /// The task takes its stack when it first runs, on the worker that
+    /// runs it: if none can be mapped then, the task ends without running
+    /// and its `JoinError` carries [`Error::MapLimit`] or
+    /// [`Error::OutOfMemory`], which say which limit was hit and how to
+    /// raise it ([`JoinError::start_error`](crate::JoinError::start_error)).
     #[track_caller]
     #[inline]
     pub fn spawn<F, T>(self, f: F) -> Result<JoinHandle<T>, Error>

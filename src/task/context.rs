@@ -370,7 +370,6 @@ impl Scheduler {
         F: FnOnce() -> T,
         T: 'static,
     {
-        let reservation = stack::reserve(stack_size)?;
         let mut tasks = self.tasks.borrow_mut();
         let entry = tasks.vacant_entry();
         let key = u32::try_from(entry.key()).expect("more than 2^32 tasks");
@@ -380,7 +379,7 @@ impl Scheduler {
             |vtable| Core {
                 header: Header::new(name, key, runtime, stack_size, vtable, location),
                 coroutine: UnsafeCell::new(None),
-                local: ThreadOwned::new(LocalState::new(since, Some(reservation))),
+                local: ThreadOwned::new(LocalState::new(since)),
             },
             f,
         );
@@ -395,7 +394,7 @@ impl Scheduler {
         crate::task::trace::spawned(self, unsafe { core.as_ref() });
         if movable && self.multi.get() {
             self.movable.push(core);
-            self.offer_to_idle();
+            self.share_burst();
         } else {
             self.run_queue.push(core);
         }
@@ -444,14 +443,14 @@ impl Scheduler {
         crate::task::diag::before_free(self, core);
         // SAFETY: the coroutine is not running (it returned or was unwound).
         let coroutine = unsafe { (*core.coroutine.get()).take() };
+        let never_ran = coroutine.is_none();
         drop(coroutine);
-        let local = core.local(self);
-        let (stack, timer) = (local.stack.take(), local.timer.take());
-        // A task that never ran (it still holds its stack promise): release
-        // the promise and drop its closure, which may borrow from a scope or
-        // `block_on`'s caller — now, not whenever the last reference goes.
-        if let Some(stack) = stack {
-            drop(stack);
+        let timer = core.local(self).timer.take();
+        // A task that never ran (it has no coroutine: one given up on at
+        // shutdown has none either, and no closure left): drop its closure,
+        // which may borrow from a scope or `block_on`'s caller — now, not
+        // whenever the last reference goes.
+        if never_ran {
             // May run on the scheduler's stack: a panic must stop here.
             let dropped = panic::catch_unwind(AssertUnwindSafe(|| {
                 // SAFETY: the vtable belongs to this block; on its thread.

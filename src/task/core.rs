@@ -16,7 +16,7 @@ use corosensei::{Coroutine, Yielder};
 use super::context::{Scheduler, with_scheduler};
 use super::park::CancelUnwind;
 use crate::error::JoinError;
-use crate::stack::{self, PooledStack};
+use crate::stack::PooledStack;
 use crate::task::{Header, Outcome, Packet, TaskState, Transition};
 
 /// A task's coroutine. It suspends with `()`: before suspending, the task
@@ -75,9 +75,6 @@ pub(crate) struct LocalState {
     pub(crate) timer: Cell<Option<(Instant, u64)>>,
     /// Its `task_local!` values.
     pub(crate) locals: RefCell<crate::task::local::Locals>,
-    /// The stack promised at spawn, until the first run takes it (none
-    /// while a task that never ran moves between workers).
-    pub(crate) stack: Cell<Option<stack::Reservation>>,
     /// The frame (generator) the task executes innermost, null if none;
     /// see `task::frame`.
     pub(crate) frame: Cell<*const super::frame::Frame>,
@@ -86,8 +83,8 @@ pub(crate) struct LocalState {
 }
 
 impl LocalState {
-    /// The state of a task spawned at `since`, holding the stack promised to it.
-    pub(crate) fn new(since: Instant, reservation: Option<stack::Reservation>) -> LocalState {
+    /// The state of a task spawned at `since`.
+    pub(crate) fn new(since: Instant) -> LocalState {
         LocalState {
             state: Cell::new(TaskState::Ready),
             since: Cell::new(since),
@@ -99,7 +96,6 @@ impl LocalState {
             notified: Cell::new(false),
             timer: Cell::new(None),
             locals: RefCell::default(),
-            stack: Cell::new(reservation),
             frame: Cell::new(ptr::null()),
             wait: Cell::default(),
         }

@@ -262,7 +262,7 @@ pub(crate) struct Header {
     key: AtomicU32,
     /// The guard page of the task's stack (start, end; zero until the task
     /// first runs and gets its stack), for stack-overflow reports.
-    stack_guard: [AtomicUsize; 2],
+    stack_guard: AtomicUsize,
     /// The usable size of its stack.
     pub(crate) stack_size: usize,
     /// The worker the task was made on (its home), counted: it keeps that
@@ -305,7 +305,7 @@ impl Header {
             id: TaskId::next(),
             name,
             key: AtomicU32::new(key),
-            stack_guard: [AtomicUsize::new(0), AtomicUsize::new(0)],
+            stack_guard: AtomicUsize::new(0),
             stack_size,
             worker: AtomicPtr::new(runtime.as_ptr().cast_mut()),
             runtime,
@@ -337,18 +337,19 @@ impl Header {
     }
 
     /// Records the guard page of the stack the task got (first run).
-    pub(crate) fn set_stack_guard(&self, (start, end): (usize, usize)) {
-        self.stack_guard[0].store(start, Ordering::Relaxed);
-        self.stack_guard[1].store(end, Ordering::Relaxed);
+    /// (Its start only: a guard is one page.)
+    pub(crate) fn set_stack_guard(&self, (start, _end): (usize, usize)) {
+        self.stack_guard.store(start, Ordering::Relaxed);
     }
 
     /// The guard page of the task's stack; `(0, 0)` before it first runs.
-    /// Plain loads: the stack-overflow handler calls it.
+    /// Plain loads: the stack-overflow handler calls it (the page size was
+    /// read when the stack was made, so it is a load too).
     pub(crate) fn stack_guard(&self) -> (usize, usize) {
-        (
-            self.stack_guard[0].load(Ordering::Relaxed),
-            self.stack_guard[1].load(Ordering::Relaxed),
-        )
+        match self.stack_guard.load(Ordering::Relaxed) {
+            0 => (0, 0),
+            start => (start, start + crate::stack::page_size()),
+        }
     }
 
     pub(crate) fn task(&self) -> Task {

@@ -5,6 +5,7 @@
 
 use std::alloc::Layout;
 use std::cell::UnsafeCell;
+use std::io::Write;
 use std::ptr::NonNull;
 
 use super::core::Core;
@@ -35,7 +36,7 @@ unsafe impl<T> Send for Packet<T> {}
 
 /// A task block as allocated: the packet, then the task's closure, kept
 /// there until the task first runs — only then are its coroutine made and
-/// its stack taken (see `stack::reserve`).
+/// its stack taken (see `stack::take`).
 #[repr(C)]
 pub(crate) struct Launch<T, F> {
     packet: Packet<T>,
@@ -45,6 +46,7 @@ pub(crate) struct Launch<T, F> {
 impl<T, F: FnOnce() -> T> Launch<T, F> {
     const VTABLE: Vtable = Vtable {
         complete_cancelled: Packet::<T>::vt_complete_cancelled,
+        complete_not_started: Packet::<T>::vt_complete_not_started,
         destroy: Self::vt_destroy,
         start: super::core::start_task::<T, F>,
         drop_body: Self::vt_drop_body,
@@ -127,6 +129,23 @@ impl<T> Packet<T> {
         if !packet.core.header.is_complete() {
             packet.complete(Err(JoinError::cancelled(packet.core.header.describe())));
         }
+    }
+
+    unsafe fn vt_complete_not_started(core: NonNull<Core>, error: crate::error::Error) {
+        // SAFETY: the vtable is only installed in blocks of this type.
+        let packet = unsafe { core.cast::<Packet<T>>().as_ref() };
+        if packet.core.header.is_complete() {
+            return;
+        }
+        let describe = packet.core.header.describe();
+        if packet.is_detached() {
+            // Nobody will read the error: say it here.
+            let _ = writeln!(
+                std::io::stderr(),
+                "corio: {describe} could not start: {error}"
+            );
+        }
+        packet.complete(Err(JoinError::not_started(describe, error)));
     }
 
     /// Whether the `JoinHandle` is gone (nobody will take the result).

@@ -177,7 +177,10 @@ impl<E> Drop for Running<E> {
 ///    stderr — so that what they borrow stays valid.
 /// 5. After the wait: a panic of the body is resumed; else the parent's
 ///    cancellation, if the wait saw it (rule 2), unwinds the parent; else the
-///    first panic of a child nobody joined is resumed; else `try_scope`
+///    first panic of a child nobody joined is resumed; else a child that
+///    could not start (no stack could be mapped for its first run; see
+///    [`JoinError::start_error`](crate::JoinError::start_error)) panics
+///    the scope with that error; else `try_scope`
 ///    returns the body's value, or a [`ScopeError`] with every error of a failed child that
 ///    nobody joined (in the order they happened) and the body's own error
 ///    last. A child that was joined handed its result to the joiner.
@@ -206,7 +209,8 @@ pub struct ScopedJoinHandle<'scope, T> {
 ///
 /// # Panics
 ///
-/// Outside a corio task; if `f` panics; if a child nobody joined panicked.
+/// Outside a corio task; if `f` panics; if a child nobody joined panicked
+/// or could not start (no stack for its first run).
 ///
 /// # Examples
 ///
@@ -318,9 +322,10 @@ impl<'scope, 'env, E> Scope<'scope, 'env, E> {
     /// scope. Its failure is a panic (see [`spawn_try`](Self::spawn_try)
     /// for `Result`s).
     ///
-    /// # Panics
-    ///
-    /// If no stack can be mapped (see [`Builder::spawn`](crate::Builder::spawn)).
+    /// A child that cannot get a stack when it first runs ends without
+    /// running, and its `JoinError` names the limit (see
+    /// [`Builder::spawn`](crate::Builder::spawn)); unjoined, it panics the
+    /// scope with that error.
     #[track_caller]
     pub fn spawn<F, T>(&'scope self, f: F) -> ScopedJoinHandle<'scope, T>
     where
@@ -333,11 +338,8 @@ impl<'scope, 'env, E> Scope<'scope, 'env, E> {
 
     /// Spawns a fallible child: returning `Err` counts as a failure, which
     /// cancels its siblings; the error is reported by the scope (see
-    /// [`try_scope`]) unless a join takes it.
-    ///
-    /// # Panics
-    ///
-    /// As [`spawn`](Self::spawn).
+    /// [`try_scope`]) unless a join takes it. A child that cannot get a
+    /// stack is as for [`spawn`](Self::spawn).
     #[track_caller]
     pub fn spawn_try<F, T>(&'scope self, f: F) -> ScopedJoinHandle<'scope, Result<T, E>>
     where
@@ -406,11 +408,8 @@ impl<'scope, 'env, E> Scope<'scope, 'env, E> {
     /// queued on the parent's worker and may be handed to an idle worker
     /// before it first runs; once started, it stays where it is. `f` and its
     /// result must be `Send`, as for [`spawn_on`](Self::spawn_on). With one
-    /// worker it is a child like those of [`spawn`](Self::spawn).
-    ///
-    /// # Panics
-    ///
-    /// As [`spawn`](Self::spawn).
+    /// worker it is a child like those of [`spawn`](Self::spawn), and one
+    /// that cannot get a stack is as for that.
     ///
     /// # Examples
     ///
@@ -603,6 +602,19 @@ impl<'scope, 'env, E> Scope<'scope, 'env, E> {
                 && e.is_panic()
             {
                 panic::resume_unwind(e.into_panic());
+            }
+        }
+        // A child that could not start (no stack for its first run) did
+        // not do its part: its error is the scope's, as a panic would be.
+        // Nobody can join it any more, so this join takes nothing from
+        // anyone (and does not wait: it has finished).
+        let unjoined: Vec<SharedHandle> = state.handles.borrow().clone();
+        for handle in unjoined {
+            let handle = handle.borrow_mut().take();
+            if let Some(Err(e)) = handle.map(|h| super::park::shielded(|| h.join()))
+                && e.start_error().is_some()
+            {
+                panic!("corio::scope: {e}");
             }
         }
         let errors = failures

@@ -40,10 +40,10 @@ impl<'scope, E> ScopedBuilder<'scope, '_, E> {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidStackSize`](crate::Error::InvalidStackSize);
-    /// [`Error::MapLimit`](crate::Error::MapLimit) or
-    /// [`Error::OutOfMemory`](crate::Error::OutOfMemory) when no stack can
-    /// be mapped. Nothing is spawned then.
+    /// [`Error::InvalidStackSize`](crate::Error::InvalidStackSize): nothing
+    /// is spawned then. A child that cannot get a stack when it first runs
+    /// ends without running, and its `JoinError` names the limit
+    /// ([`JoinError::start_error`](crate::JoinError::start_error)).
     #[track_caller]
     pub fn spawn<F, T>(self, f: F) -> Result<ScopedJoinHandle<'scope, T>, Error>
     where

@@ -185,6 +185,14 @@ fn metrics_count_tasks_switches_timers_and_blocking_jobs() {
         assert!(bad.join().is_err());
         slow.cancel();
         assert!(slow.join().unwrap_err().is_cancelled());
+        // The sleep above need not park the thread (its time may pass while
+        // other tasks run); with nothing else to run, one of these does.
+        for _ in 0..100 {
+            if corio::runtime::metrics().parked > Duration::ZERO {
+                break;
+            }
+            corio::time::sleep(Duration::from_millis(5));
+        }
         let m = corio::runtime::metrics();
         assert_eq!(m.tasks_spawned, 4);
         assert_eq!(m.tasks_alive, 1);

@@ -161,16 +161,21 @@ impl Scheduler {
         match result {
             // The task recorded its own transition before suspending.
             CoroutineResult::Yield(()) => false,
-            CoroutineResult::Return(outcome) => {
-                core.local(self).advance(Transition::Finish(outcome));
-                crate::task::diag::count_finish(self, outcome);
-                crate::task::diag::on_finish(self, core);
-                crate::task::trace::finished(self, core, outcome);
-                let main_done = ptr::eq(core, self.main.get());
-                self.retire(core);
-                main_done
-            }
+            CoroutineResult::Return(outcome) => self.finish(core, outcome),
         }
+    }
+
+    /// Records that `core` finished with `outcome` and retires it; returns
+    /// whether it was the main task of `block_on`.
+    #[inline(always)]
+    fn finish(&self, core: &Core, outcome: Outcome) -> bool {
+        core.local(self).advance(Transition::Finish(outcome));
+        crate::task::diag::count_finish(self, outcome);
+        crate::task::diag::on_finish(self, core);
+        crate::task::trace::finished(self, core, outcome);
+        let main_done = ptr::eq(core, self.main.get());
+        self.retire(core);
+        main_done
     }
 
     /// Finishes a task that could not get a stack for its first run: it
@@ -183,15 +188,8 @@ impl Scheduler {
         self.current.set(ptr::null());
         // SAFETY: the vtable belongs to this block.
         unsafe { (core.header.vtable.complete_not_started)(NonNull::from(core), error) };
-        let outcome = Outcome::Cancelled;
-        core.local(self).advance(Transition::Finish(outcome));
-        crate::task::diag::count_finish(self, outcome);
-        crate::task::diag::on_finish(self, core);
-        crate::task::trace::finished(self, core, outcome);
-        let main_done = ptr::eq(core, self.main.get());
-        // Drops its closure: it has no coroutine.
-        self.retire(core);
-        main_done
+        // Retiring drops its closure: it has no coroutine.
+        self.finish(core, Outcome::Cancelled)
     }
 
     /// Counts `n` task runs (see `Counters::switches`).

@@ -255,22 +255,28 @@ fn lock_both_in_step(first: &Mutex<()>, second: &Mutex<()>, step: &corio::sync::
     let _b = second.lock();
 }
 
-fn cycle_across_workers() {
+/// Tasks "first" (worker 0) and "second" (worker 1) each take one of two
+/// fresh resources, meet at a barrier, then take the other: a cycle
+/// across workers, whatever `take_both` takes.
+fn opposite_order_across_workers<R: Send + Sync + 'static>(
+    make: fn() -> R,
+    take_both: fn(&R, &R, &corio::sync::Barrier),
+) {
     let rt = corio::runtime::Builder::new().workers(2).build().unwrap();
-    rt.block_on(|| {
-        let x = Arc::new(Mutex::new(()));
-        let y = Arc::new(Mutex::new(()));
+    rt.block_on(move || {
+        let x = Arc::new(make());
+        let y = Arc::new(make());
         let step = Arc::new(corio::sync::Barrier::new(2));
         let (x1, y1, step1) = (Arc::clone(&x), Arc::clone(&y), Arc::clone(&step));
         let first = corio::Builder::new()
             .name("first")
-            .spawn_local(move || lock_both_in_step(&x1, &y1, &step1))
+            .spawn_local(move || take_both(&x1, &y1, &step1))
             .unwrap();
         // Named, on worker 1: spawned there by a task of its own.
         let second = corio::spawn_on(1, move || {
             corio::Builder::new()
                 .name("second")
-                .spawn_local(move || lock_both_in_step(&y, &x, &step))
+                .spawn_local(move || take_both(&y, &x, &step))
                 .unwrap()
         })
         .join()
@@ -278,6 +284,10 @@ fn cycle_across_workers() {
         first.join().unwrap();
         second.join().unwrap();
     });
+}
+
+fn cycle_across_workers() {
+    opposite_order_across_workers(|| Mutex::new(()), lock_both_in_step);
 }
 
 fn acquire_both_in_step(first: &Semaphore, second: &Semaphore, step: &corio::sync::Barrier) {
@@ -287,27 +297,7 @@ fn acquire_both_in_step(first: &Semaphore, second: &Semaphore, step: &corio::syn
 }
 
 fn semaphore_cycle_across_workers() {
-    let rt = corio::runtime::Builder::new().workers(2).build().unwrap();
-    rt.block_on(|| {
-        let x = Arc::new(Semaphore::new(1));
-        let y = Arc::new(Semaphore::new(1));
-        let step = Arc::new(corio::sync::Barrier::new(2));
-        let (x1, y1, step1) = (Arc::clone(&x), Arc::clone(&y), Arc::clone(&step));
-        let first = corio::Builder::new()
-            .name("first")
-            .spawn_local(move || acquire_both_in_step(&x1, &y1, &step1))
-            .unwrap();
-        let second = corio::spawn_on(1, move || {
-            corio::Builder::new()
-                .name("second")
-                .spawn_local(move || acquire_both_in_step(&y, &x, &step))
-                .unwrap()
-        })
-        .join()
-        .unwrap();
-        first.join().unwrap();
-        second.join().unwrap();
-    });
+    opposite_order_across_workers(|| Semaphore::new(1), acquire_both_in_step);
 }
 
 /// A receiver on worker 0 whose sender sleeps on worker 1: not a deadlock

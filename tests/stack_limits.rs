@@ -443,9 +443,8 @@ fn libc_sigabrt() -> i32 {
 fn child_overflow_in_a_burst_on_two_workers() {
     let rt = corio::runtime::Builder::new().workers(2).build().unwrap();
     rt.block_on(|| {
-        // A burst: each worker maps full-size chunks, whose stacks come
-        // with their top page populated, and idle workers take tasks that
-        // never ran; their stacks are guarded all the same.
+        // A burst: each worker maps full-size chunks, and idle workers
+        // take tasks that never ran; their stacks are guarded all the same.
         let go = Arc::new(corio::sync::Event::new());
         let parked: Vec<_> = (0..2000)
             .map(|_| {

@@ -7,6 +7,15 @@
 //! runtime. `--threads T` runs T runtimes on T threads, splitting the
 //! connections between them, for when one core cannot saturate the server.
 //!
+//! By default each connection sends its next message as soon as the echo
+//! of the last one is in (a closed loop: the load follows the server's
+//! speed). `--rate R` paces the connections instead, R messages per second
+//! in all, each connection on its own schedule; a late echo delays only
+//! its own connection's next message. Two servers, or one server with 1
+//! and with 2 workers, then carry the same load, so their CPU time per
+//! request compares directly. Latency is counted from each message's
+//! scheduled time, so a server that falls behind shows it.
+//!
 //! ```text
 //! cargo run --release --example echo_load -- --addr 127.0.0.1:7000 --connections 50 --duration 5
 //! ```
@@ -18,7 +27,8 @@
 //! ```
 //!
 //! Options: `--addr HOST:PORT` (default `127.0.0.1:7000`), `--connections C`
-//! (50), `--duration SECS` (5), `--size BYTES` (64), `--threads T` (1).
+//! (50), `--duration SECS` (5), `--size BYTES` (64), `--threads T` (1),
+//! `--rate R` (messages per second in all; unpaced by default).
 //! The exit status is non-zero if any connection failed (each failure is
 //! one line on stderr, naming the address) or an argument is bad.
 
@@ -35,6 +45,8 @@ struct Config {
     duration: Duration,
     size: usize,
     threads: usize,
+    /// Messages per second over all connections; `None`: a closed loop.
+    rate: Option<f64>,
 }
 
 /// What one connection measured.
@@ -60,12 +72,22 @@ fn run() -> io::Result<()> {
     let threads = cfg.threads.clamp(1, cfg.connections.max(1));
     let start = Instant::now() + Duration::from_millis(100);
     let deadline = start + cfg.duration;
+    // Each connection sends every `interval` under `--rate`.
+    let interval = cfg
+        .rate
+        .map(|r| Duration::from_nanos((1e9 * cfg.connections as f64 / r).round() as u64));
     let handles: Vec<_> = (0..threads)
         .map(|t| {
             // Spread the connections as evenly as possible.
             let n = cfg.connections / threads + usize::from(t < cfg.connections % threads);
-            let (addr, size) = (cfg.addr.clone(), cfg.size);
-            thread::spawn(move || corio::run(move || run_thread(&addr, n, size, start, deadline)))
+            let conn = Conn {
+                addr: cfg.addr.clone(),
+                size: cfg.size,
+                start,
+                deadline,
+                interval,
+            };
+            thread::spawn(move || corio::run(move || run_thread(conn, n)))
         })
         .collect();
     let mut all = Tally::default();
@@ -78,11 +100,13 @@ fn run() -> io::Result<()> {
     let requests = all.latencies.len();
     let mut pct = |p: f64| percentile_us(&mut all.latencies, p);
     let (p50, p99, max) = (pct(0.50), pct(0.99), pct(1.0));
+    let rate = cfg.rate.map_or("unpaced".to_owned(), |r| format!("{r:.0}"));
     println!(
-        "echo_load: addr={} connections={} threads={} size={} duration_s={:.3} requests={} rps={:.0} p50_us={:.0} p99_us={:.0} max_us={:.0} errors={}",
+        "echo_load: addr={} connections={} threads={} rate={} size={} duration_s={:.3} requests={} rps={:.0} p50_us={:.0} p99_us={:.0} max_us={:.0} errors={}",
         cfg.addr,
         cfg.connections,
         threads,
+        rate,
         cfg.size,
         elapsed,
         requests,
@@ -98,12 +122,27 @@ fn run() -> io::Result<()> {
     Ok(())
 }
 
+/// What every connection of a thread does.
+#[derive(Clone)]
+struct Conn {
+    addr: String,
+    size: usize,
+    start: Instant,
+    deadline: Instant,
+    interval: Option<Duration>,
+}
+
 /// One thread's share: `n` connection tasks on this thread's runtime.
-fn run_thread(addr: &str, n: usize, size: usize, start: Instant, deadline: Instant) -> Tally {
+fn run_thread(conn: Conn, n: usize) -> Tally {
     let tasks: Vec<_> = (0..n)
-        .map(|_| {
-            let addr = addr.to_owned();
-            corio::spawn(move || connection(&addr, size, start, deadline))
+        .map(|i| {
+            let conn = conn.clone();
+            // Paced connections start spread over one interval, so that
+            // the messages do not all leave together.
+            let offset = conn
+                .interval
+                .map_or(Duration::ZERO, |iv| iv * i as u32 / n as u32);
+            corio::spawn(move || connection(&conn, offset))
         })
         .collect();
     let mut tally = Tally::default();
@@ -119,17 +158,28 @@ fn run_thread(addr: &str, n: usize, size: usize, start: Instant, deadline: Insta
     tally
 }
 
-fn connection(addr: &str, size: usize, start: Instant, deadline: Instant) -> io::Result<Vec<u32>> {
+fn connection(conn: &Conn, offset: Duration) -> io::Result<Vec<u32>> {
+    let addr = &conn.addr;
     let mut stream = TcpStream::connect(addr)
         .map_err(|e| io::Error::new(e.kind(), format!("cannot connect to {addr}: {e}")))?;
     stream.set_nodelay(true)?;
-    let msg = vec![b'x'; size];
-    let mut echo = vec![0u8; size];
+    let msg = vec![b'x'; conn.size];
+    let mut echo = vec![0u8; conn.size];
     let mut latencies = Vec::with_capacity(1 << 16);
-    corio::time::sleep_until(start);
+    let mut next = conn.start + offset;
+    corio::time::sleep_until(next);
     loop {
-        let sent = Instant::now();
-        if sent >= deadline {
+        // Paced: the scheduled time, even if the last echo made us late.
+        let sent = match conn.interval {
+            Some(interval) => {
+                corio::time::sleep_until(next);
+                let scheduled = next;
+                next += interval;
+                scheduled
+            }
+            None => Instant::now(),
+        };
+        if sent >= conn.deadline {
             return Ok(latencies);
         }
         stream.write_all(&msg)?;
@@ -156,6 +206,7 @@ fn parse_args() -> io::Result<Config> {
         duration: Duration::from_secs(5),
         size: 64,
         threads: 1,
+        rate: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -165,6 +216,13 @@ fn parse_args() -> io::Result<Config> {
             "--connections" => cfg.connections = value.parse().map_err(|_| bad(&value))?,
             "--size" => cfg.size = value.parse().map_err(|_| bad(&value))?,
             "--threads" => cfg.threads = value.parse().map_err(|_| bad(&value))?,
+            "--rate" => {
+                let rate = value.parse::<f64>().map_err(|_| bad(&value))?;
+                if !(rate.is_finite() && rate > 0.0) {
+                    return Err(bad(&value));
+                }
+                cfg.rate = Some(rate);
+            }
             "--duration" => {
                 cfg.duration = value
                     .parse::<f64>()
@@ -183,7 +241,7 @@ fn bad(what: &str) -> io::Error {
         io::ErrorKind::InvalidInput,
         format!(
             "bad argument {what:?}; usage: echo_load [--addr HOST:PORT] [--connections C] \
-             [--duration SECS] [--size BYTES] [--threads T]"
+             [--duration SECS] [--size BYTES] [--threads T] [--rate MESSAGES_PER_SEC]"
         ),
     )
 }

@@ -535,6 +535,34 @@ fn echo_server_and_load() {
 }
 
 #[test]
+fn echo_load_paced_sends_exactly_its_schedule() {
+    let (server, addr) = Running::server("echo_server", &["--duration", "3"]);
+    // 4 connections at 2,000 messages/s in all: one every 2 ms each, their
+    // first at 0, 0.5, 1 and 1.5 ms, for 0.5 s: 250 each, whatever the
+    // server's speed (a late echo delays the next send, not the count).
+    let out = run(
+        "echo_load",
+        &[
+            "--addr",
+            &addr.to_string(),
+            "--connections",
+            "4",
+            "--duration",
+            "0.5",
+            "--rate",
+            "2000",
+        ],
+    );
+    let line = String::from_utf8(out.stdout).unwrap();
+    assert!(line.contains(" rate=2000 "), "{line}");
+    assert!(line.contains(" requests=1000 "), "{line}");
+    assert!(line.contains(" errors=0"), "{line}");
+    assert_eq!(server.finish().trim(), "echoed 1000 messages");
+    let out = output("echo_load", &["--rate", "0"]);
+    assert_readable_error(&out, "echo_load: bad argument \"0\"");
+}
+
+#[test]
 fn echo_server_and_http_server_with_workers() {
     for workers in ["1", "2"] {
         let (server, addr) =

@@ -68,16 +68,19 @@ impl Registration {
     }
 
     /// `Some` if the last known readiness for `dir` is set.
+    #[inline]
     pub(crate) fn ready(&self, dir: Direction) -> Option<ReadyTick> {
         self.source.ready(dir)
     }
 
     /// See [`Source::clear`].
+    #[inline]
     pub(crate) fn clear(&self, dir: Direction, tick: ReadyTick) {
         self.source.clear(dir, tick)
     }
 
     /// See [`Source::clear_drained`].
+    #[inline]
     pub(crate) fn clear_drained(&self, dir: Direction, tick: ReadyTick) {
         self.source.clear_drained(dir, tick)
     }
@@ -253,6 +256,17 @@ impl LazyRegistration {
     /// caller gets [`Error::WrongRuntime`](crate::Error::WrongRuntime).
     #[inline]
     fn get_in(&self, fd: BorrowedFd<'_>, runtime: *const Shared) -> io::Result<&Registration> {
+        // The path of every operation on a registered fd, inlined; making
+        // the registration and the error stay out of line.
+        match self.0.get() {
+            Some(r) if ptr::eq(Arc::as_ptr(&r.runtime), runtime) => Ok(r),
+            _ => self.get_in_slow(fd, runtime),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn get_in_slow(&self, fd: BorrowedFd<'_>, runtime: *const Shared) -> io::Result<&Registration> {
         let registered = lazy::get_or_make(
             &self.0,
             |r| ptr::eq(Arc::as_ptr(&r.runtime), runtime),

@@ -135,6 +135,7 @@ impl Source {
     /// the reference must be dropped before anything that could reach the
     /// lists again (a park, an unpark that runs tasks).
     #[allow(clippy::mut_from_ref)]
+    #[inline]
     pub(crate) unsafe fn waiters(&self) -> &mut Waiters {
         // SAFETY: per the contract, the only reference, on the only thread.
         unsafe { &mut *self.waiters.get() }
@@ -366,11 +367,13 @@ impl Drop for Installed {
 
 impl Source {
     /// The registered fd.
+    #[inline]
     pub(crate) fn fd(&self) -> RawFd {
         self.fd
     }
 
     /// `Some` if the last known readiness for `dir` is set.
+    #[inline]
     pub(crate) fn ready(&self, dir: Direction) -> Option<ReadyTick> {
         let r = self.readiness.load(Ordering::Acquire);
         (r & bit(dir) != 0).then_some(ReadyTick(r >> TICK_SHIFT))
@@ -378,7 +381,25 @@ impl Source {
 
     /// Clears readiness for `dir` after a `WouldBlock`, unless an event came
     /// in after `tick` was read.
+    #[inline]
     pub(crate) fn clear(&self, dir: Direction, tick: ReadyTick) {
+        // Inlined: one load and one compare-exchange; a race goes out of line.
+        let cur = self.readiness.load(Ordering::Acquire);
+        if cur >> TICK_SHIFT != tick.0 || cur & bit(dir) == 0 {
+            return;
+        }
+        if self
+            .readiness
+            .compare_exchange_weak(cur, cur & !bit(dir), Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            self.clear_contended(dir, tick);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn clear_contended(&self, dir: Direction, tick: ReadyTick) {
         let mut cur = self.readiness.load(Ordering::Acquire);
         while cur >> TICK_SHIFT == tick.0 && cur & bit(dir) != 0 {
             match self.readiness.compare_exchange_weak(
@@ -396,6 +417,7 @@ impl Source {
     /// Clears readiness for `dir` after an operation drained the fd (rule 2):
     /// like [`clear`](Self::clear), but read readiness stays once the read
     /// side is closed.
+    #[inline]
     pub(crate) fn clear_drained(&self, dir: Direction, tick: ReadyTick) {
         let closed = self.readiness.load(Ordering::Acquire) & CLOSED != 0;
         if !(closed && dir == Direction::Read) {

@@ -58,6 +58,7 @@ impl Options {
         }
     }
 
+    #[inline]
     pub(crate) fn deadline(&self, dir: Direction) -> Option<Instant> {
         match self.slot(dir).load(Ordering::Relaxed) {
             0 => None,
@@ -69,6 +70,7 @@ impl Options {
         self.nonblocking.store(on, Ordering::Relaxed);
     }
 
+    #[inline]
     pub(crate) fn is_nonblocking(&self) -> bool {
         self.nonblocking.load(Ordering::Relaxed)
     }
@@ -88,6 +90,7 @@ pub(crate) struct Io<S: AsFd> {
 /// the `WouldBlock` syscall that would otherwise find out (reactor rule 2).
 /// Reads only where the poller reports a FIN that came with the data, which
 /// a short read cannot tell apart.
+#[inline]
 fn drained(dir: Direction, len: usize) -> impl Fn(&usize) -> bool {
     let applies = dir == Direction::Write || reactor::DRAIN_READS;
     move |&n| applies && n > 0 && n < len
@@ -100,6 +103,7 @@ fn drained(dir: Direction, len: usize) -> impl Fn(&usize) -> bool {
 /// zero-length stream read wait for data that it then leaves unread.
 /// (Datagram receives into no room still wait for, and consume, a
 /// datagram, as in std: that is what they mean.)
+#[inline]
 fn empty_read(dir: Direction, len: usize) -> bool {
     dir == Direction::Read && len == 0
 }
@@ -177,6 +181,7 @@ impl<S: AsFd> Io<S> {
     /// [`op`](Self::op) for a stream read or write of `len` bytes: a short
     /// transfer clears readiness (see `io_op::io_op_drain`). A read into
     /// no room is `Ok(0)` at once (see [`empty_read`]).
+    #[inline]
     pub(crate) fn stream_op(
         &self,
         dir: Direction,
@@ -189,6 +194,7 @@ impl<S: AsFd> Io<S> {
         self.op_drain(dir, op, drained(dir, len))
     }
 
+    #[inline]
     fn op_drain<R>(
         &self,
         dir: Direction,
@@ -265,11 +271,43 @@ impl<S: AsFd> Io<S> {
     }
 }
 
+/// The cold half of a by-value stream `Read`/`Write`: after an error, if
+/// it is [`Error::WrongWorker`](crate::Error::WrongWorker), re-registers
+/// `stream` with the calling worker (nobody else can be waiting on a
+/// stream held by value) and runs `op` again. Out of line, so that the
+/// by-value impls inline the borrowed ones once.
+#[cold]
+#[inline(never)]
+pub(crate) fn rebound<T: Rebind, R>(
+    e: io::Error,
+    stream: &mut T,
+    op: impl FnOnce(&mut T) -> io::Result<R>,
+) -> io::Result<R> {
+    if io_op::is_wrong_worker(&e) && stream.rebind() {
+        op(stream)
+    } else {
+        Err(e)
+    }
+}
+
+/// A stream type that can re-register its fd with the calling worker.
+pub(crate) trait Rebind {
+    /// See [`Io::rebind`].
+    fn rebind(&mut self) -> bool;
+}
+
 /// `Read` and `Write` for a stream type `$t` (with an `io: Io<_>` field
 /// whose socket implements them for `&S`) and for `&$t`.
 macro_rules! stream_read_write {
     ($t:ty) => {
+        impl $crate::net::io::Rebind for $t {
+            fn rebind(&mut self) -> bool {
+                self.io.rebind()
+            }
+        }
+
         impl ::std::io::Read for &$t {
+            #[inline]
             fn read(&mut self, buf: &mut [u8]) -> ::std::io::Result<usize> {
                 if let Some(p) = $crate::net::provided::Provided::provided(*self) {
                     return $crate::net::provided::read(
@@ -286,6 +324,7 @@ macro_rules! stream_read_write {
                 })
             }
 
+            #[inline]
             fn read_vectored(
                 &mut self,
                 bufs: &mut [::std::io::IoSliceMut<'_>],
@@ -301,17 +340,19 @@ macro_rules! stream_read_write {
         }
 
         impl ::std::io::Read for $t {
+            #[inline]
             fn read(&mut self, buf: &mut [u8]) -> ::std::io::Result<usize> {
                 // Moved here from another worker by value: nobody else
                 // can be waiting on it, so it may re-register here.
                 match ::std::io::Read::read(&mut &*self, buf) {
-                    Err(e) if $crate::io_op::is_wrong_worker(&e) && self.io.rebind() => {
-                        ::std::io::Read::read(&mut &*self, buf)
+                    Err(e) => {
+                        $crate::net::io::rebound(e, self, |s| ::std::io::Read::read(&mut &*s, buf))
                     }
                     r => r,
                 }
             }
 
+            #[inline]
             fn read_vectored(
                 &mut self,
                 bufs: &mut [::std::io::IoSliceMut<'_>],
@@ -319,15 +360,16 @@ macro_rules! stream_read_write {
                 // Moved here from another worker by value: nobody else
                 // can be waiting on it, so it may re-register here.
                 match ::std::io::Read::read_vectored(&mut &*self, bufs) {
-                    Err(e) if $crate::io_op::is_wrong_worker(&e) && self.io.rebind() => {
-                        ::std::io::Read::read_vectored(&mut &*self, bufs)
-                    }
+                    Err(e) => $crate::net::io::rebound(e, self, |s| {
+                        ::std::io::Read::read_vectored(&mut &*s, bufs)
+                    }),
                     r => r,
                 }
             }
         }
 
         impl ::std::io::Write for &$t {
+            #[inline]
             fn write(&mut self, buf: &[u8]) -> ::std::io::Result<usize> {
                 if let Some(p) = $crate::net::provided::Provided::provided(*self) {
                     return $crate::net::provided::write(p, buf);
@@ -338,6 +380,7 @@ macro_rules! stream_read_write {
                     })
             }
 
+            #[inline]
             fn write_vectored(
                 &mut self,
                 bufs: &[::std::io::IoSlice<'_>],
@@ -351,23 +394,26 @@ macro_rules! stream_read_write {
                 })
             }
 
+            #[inline]
             fn flush(&mut self) -> ::std::io::Result<()> {
                 Ok(())
             }
         }
 
         impl ::std::io::Write for $t {
+            #[inline]
             fn write(&mut self, buf: &[u8]) -> ::std::io::Result<usize> {
                 // Moved here from another worker by value: nobody else
                 // can be waiting on it, so it may re-register here.
                 match ::std::io::Write::write(&mut &*self, buf) {
-                    Err(e) if $crate::io_op::is_wrong_worker(&e) && self.io.rebind() => {
-                        ::std::io::Write::write(&mut &*self, buf)
-                    }
+                    Err(e) => $crate::net::io::rebound(e, self, |s| {
+                        ::std::io::Write::write(&mut &*s, buf)
+                    }),
                     r => r,
                 }
             }
 
+            #[inline]
             fn write_vectored(
                 &mut self,
                 bufs: &[::std::io::IoSlice<'_>],
@@ -375,13 +421,14 @@ macro_rules! stream_read_write {
                 // Moved here from another worker by value: nobody else
                 // can be waiting on it, so it may re-register here.
                 match ::std::io::Write::write_vectored(&mut &*self, bufs) {
-                    Err(e) if $crate::io_op::is_wrong_worker(&e) && self.io.rebind() => {
-                        ::std::io::Write::write_vectored(&mut &*self, bufs)
-                    }
+                    Err(e) => $crate::net::io::rebound(e, self, |s| {
+                        ::std::io::Write::write_vectored(&mut &*s, bufs)
+                    }),
                     r => r,
                 }
             }
 
+            #[inline]
             fn flush(&mut self) -> ::std::io::Result<()> {
                 Ok(())
             }

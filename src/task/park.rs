@@ -299,6 +299,7 @@ pub(crate) fn park(reason: WaitReason, deadline: Option<Instant>) -> Result<(), 
     }
 }
 
+#[inline]
 pub(crate) fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
     match (a, b) {
         (Some(a), Some(b)) => Some(a.min(b)),
@@ -657,56 +658,54 @@ pub(crate) fn unobserve_timeout() {
 /// enclosing scope's earlier one, not the operation's own). A record of an
 /// enclosing scope's deadline is passed on to that scope.
 pub(crate) fn with_deadline<R>(deadline: Instant, f: impl FnOnce() -> R) -> (R, bool) {
-    type ScopeState = (Option<Instant>, Option<Instant>);
-    /// Replaces the caller's `(deadline, fired)` by what `update` makes of
-    /// it, returning what `update` returns.
-    fn update<T>(update: impl FnOnce(&mut ScopeState) -> T) -> T {
-        let mut update = Some(update);
-        let in_task = with_current(|s, core| {
-            let local = core.local(s);
-            let mut state = (local.deadline.get(), local.fired.get());
-            let r = (update.take().expect("called once"))(&mut state);
-            local.deadline.set(state.0);
-            local.fired.set(state.1);
-            r
-        });
-        match (in_task, update) {
-            (Some(r), _) => r,
-            (None, Some(update)) => {
-                let mut state = (THREAD_DEADLINE.get(), THREAD_FIRED.get());
-                let r = update(&mut state);
-                THREAD_DEADLINE.set(state.0);
-                THREAD_FIRED.set(state.1);
-                r
-            }
-            (None, None) => unreachable!("`update` runs in a task or outside"),
-        }
-    }
     /// Leaves the scope: restores the enclosing `(deadline, fired)`, and
     /// says whether the record is `own`'s; one that is not stays for the
     /// enclosing scopes.
-    fn leave(outer: ScopeState, own: Option<Instant>) -> bool {
-        update(|state| {
-            let mine = own.is_some() && state.1 == own;
-            *state = (outer.0, if mine { outer.1 } else { state.1.or(outer.1) });
+    #[inline]
+    fn leave(outer: (Option<Instant>, Option<Instant>), own: Option<Instant>) -> bool {
+        scope_cells(|scope, fired| {
+            let now_fired = fired.get();
+            let mine = own.is_some() && now_fired == own;
+            scope.set(outer.0);
+            fired.set(if mine { outer.1 } else { now_fired.or(outer.1) });
             mine
         })
     }
-    struct Restore(ScopeState);
+    struct Restore((Option<Instant>, Option<Instant>));
     impl Drop for Restore {
         fn drop(&mut self) {
             leave(self.0, None);
         }
     }
-    let outer = update(|state| {
-        let outer = *state;
-        *state = (earliest(state.0, Some(deadline)), None);
+    let outer = scope_cells(|scope, fired| {
+        let outer = (scope.get(), fired.get());
+        scope.set(earliest(outer.0, Some(deadline)));
+        fired.set(None);
         outer
     });
     let restore = Restore(outer);
     let r = f();
     std::mem::forget(restore);
     (r, leave(outer, Some(deadline)))
+}
+
+/// Runs `use_cells` on the running task's `timeout` state — its scope
+/// deadline and the record of a deadline that fired — or, outside a task,
+/// on the thread's. Inlined into each `with_deadline`: a `timeout` enters
+/// and leaves a scope around every operation it guards.
+#[inline(always)]
+fn scope_cells<T>(
+    use_cells: impl FnOnce(&Cell<Option<Instant>>, &Cell<Option<Instant>>) -> T,
+) -> T {
+    match current_task_ptrs() {
+        Some((s, core)) => {
+            // SAFETY: see `current_task_ptrs`; the task runs until
+            // `use_cells` returns (it does not park).
+            let local = unsafe { core.as_ref() }.local(unsafe { s.as_ref() });
+            use_cells(&local.deadline, &local.fired)
+        }
+        None => THREAD_DEADLINE.with(|scope| THREAD_FIRED.with(|fired| use_cells(scope, fired))),
+    }
 }
 
 /// Runs `f` with cancellation held off: blocking calls inside do not fail
@@ -783,6 +782,7 @@ pub(crate) fn current_frame_slot() -> Option<*mut *const super::frame::Frame> {
 }
 
 /// The running task's core, if the caller is a task.
+#[inline]
 pub(crate) fn current_core() -> Option<NonNull<Core>> {
     with_current(|_, core| NonNull::from(core))
 }

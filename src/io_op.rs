@@ -491,10 +491,7 @@ pub(crate) fn wait_ready(
 
 /// Blocks the thread until `fd` is ready in `dir` or the deadline passes.
 fn poll_fd(fd: BorrowedFd<'_>, dir: Direction, deadline: Option<Instant>) -> io::Result<()> {
-    let deadline = match (deadline, crate::task::park::current_deadline()) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    };
+    let deadline = crate::task::park::earliest(deadline, crate::task::park::current_deadline());
     loop {
         let timeout_ms = match deadline {
             None => -1,

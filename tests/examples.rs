@@ -498,30 +498,31 @@ fn stuck_rejects_bad_arguments() {
     }
 }
 
+/// Runs `echo_load` against `addr` with `args`; its one line of results.
+fn echo_load(addr: std::net::SocketAddr, args: &[&str]) -> String {
+    let addr = addr.to_string();
+    let mut all = vec!["--addr", &addr];
+    all.extend_from_slice(args);
+    String::from_utf8(run("echo_load", &all).stdout).unwrap()
+}
+
+/// The number after `key=` in an `echo_load` result line.
+fn load_field(line: &str, key: &str) -> f64 {
+    line.split_whitespace()
+        .find_map(|kv| kv.strip_prefix(&format!("{key}=")))
+        .unwrap_or_else(|| panic!("no {key} in {line}"))
+        .parse()
+        .unwrap_or_else(|e| panic!("{key} in {line}: {e}"))
+}
+
 #[test]
 fn echo_server_and_load() {
     let (server, addr) = Running::server("echo_server", &["--duration", "3"]);
-    let out = run(
-        "echo_load",
-        &[
-            "--addr",
-            &addr.to_string(),
-            "--connections",
-            "8",
-            "--duration",
-            "0.5",
-            "--threads",
-            "2",
-        ],
+    let line = echo_load(
+        addr,
+        &["--connections", "8", "--duration", "0.5", "--threads", "2"],
     );
-    let line = String::from_utf8(out.stdout).unwrap();
-    let field = |key: &str| -> f64 {
-        line.split_whitespace()
-            .find_map(|kv| kv.strip_prefix(&format!("{key}=")))
-            .unwrap_or_else(|| panic!("no {key} in {line}"))
-            .parse()
-            .unwrap()
-    };
+    let field = |key: &str| load_field(&line, key);
     assert!(line.starts_with("echo_load: "), "{line}");
     assert_eq!(field("connections"), 8.0);
     assert_eq!(field("errors"), 0.0);
@@ -540,23 +541,13 @@ fn echo_load_paced_sends_exactly_its_schedule() {
     // 4 connections at 2,000 messages/s in all: one every 2 ms each, their
     // first at 0, 0.5, 1 and 1.5 ms, for 0.5 s: 250 each, whatever the
     // server's speed (a late echo delays the next send, not the count).
-    let out = run(
-        "echo_load",
-        &[
-            "--addr",
-            &addr.to_string(),
-            "--connections",
-            "4",
-            "--duration",
-            "0.5",
-            "--rate",
-            "2000",
-        ],
+    let line = echo_load(
+        addr,
+        &["--connections", "4", "--duration", "0.5", "--rate", "2000"],
     );
-    let line = String::from_utf8(out.stdout).unwrap();
-    assert!(line.contains(" rate=2000 "), "{line}");
-    assert!(line.contains(" requests=1000 "), "{line}");
-    assert!(line.contains(" errors=0"), "{line}");
+    assert_eq!(load_field(&line, "rate"), 2000.0);
+    assert_eq!(load_field(&line, "requests"), 1000.0, "{line}");
+    assert_eq!(load_field(&line, "errors"), 0.0);
     assert_eq!(server.finish().trim(), "echoed 1000 messages");
     let out = output("echo_load", &["--rate", "0"]);
     assert_readable_error(&out, "echo_load: bad argument \"0\"");

@@ -608,8 +608,7 @@ pub(crate) fn yield_now() {
 
 /// The earliest `timeout` deadline around the caller.
 pub(crate) fn current_deadline() -> Option<Instant> {
-    with_current(|s, core| core.local(s).deadline.get())
-        .unwrap_or_else(|| THREAD_DEADLINE.with(Cell::get))
+    scope_cells(|scope, _| scope.get())
 }
 
 /// `TimedOut`, for a deadline check that failed at `now`: if the enclosing
@@ -631,10 +630,7 @@ pub(crate) fn timed_out_at(now: Instant) -> Interrupt {
 /// scope whose deadline it is will report `Elapsed` (see [`with_deadline`]).
 #[cold]
 pub(crate) fn deadline_fired(at: Instant) {
-    let in_task = with_current(|s, core| core.local(s).fired.set(Some(at)));
-    if in_task.is_none() {
-        THREAD_FIRED.with(|c| c.set(Some(at)));
-    }
+    scope_cells(|_, fired| fired.set(Some(at)));
 }
 
 /// Takes back what a deadline check recorded for an operation that
@@ -645,10 +641,7 @@ pub(crate) fn deadline_fired(at: Instant) {
 /// never goes back): an operation that got as far as waiting cannot follow
 /// an interrupted one in the same scope.
 pub(crate) fn unobserve_timeout() {
-    let in_task = with_current(|s, core| core.local(s).fired.set(None));
-    if in_task.is_none() {
-        THREAD_FIRED.with(|c| c.set(None));
-    }
+    scope_cells(|_, fired| fired.set(None));
 }
 
 /// Runs `f` with the `timeout` deadline lowered to `deadline` (nested
@@ -691,8 +684,9 @@ pub(crate) fn with_deadline<R>(deadline: Instant, f: impl FnOnce() -> R) -> (R, 
 
 /// Runs `use_cells` on the running task's `timeout` state — its scope
 /// deadline and the record of a deadline that fired — or, outside a task,
-/// on the thread's. Inlined into each `with_deadline`: a `timeout` enters
-/// and leaves a scope around every operation it guards.
+/// on the thread's: what `with_deadline`, `current_deadline`,
+/// `deadline_fired` and `unobserve_timeout` read and write. Inlined: a
+/// `timeout` enters and leaves a scope around every operation it guards.
 #[inline(always)]
 fn scope_cells<T>(
     use_cells: impl FnOnce(&Cell<Option<Instant>>, &Cell<Option<Instant>>) -> T,
